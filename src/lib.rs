@@ -2,10 +2,24 @@
 //! and the library behind `laptop-upsd`, which makes a laptop battery behave
 //! like an apcupsd UPS.
 //!
-//! The crate is split into pure decisions and a thin layer of side effects:
+//! Pure decisions, thin side effects:
 //!
 //! - [`event`]: the 21 apcupsd events and every exact text that goes with them.
+//! - [`config`]: `SCRIPTDIR/config` (shell variables) and apcupsd.conf.
+//! - [`plan`]: pure; invocation + settings + hooks found → the [`plan::Plan`].
+//! - [`hooks`]: finding hooks (legacy and hooks.d) and what their outcomes mean.
+//! - [`process`]: the one way a child process is started and stopped.
+//! - [`actions`]: the side effects of a plan, behind a trait `--dry-run` swaps.
+//! - [`handler`]: one apccontrol run, end to end.
+//! - [`log`]: syslog, log file and stderr lines.
 
+pub mod actions;
+pub mod config;
 pub mod event;
+pub mod handler;
+pub mod hooks;
+pub mod log;
+pub mod plan;
+pub mod process;
 
 pub use event::{DefaultAction, Event};

@@ -1,1 +1,8 @@
-#![allow(clippy::unwrap_used)]
+//! The one integration test binary: real binaries, real hook scripts in temp
+//! dirs, stubs in place of everything that could touch the machine.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod support;
+
+mod apccontrol;
+mod differential;

@@ -1,1 +1,59 @@
-fn main() {}
+//! `apccontrol EVENT [UPSNAME [CONNECTED [POWERED]]]`: argv in, exit status
+//! out. Everything else is in the library ([`apccontrol::handler`]).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// apcupsd's event handler: runs your hooks, then the stock default action
+/// (wall, shutdown, apcupsd --killpower) unless a hook exits 99.
+#[derive(Debug, Parser)]
+#[command(
+    name = "apccontrol",
+    version,
+    about,
+    after_help = "EVENT is one of: annoyme battattach battdetach changeme commfailure commok \
+doreboot doshutdown emergency endselftest failing killpower loadlimit mainsback offbattery \
+onbattery powerout remotedown runlimit startselftest timeout.\n\n\
+SCRIPTDIR is --scriptdir, else the directory apccontrol was started from (apcupsd runs \
+SCRIPTDIR/apccontrol), else /etc/apcupsd. Settings are read from SCRIPTDIR/config. \
+See apccontrol(8)."
+)]
+struct Cli {
+    /// Look for hooks and the config in DIR.
+    #[arg(long, value_name = "DIR")]
+    scriptdir: Option<std::path::PathBuf>,
+
+    /// Print what would be done, in order, and do nothing.
+    #[arg(long, short = 'n')]
+    dry_run: bool,
+
+    /// Also print every log line on stderr.
+    #[arg(long, short = 'v')]
+    verbose: bool,
+
+    /// The event, as apcupsd passes it.
+    #[arg(value_name = "EVENT")]
+    event: Option<String>,
+
+    /// UPSNAME CONNECTED POWERED, as apcupsd passes them.
+    #[arg(value_name = "ARGS", num_args = 0..=3, allow_hyphen_values = true)]
+    rest: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let argv0 = std::env::args_os()
+        .next()
+        .unwrap_or_else(|| "apccontrol".into());
+    let cli = Cli::parse();
+    let request = apccontrol::handler::Request {
+        argv0,
+        scriptdir: cli.scriptdir,
+        event: cli.event,
+        rest: cli.rest,
+        dry_run: cli.dry_run,
+        verbose: cli.verbose,
+    };
+    let status = apccontrol::handler::handle(&request);
+    ExitCode::from(u8::try_from(status).unwrap_or(1))
+}

@@ -1,0 +1,215 @@
+//! Where apccontrol and laptop-upsd say what they did: syslog (facility
+//! daemon), an optional log file, and stderr when asked.
+//!
+//! Logging must never make a run fail: with no `/dev/log`, a full disk or a
+//! closed stderr, the line is dropped and the event goes on. One line per
+//! fact; long lines are cut so a hook that prints megabytes cannot flood the
+//! journal.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+
+use syslog::{Facility, Formatter3164, Logger, LoggerBackend};
+
+/// The longest line we log; longer ones are cut and marked.
+pub const MAX_LINE: usize = 1000;
+
+/// How serious a line is (syslog priorities).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    /// LOG_ALERT: action must be taken now.
+    Alert,
+    /// LOG_CRIT
+    Critical,
+    /// LOG_ERR: something failed.
+    Error,
+    /// LOG_WARNING: something is wrong but we carried on.
+    Warning,
+    /// LOG_NOTICE: a normal but significant event.
+    Notice,
+    /// LOG_INFO
+    Info,
+}
+
+impl Level {
+    fn label(self) -> &'static str {
+        match self {
+            Level::Alert => "alert",
+            Level::Critical => "crit",
+            Level::Error => "error",
+            Level::Warning => "warning",
+            Level::Notice => "notice",
+            Level::Info => "info",
+        }
+    }
+}
+
+impl From<crate::event::Severity> for Level {
+    fn from(severity: crate::event::Severity) -> Level {
+        match severity {
+            crate::event::Severity::Alert => Level::Alert,
+            crate::event::Severity::Critical => Level::Critical,
+            crate::event::Severity::Warning => Level::Warning,
+        }
+    }
+}
+
+/// A sink for log lines. Cheap to create; every output is optional.
+pub struct Log {
+    ident: String,
+    syslog: Option<Logger<LoggerBackend, Formatter3164>>,
+    file: Option<File>,
+    stderr_from: Option<Level>,
+}
+
+impl std::fmt::Debug for Log {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Log")
+            .field("ident", &self.ident)
+            .field("syslog", &self.syslog.is_some())
+            .field("file", &self.file.is_some())
+            .finish()
+    }
+}
+
+impl Log {
+    /// Log as `ident` to syslog (if `/dev/log` answers) and nowhere else yet.
+    pub fn new(ident: &str) -> Log {
+        let formatter = Formatter3164 {
+            facility: Facility::LOG_DAEMON,
+            hostname: None,
+            process: ident.to_string(),
+            pid: std::process::id(),
+        };
+        Log {
+            ident: ident.to_string(),
+            syslog: syslog::unix(formatter).ok(),
+            file: None,
+            stderr_from: None,
+        }
+    }
+
+    /// A log that writes nowhere (tests, dry runs).
+    pub fn silent(ident: &str) -> Log {
+        Log {
+            ident: ident.to_string(),
+            syslog: None,
+            file: None,
+            stderr_from: None,
+        }
+    }
+
+    /// Also write lines at `level` or more serious to stderr.
+    pub fn echo_to_stderr(&mut self, level: Level) {
+        self.stderr_from = Some(level);
+    }
+
+    /// Also append every line to this file. Returns a message if it cannot
+    /// be opened (the caller logs it; it is never fatal).
+    pub fn append_to(&mut self, path: &Path) -> Result<(), String> {
+        match OpenOptions::new().create(true).append(true).open(path) {
+            Ok(file) => {
+                self.file = Some(file);
+                Ok(())
+            }
+            Err(e) => Err(format!("cannot open log file {}: {e}", path.display())),
+        }
+    }
+
+    /// Log one line.
+    pub fn line(&mut self, level: Level, message: &str) {
+        let message = cut(message);
+        if let Some(syslog) = self.syslog.as_mut() {
+            let result = match level {
+                Level::Alert => syslog.alert(&message),
+                Level::Critical => syslog.crit(&message),
+                Level::Error => syslog.err(&message),
+                Level::Warning => syslog.warning(&message),
+                Level::Notice => syslog.notice(&message),
+                Level::Info => syslog.info(&message),
+            };
+            if result.is_err() {
+                // The socket went away (journald restarting, /dev/log gone):
+                // stop trying for this run.
+                self.syslog = None;
+            }
+        }
+        if let Some(file) = self.file.as_mut() {
+            let stamp = chrono::Local::now().format("%Y-%m-%d %H:%M:%S %z");
+            let _ = writeln!(
+                file,
+                "{stamp} {}[{}]: {}: {message}",
+                self.ident,
+                std::process::id(),
+                level.label()
+            );
+        }
+        if self.stderr_from.is_some_and(|from| level <= from) {
+            let _ = writeln!(std::io::stderr(), "{}: {message}", self.ident);
+        }
+    }
+
+    /// Shorthand for [`Level::Info`].
+    pub fn info(&mut self, message: &str) {
+        self.line(Level::Info, message);
+    }
+
+    /// Shorthand for [`Level::Notice`].
+    pub fn notice(&mut self, message: &str) {
+        self.line(Level::Notice, message);
+    }
+
+    /// Shorthand for [`Level::Warning`].
+    pub fn warning(&mut self, message: &str) {
+        self.line(Level::Warning, message);
+    }
+
+    /// Shorthand for [`Level::Error`].
+    pub fn error(&mut self, message: &str) {
+        self.line(Level::Error, message);
+    }
+}
+
+fn cut(message: &str) -> String {
+    if message.len() <= MAX_LINE {
+        return message.to_string();
+    }
+    let mut end = MAX_LINE;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... [cut]", &message[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_lines_are_cut_on_a_char_boundary() {
+        let long = "é".repeat(MAX_LINE);
+        let out = cut(&long);
+        assert!(out.ends_with("... [cut]"));
+        assert!(out.len() <= MAX_LINE + 9);
+    }
+
+    #[test]
+    fn a_log_file_receives_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let mut log = Log::silent("test");
+        log.append_to(&path).unwrap();
+        log.warning("hello");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("test["), "{text}");
+        assert!(text.trim_end().ends_with("warning: hello"), "{text}");
+    }
+
+    #[test]
+    fn an_unopenable_log_file_is_reported_not_fatal() {
+        let mut log = Log::silent("test");
+        assert!(log.append_to(Path::new("/nonexistent/dir/log")).is_err());
+        log.info("still fine");
+    }
+}

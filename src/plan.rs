@@ -1,0 +1,326 @@
+//! Pure: from an invocation, the settings and the hooks found, the [`Plan`]
+//! of what apccontrol will do, in order.
+//!
+//! No clock, no file system, no processes: the plan is data. The handler
+//! executes it through [`crate::actions::Effects`], and `--dry-run` prints
+//! the same plan instead. The exact texts come from [`crate::event`].
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::config::Settings;
+use crate::event::{fill, DefaultAction, Event};
+use crate::hooks::{Found, Hook, HookKind, Skipped};
+
+/// The first argument, as apccontrol received it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventName {
+    /// One of the 21 events.
+    Known(Event),
+    /// A name that is not an event but is safe to look a hook up with
+    /// (`[a-z0-9_-]+`): the stock script still runs its hook, then prints
+    /// the usage text.
+    Unknown(String),
+    /// Missing, or a name we refuse to use as a path (`/`, `..`, upper case,
+    /// spaces...): usage text, no hook lookup.
+    Invalid(String),
+}
+
+impl EventName {
+    /// Classify the first argument.
+    pub fn parse(arg: Option<&str>) -> EventName {
+        match arg {
+            None => EventName::Invalid(String::new()),
+            Some(name) => match name.parse::<Event>() {
+                Ok(event) => EventName::Known(event),
+                Err(_) if is_safe_name(name) => EventName::Unknown(name.to_string()),
+                Err(_) => EventName::Invalid(name.to_string()),
+            },
+        }
+    }
+
+    /// The name for hook lookup, if it may be used as one.
+    pub fn hook_name(&self) -> Option<&str> {
+        match self {
+            EventName::Known(event) => Some(event.name()),
+            EventName::Unknown(name) => Some(name),
+            EventName::Invalid(_) => None,
+        }
+    }
+
+    /// The name as given.
+    pub fn as_str(&self) -> &str {
+        match self {
+            EventName::Known(event) => event.name(),
+            EventName::Unknown(name) | EventName::Invalid(name) => name,
+        }
+    }
+}
+
+fn is_safe_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+/// `apccontrol EVENT [UPSNAME [CONNECTED [POWERED]]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invocation {
+    /// The event.
+    pub event: EventName,
+    /// The other arguments, as given (zero to three of them).
+    pub rest: Vec<String>,
+    /// Our own name (basename of argv\[0\]), for the usage text.
+    pub program_name: String,
+}
+
+impl Invocation {
+    /// The UPS name, empty when missing.
+    pub fn ups(&self) -> &str {
+        self.rest.first().map(String::as_str).unwrap_or("")
+    }
+
+    /// UPSNAME CONNECTED POWERED, empty strings for missing ones.
+    pub fn padded_args(&self) -> [&str; 3] {
+        let get = |i: usize| self.rest.get(i).map(String::as_str).unwrap_or("");
+        [get(0), get(1), get(2)]
+    }
+}
+
+/// A hook to run, with its exact arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedHook {
+    /// The hook.
+    pub hook: Hook,
+    /// Its arguments.
+    pub args: Vec<String>,
+}
+
+/// One step of a default action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Pipe these bytes into the WALL command; on failure write them to stdout.
+    Wall(String),
+    /// The same, only if this file exists when the step runs (mainsback).
+    WallIfExists {
+        /// The powerfail file.
+        path: PathBuf,
+        /// The message.
+        text: String,
+    },
+    /// Wait.
+    Sleep(Duration),
+    /// Run a command and wait for it (shutdown, `apcupsd --killpower`).
+    Command(Vec<String>),
+    /// Print the usage text on stdout.
+    Usage(String),
+}
+
+/// Everything one apccontrol run will do, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// What we were called with.
+    pub invocation: Invocation,
+    /// Hooks, in the order they run.
+    pub hooks: Vec<PlannedHook>,
+    /// Files passed over, with the reason.
+    pub skipped: Vec<Skipped>,
+    /// The default action, skipped if a hook vetoes it.
+    pub default_action: Vec<Step>,
+    /// The exit status when every step succeeds (1 for the usage text).
+    pub exit_status: i32,
+}
+
+/// Build the plan. `found` are the hooks for the event name (empty for an
+/// invalid name).
+pub fn plan(invocation: &Invocation, settings: &Settings, found: Found) -> Plan {
+    let hooks = found
+        .hooks
+        .into_iter()
+        .map(|hook| {
+            let args = match hook.kind {
+                // As the stock script: only the arguments we were given.
+                HookKind::Legacy => invocation.rest.clone(),
+                HookKind::Directory => std::iter::once(invocation.event.as_str())
+                    .chain(invocation.padded_args())
+                    .map(str::to_string)
+                    .collect(),
+            };
+            PlannedHook { hook, args }
+        })
+        .collect();
+    let (default_action, exit_status) = match &invocation.event {
+        EventName::Known(event) => (default_steps(*event, invocation.ups(), settings), 0),
+        EventName::Unknown(_) | EventName::Invalid(_) => {
+            (vec![Step::Usage(usage_text(&invocation.program_name))], 1)
+        }
+    };
+    Plan {
+        invocation: invocation.clone(),
+        hooks,
+        skipped: found.skipped,
+        default_action,
+        exit_status,
+    }
+}
+
+/// The stock script's usage text, byte for byte (a TAB and five spaces).
+pub fn usage_text(program_name: &str) -> String {
+    format!(
+        "Usage: {program_name} command\n\t     warning: this script is intended to be launched by\n\t     apcupsd and should never be launched by users.\n"
+    )
+}
+
+fn default_steps(event: Event, ups: &str, settings: &Settings) -> Vec<Step> {
+    let text = |template: &str| fill(template, ups, &settings.apcupsd);
+    match event.default_action() {
+        DefaultAction::Nothing => Vec::new(),
+        DefaultAction::Wall(template) => vec![Step::Wall(text(template) + "\n")],
+        DefaultAction::WallIfPowerfail(message) => vec![Step::WallIfExists {
+            path: settings.powerfail_path(),
+            text: message.to_string(),
+        }],
+        DefaultAction::Shutdown { wall, flag, reason } => {
+            let mut argv = settings.shutdown.clone();
+            argv.extend([flag.to_string(), "now".to_string(), text(reason)]);
+            vec![Step::Wall(text(wall) + "\n"), Step::Command(argv)]
+        }
+        DefaultAction::KillPower { before, after } => {
+            let mut argv: Vec<String> = settings
+                .apcupsd
+                .split_whitespace()
+                .map(str::to_string)
+                .collect();
+            argv.push("--killpower".to_string());
+            vec![
+                Step::Wall(text(before) + "\n"),
+                Step::Sleep(settings.killpower_delay),
+                Step::Command(argv),
+                Step::Wall(text(after) + "\n"),
+            ]
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+    use std::path::Path;
+
+    fn settings() -> Settings {
+        Settings::from_vars(&BTreeMap::new(), Path::new("/etc/apcupsd")).0
+    }
+
+    fn invocation(args: &[&str]) -> Invocation {
+        Invocation {
+            event: EventName::parse(args.first().copied()),
+            rest: args.iter().skip(1).map(|s| s.to_string()).collect(),
+            program_name: "apccontrol".into(),
+        }
+    }
+
+    #[test]
+    fn every_event_has_the_stock_default() {
+        let s = settings();
+        let steps = |args: &[&str]| plan(&invocation(args), &s, Found::default()).default_action;
+        assert_eq!(
+            steps(&["onbattery", "myups", "1", "1"]),
+            [Step::Wall(
+                "Power failure on UPS myups. Running on batteries.\n".into()
+            )]
+        );
+        assert_eq!(
+            steps(&["doshutdown", "myups", "1", "1"]),
+            [
+                Step::Wall("UPS myups initiated Shutdown Sequence\n".into()),
+                Step::Command(vec![
+                    "/sbin/shutdown".into(),
+                    "-h".into(),
+                    "now".into(),
+                    "apcupsd UPS myups initiated shutdown".into()
+                ])
+            ]
+        );
+        assert_eq!(
+            steps(&["killpower"]),
+            [
+                Step::Wall("Apccontrol doing: /sbin/apcupsd --killpower on UPS \n".into()),
+                Step::Sleep(Duration::from_secs(10)),
+                Step::Command(vec!["/sbin/apcupsd".into(), "--killpower".into()]),
+                Step::Wall("Apccontrol has done: /sbin/apcupsd --killpower on UPS \n".into()),
+            ]
+        );
+        assert_eq!(
+            steps(&["mainsback", "u"]),
+            [Step::WallIfExists {
+                path: "/etc/apcupsd/powerfail".into(),
+                text: "Continuing with shutdown.".into()
+            }]
+        );
+        assert_eq!(
+            steps(&["remotedown", "u"]),
+            [Step::Wall(
+                "Remote Shutdown. Beginning Shutdown Sequence.\n".into()
+            )]
+        );
+        for quiet in [
+            "powerout",
+            "startselftest",
+            "endselftest",
+            "battdetach",
+            "battattach",
+        ] {
+            assert!(steps(&[quiet, "u"]).is_empty(), "{quiet}");
+        }
+    }
+
+    #[test]
+    fn unknown_and_invalid_names_print_usage_and_exit_1() {
+        let s = settings();
+        for args in [
+            &["bogus"][..],
+            &[][..],
+            &["../../bin/sh"][..],
+            &["OnBattery"][..],
+        ] {
+            let p = plan(&invocation(args), &s, Found::default());
+            assert_eq!(p.exit_status, 1);
+            assert_eq!(p.default_action, [Step::Usage(usage_text("apccontrol"))]);
+        }
+        assert_eq!(EventName::parse(Some("bogus")).hook_name(), Some("bogus"));
+        assert_eq!(EventName::parse(Some("a/b")).hook_name(), None);
+        assert_eq!(EventName::parse(Some("..")).hook_name(), None);
+        assert_eq!(EventName::parse(None).hook_name(), None);
+    }
+
+    #[test]
+    fn hook_arguments_follow_each_convention() {
+        let s = settings();
+        let found = Found {
+            hooks: vec![
+                Hook {
+                    path: "/sd/onbattery".into(),
+                    kind: HookKind::Legacy,
+                },
+                Hook {
+                    path: "/sd/hooks.d/a".into(),
+                    kind: HookKind::Directory,
+                },
+            ],
+            skipped: vec![],
+        };
+        let p = plan(&invocation(&["onbattery", "my ups", "1"]), &s, found);
+        assert_eq!(p.hooks[0].args, ["my ups", "1"]);
+        assert_eq!(p.hooks[1].args, ["onbattery", "my ups", "1", ""]);
+    }
+
+    #[test]
+    fn usage_text_is_byte_exact() {
+        assert_eq!(
+            usage_text("apccontrol"),
+            "Usage: apccontrol command\n\t     warning: this script is intended to be launched by\n\t     apcupsd and should never be launched by users.\n"
+        );
+    }
+}

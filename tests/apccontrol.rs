@@ -1,0 +1,278 @@
+//! apccontrol on its own: arguments, SCRIPTDIR, config, wall fallback,
+//! failures, dry run, and the way apcupsd launches it.
+
+use std::process::Command;
+
+use crate::support::{apccontrol_bin, Scene};
+
+#[test]
+fn onbattery_walls_the_stock_text() {
+    let scene = Scene::new();
+    let run = scene.run(&["onbattery", "myups", "1", "1"]);
+    assert_eq!(run.status, 0, "{}", run.dump());
+    let walls = run.calls_to("wall");
+    assert_eq!(walls.len(), 1, "{}", run.dump());
+    assert_eq!(
+        walls[0].stdin,
+        b"Power failure on UPS myups. Running on batteries.\n"
+    );
+    assert!(
+        run.log.contains("event `onbattery` args [myups] [1] [1]"),
+        "{}",
+        run.dump()
+    );
+}
+
+#[test]
+fn killpower_with_no_ups_name_runs_the_whole_sequence() {
+    let scene = Scene::new();
+    let run = scene.run(&["killpower"]);
+    assert_eq!(run.status, 0, "{}", run.dump());
+    let names: Vec<_> = run.calls.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["wall", "apcupsd", "wall"], "{}", run.dump());
+    let apcupsd = &run.calls[1];
+    assert_eq!(apcupsd.argv, ["--killpower"]);
+    let bin = scene.bin.display();
+    assert_eq!(
+        String::from_utf8_lossy(&run.calls[0].stdin),
+        format!("Apccontrol doing: {bin}/apcupsd --killpower on UPS \n")
+    );
+}
+
+#[test]
+fn killpower_waits_killpower_delay() {
+    let scene = Scene::new().config("KILLPOWER_DELAY=1");
+    let run = scene.run(&["killpower", "u"]);
+    assert!(run.elapsed.as_millis() >= 1000, "{}", run.dump());
+    assert_eq!(run.calls_to("apcupsd").len(), 1);
+}
+
+#[test]
+fn a_hook_gets_its_arguments_and_the_exported_variables() {
+    let scene = Scene::new().config("SYSADMIN=ops@example.org\nexport EXTRA=yes");
+    scene.hook(
+        "commok",
+        r#"printf '%s|%s|%s|%s' "$SYSADMIN" "$APCUPSD_MAIL" "$EXTRA" "$APCCONTROL_EVENT" > "$(dirname "$0")/seen""#,
+        0o755,
+    );
+    let run = scene.run(&["commok", "my ups", "1", "1"]);
+    assert_eq!(run.status, 0, "{}", run.dump());
+    assert_eq!(run.calls_to("hook:commok")[0].argv, ["my ups", "1", "1"]);
+    let seen = std::fs::read_to_string(scene.sd.join("seen")).unwrap();
+    assert_eq!(seen, "ops@example.org|mail|yes|commok");
+}
+
+#[test]
+fn veto_skips_the_default_and_exits_0() {
+    let scene = Scene::new();
+    scene.hook("doshutdown", "exit 99", 0o755);
+    let run = scene.run(&["doshutdown", "u", "1", "1"]);
+    assert_eq!(run.status, 0);
+    assert!(run.calls_to("shutdown").is_empty(), "{}", run.dump());
+    assert!(run.log.contains("vetoed by"), "{}", run.dump());
+}
+
+#[test]
+fn unknown_event_runs_its_hook_then_prints_usage() {
+    let scene = Scene::new();
+    scene.hook("bogus", "exit 0", 0o755);
+    let run = scene.run(&["bogus", "u"]);
+    assert_eq!(run.status, 1);
+    assert_eq!(run.calls_to("hook:bogus").len(), 1);
+    assert!(String::from_utf8_lossy(&run.stdout).starts_with("Usage: apccontrol command\n"));
+}
+
+#[test]
+fn a_path_as_event_name_is_refused_before_any_hook_lookup() {
+    let scene = Scene::new();
+    // A script outside SCRIPTDIR that the stock script would happily run.
+    let evil = scene.dir.path().join("evil");
+    std::fs::write(&evil, "#!/bin/sh\ntouch \"$0.ran\"\n").unwrap();
+    std::os::unix::fs::PermissionsExt::set_mode(
+        &mut std::fs::metadata(&evil).unwrap().permissions(),
+        0o755,
+    );
+    Command::new("chmod")
+        .arg("755")
+        .arg(&evil)
+        .status()
+        .unwrap();
+    let run = scene.run(&["../evil", "u"]);
+    assert_eq!(run.status, 1);
+    assert!(!scene.dir.path().join("evil.ran").exists());
+    assert!(String::from_utf8_lossy(&run.stdout).starts_with("Usage:"));
+}
+
+#[test]
+fn missing_wall_prints_the_message_and_fails_clearly() {
+    let scene = Scene::new().config("WALL=/nonexistent/wall");
+    let run = scene.run(&["onbattery", "u", "1", "1"]);
+    assert_eq!(run.status, 127, "{}", run.dump());
+    assert_eq!(
+        run.stdout,
+        b"Power failure on UPS u. Running on batteries.\n"
+    );
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        stderr.contains("/nonexistent/wall") && stderr.contains("not found"),
+        "{stderr}"
+    );
+    assert!(
+        run.log.contains("wall failed, message not broadcast"),
+        "{}",
+        run.dump()
+    );
+}
+
+#[test]
+fn failing_wall_still_lets_shutdown_run() {
+    let scene = Scene::new();
+    scene.stub("wall", "exit 3");
+    let run = scene.run(&["doshutdown", "u", "1", "1"]);
+    assert_eq!(run.calls_to("shutdown").len(), 1, "{}", run.dump());
+    assert_eq!(run.status, 3);
+}
+
+#[test]
+fn a_failing_shutdown_is_a_clear_error_and_non_zero() {
+    let scene = Scene::new();
+    scene.stub("shutdown", "echo 'Failed to talk to init' >&2; exit 1");
+    let run = scene.run(&["doshutdown", "u", "1", "1"]);
+    assert_eq!(run.status, 1, "{}", run.dump());
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(stderr.contains("Failed to talk to init"), "{stderr}");
+}
+
+#[test]
+fn wall_may_carry_arguments() {
+    let scene = Scene::new();
+    let bin = scene.bin.display().to_string();
+    let scene = scene.config(&format!("WALL=\"{bin}/wall -n\""));
+    let run = scene.run(&["commfailure", "u"]);
+    assert_eq!(run.calls_to("wall")[0].argv, ["-n"], "{}", run.dump());
+}
+
+#[test]
+fn a_broken_config_falls_back_to_defaults_and_says_so() {
+    let scene = Scene::new();
+    let bin = scene.bin.display().to_string();
+    // The syntax error comes after our stubs, so defaults would reach the
+    // real wall: point PATH's wall at the stub by name instead.
+    let scene = scene.config("if then fi (");
+    let run = scene.run(&["commok", "u"]);
+    assert!(
+        String::from_utf8_lossy(&run.stderr).contains("failed to evaluate"),
+        "{}",
+        run.dump()
+    );
+    // Defaults: WALL=wall, found on PATH, which the scene puts on the stubs.
+    assert_eq!(run.calls_to("wall").len(), 1, "{}", run.dump());
+    assert!(bin.len() > 1);
+}
+
+#[test]
+fn a_hanging_config_is_stopped() {
+    let scene = Scene::new().config("sleep 60");
+    let run = scene.run(&["commok", "u"]);
+    assert!(run.elapsed.as_secs() < 12, "{}", run.dump());
+    assert!(
+        String::from_utf8_lossy(&run.stderr).contains("took longer than"),
+        "{}",
+        run.dump()
+    );
+    assert_eq!(run.calls_to("wall").len(), 1, "{}", run.dump());
+}
+
+#[test]
+fn explicit_scriptdir_wins_over_argv0() {
+    let scene = Scene::new();
+    scene.hook("powerout", "exit 0", 0o755);
+    let mut cmd = Command::new(apccontrol_bin());
+    cmd.arg("--scriptdir")
+        .arg(&scene.sd)
+        .args(["powerout", "u", "1", "1"]);
+    let run = scene.execute(cmd);
+    assert_eq!(run.calls_to("hook:powerout").len(), 1, "{}", run.dump());
+}
+
+#[test]
+fn dry_run_prints_the_plan_and_does_nothing() {
+    let scene = Scene::new();
+    scene.hook("doshutdown", "exit 0", 0o755);
+    let mut cmd = Command::new(scene.sd.join("apccontrol"));
+    cmd.args(["--dry-run", "doshutdown", "myups", "1", "1"]);
+    let run = scene.execute(cmd);
+    assert_eq!(run.status, 0, "{}", run.dump());
+    assert!(run.calls.is_empty(), "{}", run.dump());
+    let out = String::from_utf8_lossy(&run.stdout);
+    assert!(out.contains("would run hook:"), "{out}");
+    assert!(
+        out.contains("\"UPS myups initiated Shutdown Sequence\""),
+        "{out}"
+    );
+    assert!(
+        out.contains("/shutdown -h now \"apcupsd UPS myups initiated shutdown\""),
+        "{out}"
+    );
+}
+
+#[test]
+fn help_and_version_work() {
+    let out = Command::new(apccontrol_bin())
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("--dry-run") && text.contains("doshutdown"),
+        "{text}"
+    );
+    let out = Command::new(apccontrol_bin())
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("apccontrol "));
+}
+
+#[test]
+fn bad_option_is_a_clear_error() {
+    let out = Command::new(apccontrol_bin())
+        .arg("--frobnicate")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--frobnicate"));
+}
+
+/// Started as apcupsd starts it (facts §3.2): stdio on /dev/null opened
+/// read-only, SIGHUP/INT/PIPE/TERM blocked. The event still completes, and
+/// the hook runs with a clean signal mask.
+#[test]
+fn works_when_launched_the_way_apcupsd_launches_it() {
+    let scene = Scene::new();
+    scene.hook("onbattery", "echo hook output; exit 0", 0o755);
+    let launcher = r#"
+import os, signal, sys
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP, signal.SIGINT, signal.SIGPIPE, signal.SIGTERM})
+fd = os.open("/dev/null", os.O_RDONLY)
+for target in (0, 1, 2):
+    os.dup2(fd, target)
+os.execv(sys.argv[1], sys.argv[1:])
+"#;
+    let mut cmd = Command::new("python3");
+    cmd.arg("-c")
+        .arg(launcher)
+        .arg(scene.sd.join("apccontrol"))
+        .args(["onbattery", "myups", "1", "1"]);
+    let run = scene.execute(cmd);
+    assert_eq!(run.status, 0, "{}", run.dump());
+    assert_eq!(run.calls_to("wall").len(), 1, "{}", run.dump());
+    let hook = run.calls_to("hook:onbattery")[0];
+    assert!(
+        hook.status.contains("SigBlk:\t0000000000000000"),
+        "hook mask: {}",
+        hook.status
+    );
+    assert!(run.log.contains("hook output"), "{}", run.dump());
+}
