@@ -21,6 +21,8 @@ pub const WALL_DEADLINE: Duration = Duration::from_secs(10);
 pub const COMMAND_DEADLINE: Duration = Duration::from_secs(120);
 /// At most this much of a hook's stdout and of its stderr is kept for the log.
 pub const HOOK_OUTPUT_CAP: usize = 16 * 1024;
+/// At most this many lines of a hook's output are logged.
+pub const HOOK_OUTPUT_LINES: usize = 100;
 
 /// One hook run.
 #[derive(Debug)]
@@ -69,6 +71,24 @@ pub trait Effects {
     fn print(&mut self, text: &str);
 }
 
+/// At most [`HOOK_OUTPUT_LINES`] lines, each with `prefix`, and a note of
+/// how many were dropped.
+fn bounded_lines(lines: Vec<String>, prefix: &str) -> Vec<String> {
+    let total = lines.len();
+    let mut kept: Vec<String> = lines
+        .into_iter()
+        .take(HOOK_OUTPUT_LINES)
+        .map(|l| format!("{prefix}{l}"))
+        .collect();
+    if total > HOOK_OUTPUT_LINES {
+        kept.push(format!(
+            "[{prefix}{} more lines dropped]",
+            total - HOOK_OUTPUT_LINES
+        ));
+    }
+    kept
+}
+
 /// The real thing.
 #[derive(Debug, Default)]
 pub struct Live;
@@ -105,12 +125,26 @@ impl Effects for Live {
             .env_clear_and_set(env.to_vec())
             .output_cap(HOOK_OUTPUT_CAP);
         let started = Instant::now();
-        match process::run(&spec, deadline) {
+        let result = match process::run(&spec, deadline) {
+            // No `#!` line: the stock script's shell would run it with sh.
+            Err(e) if e.is_not_a_binary() => {
+                let via_sh = Spec::new(crate::config::script_config::SHELL)
+                    .arg(&planned.hook.path)
+                    .args(&planned.args)
+                    .env_clear_and_set(env.to_vec())
+                    .output_cap(HOOK_OUTPUT_CAP);
+                process::run(&via_sh, deadline)
+            }
+            other => other,
+        };
+        match result {
             Ok(done) => {
-                let mut output = done.stdout_lines();
-                output.extend(done.stderr_lines());
+                let mut output = bounded_lines(done.stdout_lines(), "");
+                output.extend(bounded_lines(done.stderr_lines(), "stderr: "));
                 if done.truncated {
-                    output.push(format!("[output beyond {HOOK_OUTPUT_CAP} bytes dropped]"));
+                    output.push(format!(
+                        "[output beyond {HOOK_OUTPUT_CAP} bytes per stream dropped]"
+                    ));
                 }
                 HookRun {
                     outcome: HookOutcome::Ran(done.outcome),

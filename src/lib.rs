@@ -11,9 +11,11 @@
 //! - [`process`]: the one way a child process is started and stopped.
 //! - [`actions`]: the side effects of a plan, behind a trait `--dry-run` swaps.
 //! - [`handler`]: one apccontrol run, end to end.
+//! - [`check`]: `apccontrol --check`, every problem visible without running anything.
 //! - [`log`]: syslog, log file and stderr lines.
 
 pub mod actions;
+pub mod check;
 pub mod config;
 pub mod event;
 pub mod handler;

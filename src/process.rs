@@ -306,6 +306,12 @@ impl SpawnError {
         }
     }
 
+    /// The program has no `#!` line and is not a binary (ENOEXEC): a shell
+    /// would run it as a shell script.
+    pub fn is_not_a_binary(&self) -> bool {
+        matches!(self, SpawnError::Other { source, .. } if source.raw_os_error() == Some(nix::errno::Errno::ENOEXEC as i32))
+    }
+
     /// The status a shell would report: 127 not found, 126 not executable.
     pub fn shell_status(&self) -> i32 {
         match self {

@@ -30,6 +30,7 @@ fn comparable(run: &Run) -> (i32, Vec<u8>, Vec<Call>) {
         .iter()
         .map(|c| Call {
             status: String::new(),
+            at_nanos: 0,
             ..c.clone()
         })
         .collect();

@@ -6,3 +6,5 @@ mod support;
 
 mod apccontrol;
 mod differential;
+mod docs;
+mod hooks;

@@ -27,6 +27,8 @@ pub struct Call {
     pub stdin: Vec<u8>,
     /// A few lines of /proc/self/status (signal masks) for hooks that record it.
     pub status: String,
+    /// When the stub started, in nanoseconds since the Unix epoch.
+    pub at_nanos: u128,
 }
 
 /// What a run produced.
@@ -301,6 +303,7 @@ impl Scene {
             .map(|d| {
                 let file = d.file_name().unwrap().to_string_lossy().into_owned();
                 let name = file.splitn(3, '.').nth(2).unwrap_or("").to_string();
+                let at_nanos = file.split('.').next().unwrap_or("0").parse().unwrap_or(0);
                 let argv = fs::read(d.join("argv")).unwrap_or_default();
                 let argv = argv
                     .split(|b| *b == 0)
@@ -312,6 +315,7 @@ impl Scene {
                     argv,
                     stdin: fs::read(d.join("stdin")).unwrap_or_default(),
                     status: fs::read_to_string(d.join("status")).unwrap_or_default(),
+                    at_nanos,
                 }
             })
             .collect()
@@ -323,14 +327,10 @@ pub fn apccontrol_bin() -> PathBuf {
     assert_cmd::cargo::cargo_bin("apccontrol")
 }
 
-/// Wait until `f` is true or the timeout passes.
-pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + timeout;
-    while Instant::now() < end {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    f()
+/// Now, in nanoseconds since the Unix epoch (to compare with [`Call::at_nanos`]).
+pub fn now_nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
 }

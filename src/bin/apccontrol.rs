@@ -28,6 +28,11 @@ struct Cli {
     #[arg(long, short = 'n')]
     dry_run: bool,
 
+    /// Report every problem in SCRIPTDIR (hooks, permissions, config,
+    /// commands) without running anything; exit 0 only if there is none.
+    #[arg(long, conflicts_with_all = ["dry_run", "event"])]
+    check: bool,
+
     /// Also print every log line on stderr.
     #[arg(long, short = 'v')]
     verbose: bool,
@@ -46,6 +51,9 @@ fn main() -> ExitCode {
         .next()
         .unwrap_or_else(|| "apccontrol".into());
     let cli = Cli::parse();
+    if cli.check {
+        return check(&argv0, cli.scriptdir.as_deref());
+    }
     let request = apccontrol::handler::Request {
         argv0,
         scriptdir: cli.scriptdir,
@@ -56,4 +64,25 @@ fn main() -> ExitCode {
     };
     let status = apccontrol::handler::handle(&request);
     ExitCode::from(u8::try_from(status).unwrap_or(1))
+}
+
+fn check(argv0: &std::ffi::OsStr, scriptdir: Option<&std::path::Path>) -> ExitCode {
+    let scriptdir = apccontrol::handler::scriptdir_for(argv0, scriptdir);
+    let root = nix::unistd::geteuid().is_root();
+    let findings = apccontrol::check::check(&scriptdir, root, &[]);
+    for finding in &findings {
+        println!("{finding}");
+    }
+    if findings.is_empty() {
+        println!("{}: all is well", scriptdir.display());
+        ExitCode::SUCCESS
+    } else {
+        println!(
+            "{}: {} problem{} found",
+            scriptdir.display(),
+            findings.len(),
+            if findings.len() == 1 { "" } else { "s" }
+        );
+        ExitCode::FAILURE
+    }
 }
