@@ -5,7 +5,9 @@
 //! The crate is split into pure decisions and a thin layer of side effects:
 //!
 //! - [`event`]: the 21 apcupsd events and every exact text that goes with them.
+//! - [`nis`]: apcupsd's network information server protocol: framing, status text, client and server.
 
 pub mod event;
+pub mod nis;
 
 pub use event::{DefaultAction, Event};
