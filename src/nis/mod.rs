@@ -26,12 +26,19 @@
 //! - [`client`]: fetching `status`/`events` within a deadline.
 //! - [`server`]: the bounded thread-per-connection server.
 
+mod deadline;
+
+pub mod client;
+pub mod events;
 pub mod flags;
 pub mod frame;
 pub mod report;
+pub mod server;
 pub mod status;
 
+pub use client::{fetch_events, fetch_status, ClientError, DEFAULT_PORT};
 pub use flags::StatusFlags;
 pub use frame::{FrameError, Packet};
 pub use report::{StatusHeader, StatusReport};
+pub use server::{NisServer, ServerConfig, ServerHandle, StatusSource};
 pub use status::{render, StatusText, UpsStatus};
