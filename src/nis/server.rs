@@ -9,10 +9,13 @@
 //! the connection, as in apcupsd.
 //!
 //! What apcupsd lacks and we add, so one bad client cannot hurt the others:
-//! a cap on live connections (a connection over the cap is closed at once,
-//! never queued), a deadline on writing each reply (a client that never
-//! reads cannot pin a thread), a bounded read of the events file, and panic
-//! containment per connection. Problems go to a caller-given log sink.
+//! a cap on live connections; at the cap, the connection that has been
+//! waiting longest (for a request, or for its client to take a reply) is
+//! closed to make room if it has waited at least `evict_after`, otherwise the
+//! new connection is closed at once, never queued. Also a deadline on writing
+//! each reply (a client that never reads cannot pin a thread), a bounded read
+//! of the events file, and panic containment per connection. Problems go to a
+//! caller-given log sink.
 //!
 //! This module owns sockets and threads; the text comes from [`status`] and
 //! [`events`](super::events), the data from the caller's [`StatusSource`].
@@ -81,8 +84,13 @@ pub type LogSink = Arc<dyn Fn(&str) + Send + Sync>;
 pub struct ServerConfig {
     /// The events file served by `events` (EVENTSFILE); `None` answers `Not available`.
     pub events_file: Option<PathBuf>,
-    /// Most connections served at once; more are closed as soon as accepted.
+    /// Most connections served at once; more are closed as soon as accepted
+    /// unless one can be evicted (see `evict_after`).
     pub max_connections: usize,
+    /// At the cap, a connection stuck this long waiting for its client may be
+    /// closed to let a new one in, so a few clients that hold connections
+    /// open cannot lock everyone else out.
+    pub evict_after: Duration,
     /// Longest wait for a request packet before the connection is dropped.
     pub read_timeout: Duration,
     /// Longest time to deliver one reply before the connection is dropped.
@@ -96,6 +104,7 @@ impl Default for ServerConfig {
         ServerConfig {
             events_file: None,
             max_connections: 32,
+            evict_after: Duration::from_secs(2),
             read_timeout: Duration::from_secs(15),
             write_timeout: Duration::from_secs(15),
             log: Arc::new(|_: &str| {}),
@@ -108,6 +117,7 @@ impl fmt::Debug for ServerConfig {
         f.debug_struct("ServerConfig")
             .field("events_file", &self.events_file)
             .field("max_connections", &self.max_connections)
+            .field("evict_after", &self.evict_after)
             .field("read_timeout", &self.read_timeout)
             .field("write_timeout", &self.write_timeout)
             .finish_non_exhaustive()
@@ -158,6 +168,7 @@ impl NisServer {
             source,
             config,
             live: Mutex::new(HashMap::new()),
+            epoch: Instant::now(),
             all_closed: Condvar::new(),
             stopping: AtomicBool::new(false),
             next_id: AtomicU64::new(0),
@@ -220,8 +231,8 @@ impl ServerHandle {
             (self.shared.config.log)("NIS server: the accept thread panicked");
         }
         let mut live = self.shared.live();
-        for stream in live.values() {
-            let _ = stream.shutdown(Shutdown::Both);
+        for conn in live.values() {
+            let _ = conn.stream.shutdown(Shutdown::Both);
         }
         let give_up = Instant::now() + Duration::from_secs(2);
         while !live.is_empty() {
@@ -247,22 +258,39 @@ impl Drop for ServerHandle {
 struct Shared {
     source: Arc<dyn StatusSource>,
     config: ServerConfig,
-    /// A clone of every live connection's stream, so stop can shut them down.
-    live: Mutex<HashMap<u64, TcpStream>>,
+    /// Every live connection, so the cap can be enforced and stop can shut them down.
+    live: Mutex<HashMap<u64, Live>>,
+    /// Origin of the `waiting_since` stamps.
+    epoch: Instant,
     all_closed: Condvar,
     stopping: AtomicBool,
     next_id: AtomicU64,
 }
 
 impl Shared {
-    fn live(&self) -> MutexGuard<'_, HashMap<u64, TcpStream>> {
+    fn live(&self) -> MutexGuard<'_, HashMap<u64, Live>> {
         self.live.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Milliseconds since the server started.
+    fn clock(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
     fn log(&self, message: &str) {
         // A panicking sink must not take the server with it.
         let _ = panic::catch_unwind(AssertUnwindSafe(|| (self.config.log)(message)));
     }
+}
+
+/// One live connection as the accept thread sees it.
+struct Live {
+    /// A clone of the connection's socket, to shut it down from outside.
+    stream: TcpStream,
+    /// [`Shared::clock`] when the connection began its current wait.
+    waiting_since: Arc<AtomicU64>,
+    /// Already shut down to make room; its thread is on its way out.
+    evicted: bool,
 }
 
 /// Removes a connection from the live set when its thread ends, even by panic.
@@ -316,12 +344,51 @@ fn accept_loop(listener: &TcpListener, waker: &UnixStream, shared: &Arc<Shared>)
     }
 }
 
+/// Makes room for one more connection if the cap allows it, evicting the
+/// longest waiter when it has waited `evict_after`; false means refuse.
+fn make_room(live: &mut HashMap<u64, Live>, shared: &Shared, peer: SocketAddr) -> bool {
+    let max = shared.config.max_connections;
+    let serving = live.values().filter(|c| !c.evicted).count();
+    if serving < max {
+        return true;
+    }
+    // Evicted connections are gone within moments; never hold more than twice the cap.
+    if live.len() >= max.saturating_mul(2) {
+        return false;
+    }
+    let now = shared.clock();
+    let evict_after = u64::try_from(shared.config.evict_after.as_millis()).unwrap_or(u64::MAX);
+    let victim = live
+        .values_mut()
+        .filter(|c| !c.evicted)
+        .min_by_key(|c| c.waiting_since.load(Ordering::Relaxed));
+    match victim {
+        Some(conn)
+            if now.saturating_sub(conn.waiting_since.load(Ordering::Relaxed)) >= evict_after =>
+        {
+            conn.evicted = true;
+            let _ = conn.stream.shutdown(Shutdown::Both);
+            let who = conn
+                .stream
+                .peer_addr()
+                .map(|p| p.to_string())
+                .unwrap_or_default();
+            shared.log(&format!(
+                "NIS server: {max} connections open; closing the longest-waiting one ({who}) to serve {peer}"
+            ));
+            true
+        }
+        _ => false,
+    }
+}
+
 /// Starts a thread for a new connection, or closes it at once when over the cap.
 fn admit(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>) {
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+    let waiting_since = Arc::new(AtomicU64::new(shared.clock()));
     {
         let mut live = shared.live();
-        if live.len() >= shared.config.max_connections {
+        if !make_room(&mut live, shared, peer) {
             drop(live);
             shared.log(&format!(
                 "NIS server: {} connections already open, refusing {peer}",
@@ -332,7 +399,14 @@ fn admit(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>) {
         }
         match stream.try_clone() {
             Ok(clone) => {
-                live.insert(id, clone);
+                live.insert(
+                    id,
+                    Live {
+                        stream: clone,
+                        waiting_since: Arc::clone(&waiting_since),
+                        evicted: false,
+                    },
+                );
             }
             Err(e) => {
                 drop(live);
@@ -349,7 +423,9 @@ fn admit(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>) {
         .name("nis-client".into())
         .spawn(move || {
             let shared = Arc::clone(&guard.shared);
-            let outcome = panic::catch_unwind(AssertUnwindSafe(|| serve(&stream, &shared)));
+            let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
+                serve(&stream, &shared, &waiting_since);
+            }));
             if outcome.is_err() {
                 shared.log(&format!(
                     "NIS server: the handler for {peer} panicked; connection closed"
@@ -367,11 +443,12 @@ fn admit(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>) {
 }
 
 /// Answers requests on one connection until it ends.
-fn serve(stream: &TcpStream, shared: &Shared) {
+fn serve(stream: &TcpStream, shared: &Shared, waiting_since: &AtomicU64) {
     if stream.set_nonblocking(false).is_err() {
         return;
     }
     loop {
+        waiting_since.store(shared.clock(), Ordering::Relaxed);
         let mut reader = DeadlineStream::new(stream, Instant::now() + shared.config.read_timeout);
         let request = match frame::read_packet(&mut reader, MAX_REQUEST_LEN) {
             Ok(Packet::Data(request)) => request,
@@ -388,6 +465,7 @@ fn serve(stream: &TcpStream, shared: &Shared) {
             Err(_) => return,
         };
         let reply = reply_to(&request, shared);
+        waiting_since.store(shared.clock(), Ordering::Relaxed);
         let mut writer = DeadlineStream::new(stream, Instant::now() + shared.config.write_timeout);
         if writer.write_all(&reply).is_err() {
             return;
