@@ -10,9 +10,12 @@
 //!
 //! File I/O only; no sockets.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+
+use nix::fcntl::OFlag;
 
 /// Records served by `events` (apcupsd's `NLE`).
 pub const TAIL_RECORDS: usize = 50;
@@ -70,9 +73,27 @@ fn line_start_before(file: &mut File, pos: u64) -> io::Result<Option<u64>> {
     Ok(Some(0))
 }
 
+/// Opens `path` for reading only if it is a regular file, without blocking
+/// (opening a FIFO for reading would wait for a writer forever).
+fn open_regular(path: &Path) -> io::Result<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(OFlag::O_NONBLOCK.bits())
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is not a regular file", path.display()),
+        ));
+    }
+    Ok(file)
+}
+
 /// The last [`TAIL_RECORDS`] records of the events file at `path`.
+///
+/// Fails when the file is missing, unreadable or not a regular file.
 pub fn tail_records(path: &Path) -> io::Result<Vec<Vec<u8>>> {
-    let mut file = File::open(path)?;
+    let mut file = open_regular(path)?;
     let size = file.seek(SeekFrom::End(0))?;
     let window = (TAIL_RECORDS * RECORD_LEN) as u64;
     let window_start = size.saturating_sub(window);
@@ -181,7 +202,13 @@ mod tests {
     }
 
     #[test]
-    fn missing_file_is_an_error() {
+    fn missing_or_odd_files_are_errors() {
         assert!(tail_records(Path::new("/nonexistent/apcupsd.events")).is_err());
+        let dir = tempfile::tempdir().unwrap();
+        assert!(tail_records(dir.path()).is_err());
+        // a FIFO with no writer must not block
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        assert!(tail_records(&fifo).is_err());
     }
 }

@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, FixedOffset};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
-use super::deadline::DeadlineStream;
+use super::deadline::{deadline_after, DeadlineStream};
 use super::events;
 use super::frame::{self, FrameError, Packet};
 use super::status::{self, UpsStatus};
@@ -449,7 +449,7 @@ fn serve(stream: &TcpStream, shared: &Shared, waiting_since: &AtomicU64) {
     }
     loop {
         waiting_since.store(shared.clock(), Ordering::Relaxed);
-        let mut reader = DeadlineStream::new(stream, Instant::now() + shared.config.read_timeout);
+        let mut reader = DeadlineStream::new(stream, deadline_after(shared.config.read_timeout));
         let request = match frame::read_packet(&mut reader, MAX_REQUEST_LEN) {
             Ok(Packet::Data(request)) => request,
             // EOF, a zero-length packet or a silent client: apcupsd hangs up too.
@@ -466,7 +466,7 @@ fn serve(stream: &TcpStream, shared: &Shared, waiting_since: &AtomicU64) {
         };
         let reply = reply_to(&request, shared);
         waiting_since.store(shared.clock(), Ordering::Relaxed);
-        let mut writer = DeadlineStream::new(stream, Instant::now() + shared.config.write_timeout);
+        let mut writer = DeadlineStream::new(stream, deadline_after(shared.config.write_timeout));
         if writer.write_all(&reply).is_err() {
             return;
         }
