@@ -18,7 +18,7 @@
 //! caller-given log sink.
 //!
 //! This module owns sockets and threads; the text comes from [`status`] and
-//! [`events`](super::events), the data from the caller's [`StatusSource`].
+//! [`events`], the data from the caller's [`StatusSource`].
 
 use std::collections::HashMap;
 use std::fmt;
@@ -515,4 +515,69 @@ fn reply_to(request: &[u8], shared: &Shared) -> Vec<u8> {
         shared.source.as_ref(),
         shared.config.events_file.as_deref(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::status::tests::{at, captured_slave, CAPTURED_STATUS};
+    use super::*;
+
+    struct Capture;
+
+    impl StatusSource for Capture {
+        fn status(&self) -> UpsStatus {
+            captured_slave()
+        }
+        fn now(&self) -> DateTime<FixedOffset> {
+            at("2026-11-22 01:40:24 +0000")
+        }
+    }
+
+    fn framed(payloads: &[&[u8]]) -> Vec<u8> {
+        let mut wire = Vec::new();
+        for p in payloads {
+            frame::encode_packet(&mut wire, p).unwrap();
+        }
+        wire.extend_from_slice(&[0, 0]);
+        wire
+    }
+
+    #[test]
+    fn status_reply_is_the_captured_wire_bytes() {
+        let payloads: Vec<&[u8]> = CAPTURED_STATUS.iter().map(|l| l.as_bytes()).collect();
+        let wire = reply_to_request(b"status", &Capture, None);
+        assert_eq!(wire, framed(&payloads));
+        assert_eq!(&wire[..4], b"\x00\x18AP"); // len=24, as captured
+    }
+
+    #[test]
+    fn captured_error_replies() {
+        assert_eq!(
+            reply_to_request(b"bogus", &Capture, None),
+            b"\x00\x11Invalid command\n\x00\x00\x00"
+        );
+        assert_eq!(
+            reply_to_request(b"events", &Capture, None),
+            b"\x00\x0fNot available\n\x00\x00\x00"
+        );
+        assert_eq!(
+            reply_to_request(b"", &Capture, None),
+            framed(&[INVALID_COMMAND])
+        );
+    }
+
+    #[test]
+    fn locks_are_sources_even_when_poisoned() {
+        let lock = Arc::new(Mutex::new(captured_slave()));
+        let poisoner = Arc::clone(&lock);
+        let _ = thread::spawn(move || {
+            let _guard = poisoner.lock().unwrap();
+            panic!("poison the lock");
+        })
+        .join();
+        assert!(lock.is_poisoned());
+        assert_eq!(lock.status().hostname, "vm");
+        let rw = RwLock::new(captured_slave());
+        assert_eq!(rw.status().upsname, "laptopbat");
+    }
 }
