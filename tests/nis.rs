@@ -1,4 +1,5 @@
-//! The NIS server and client against real clients: Debian's `apcaccess`, the
+//! The NIS server and client against real clients: Debian's `apcaccess`, a real
+//! apcupsd 3.14.14 running as a network slave of our server, the
 //! Python `aioapcaccess` Home Assistant uses, raw sockets for the corner cases,
 //! and our own client. Servers bind 127.0.0.1 port 0 and are stopped by their
 //! handles; every socket and child is closed or reaped before a test ends.
@@ -585,4 +586,96 @@ fn server_binds_with_reuseaddr() {
     drop(s);
     let again = NisServer::bind(Ipv4Addr::LOCALHOST, port).unwrap();
     assert_eq!(again.local_addr().port(), port);
+}
+
+/// Kills and reaps a child when dropped, so a failed assertion leaves nothing running.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_real_apcupsd_slave_reads_our_server() {
+    const APCUPSD: &str = "/sbin/apcupsd";
+    assert!(
+        Path::new(APCUPSD).exists(),
+        "{APCUPSD} is missing: install Debian's apcupsd package (apt-get install apcupsd)"
+    );
+    let mut status = laptop();
+    status.master = None;
+    status.flags = StatusFlags(0x0500_0008);
+    status.line_voltage = Some(230.0);
+    status.bcharge = Some(87.5);
+    status.timeleft_minutes = Some(95.3);
+    status.nombattv = Some(11.4);
+    let server = start_with(Arc::new(Fixed(status)), ServerConfig::default());
+    // a free port for the slave's own NIS
+    let slave_port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    let conf = dir.path().join("apcupsd.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "## apcupsd.conf v1.1 ##\nUPSNAME slave1\nUPSCABLE ether\nUPSTYPE net\n\
+             DEVICE 127.0.0.1:{}\nPOLLTIME 1\nLOCKFILE {d}\nSCRIPTDIR {d}\nPWRFAILDIR {d}\n\
+             NOLOGINDIR {d}\nNETSERVER on\nNISIP 127.0.0.1\nNISPORT {slave_port}\n\
+             EVENTSFILE {d}/events\nSTATTIME 0\n",
+            server.local_addr().port()
+        ),
+    )
+    .unwrap();
+    let _slave = Reaped(
+        Command::new(APCUPSD)
+            .arg("-b")
+            .arg("-f")
+            .arg(&conf)
+            .arg("-P")
+            .arg(dir.path().join("pid"))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let give_up = Instant::now() + Duration::from_secs(20);
+    let report = loop {
+        let attempt = client::fetch_status(
+            "127.0.0.1",
+            slave_port,
+            Instant::now() + Duration::from_secs(2),
+        );
+        if let Ok(text) = attempt {
+            let report = StatusReport::parse(&text);
+            if report.get("BCHARGE").is_some() {
+                break report;
+            }
+        }
+        assert!(
+            Instant::now() < give_up,
+            "the apcupsd slave never showed our values"
+        );
+        thread::sleep(Duration::from_millis(200));
+    };
+    // The slave found every field with strstr and parsed it.
+    assert_eq!(report.get("UPSNAME"), Some("laptopbat"));
+    assert_eq!(report.get("MODEL"), Some("Fake Laptop Battery"));
+    assert_eq!(report.get("STATUS"), Some("ONLINE SLAVE"));
+    assert_eq!(report.get("LINEV"), Some("230.0 Volts"));
+    assert_eq!(report.get("BCHARGE"), Some("87.5 Percent"));
+    assert_eq!(report.get("TIMELEFT"), Some("95.3 Minutes"));
+    assert_eq!(report.get("BATTV"), Some("12.6 Volts"));
+    assert_eq!(report.get("NOMBATTV"), Some("11.4 Volts"));
+    assert_eq!(report.get("SERIALNO"), Some("BAT0-42"));
+    assert_eq!(report.get("LASTXFER"), Some("No transfers since turnon"));
+    assert_eq!(report.status_flags(), Some(StatusFlags(0x0500_0408)));
+    server.stop();
 }
