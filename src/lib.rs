@@ -13,6 +13,7 @@
 //! - [`handler`]: one apccontrol run, end to end.
 //! - [`check`]: `apccontrol --check`, every problem visible without running anything.
 //! - [`log`]: syslog, log file and stderr lines.
+//! - [`nis`]: apcupsd's network information server protocol: framing, status text, client and server.
 
 pub mod actions;
 pub mod check;
@@ -21,6 +22,7 @@ pub mod event;
 pub mod handler;
 pub mod hooks;
 pub mod log;
+pub mod nis;
 pub mod plan;
 pub mod process;
 

@@ -8,3 +8,4 @@ mod apccontrol;
 mod differential;
 mod docs;
 mod hooks;
+mod nis;
