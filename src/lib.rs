@@ -5,7 +5,9 @@
 //! The crate is split into pure decisions and a thin layer of side effects:
 //!
 //! - [`event`]: the 21 apcupsd events and every exact text that goes with them.
+//! - [`config`]: configuration files; [`config::apcupsd_conf`] parses apcupsd.conf.
 
+pub mod config;
 pub mod event;
 
 pub use event::{DefaultAction, Event};
