@@ -4,16 +4,31 @@
 //! - [`reading`]: a [`PowerReading`], one poll's view (adapter, batteries combined).
 //! - [`sysfs`], [`procfs`]: sources that build readings from a root path
 //!   (`/sys/class/power_supply`, legacy `/proc/acpi`); [`Source`] picks one.
+//! - [`thresholds`]: the limits from apcupsd.conf, as the monitor uses them.
+//! - [`mono`]: [`Mono`], the virtual monotonic time the monitor runs on.
+//! - [`runtime`]: the smoothed runtime estimate from measured drain.
+//! - [`monitor`]: the pure state machine, readings + virtual time in,
+//!   ordered [`Effect`]s out.
+//! - [`state`]: the outage state that survives a daemon restart.
 //!
 //! Only the sources read files; nothing here writes, spawns or reads the clock.
 
+pub mod monitor;
+pub mod mono;
 pub mod procfs;
 pub mod reading;
+pub mod runtime;
+pub mod state;
 pub mod sysfs;
+pub mod thresholds;
 
 use std::path::{Path, PathBuf};
 
+pub use monitor::{Effect, Monitor, Outage, Snapshot};
+pub use mono::Mono;
 pub use reading::{Battery, BatteryStatus, CapacityLevel, CapacityUnit, PowerReading};
+pub use state::OutageState;
+pub use thresholds::Thresholds;
 
 /// Why a source could not produce a reading this poll. The monitor counts
 /// these; several in a row become commfailure.
