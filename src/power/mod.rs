@@ -12,6 +12,55 @@
 //! - [`state`]: the outage state that survives a daemon restart.
 //!
 //! Only the sources read files; nothing here writes, spawns or reads the clock.
+//!
+//! How the daemon drives it (a sketch; every side effect is the daemon's):
+//!
+//! ```no_run
+//! use std::time::{Instant, SystemTime, UNIX_EPOCH};
+//! use apccontrol::config::apcupsd_conf;
+//! use apccontrol::power::{Effect, Mono, Monitor, OutageState, Source, Thresholds};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let conf = apcupsd_conf::load("/etc/apcupsd/apcupsd.conf".as_ref())?.conf;
+//! let start = Instant::now();
+//! let now = || Mono::from_elapsed(start.elapsed());
+//! let wall = || {
+//!     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+//! };
+//! let th = Thresholds::from_conf(&conf);
+//! let saved = std::fs::read_to_string(&conf.state_file)
+//!     .ok()
+//!     .and_then(|text| OutageState::parse(&text).ok());
+//! let mut monitor = match saved {
+//!     Some(state) => Monitor::resume(th, now(), wall(), &state),
+//!     None => Monitor::new(th, now()),
+//! };
+//! let source = Source::new("/".as_ref()); // --root
+//! loop {
+//!     for effect in monitor.step(source.read(), now()) {
+//!         match effect {
+//!             Effect::Log { .. } => { /* syslog + EVENTSFILE line */ }
+//!             Effect::Run(_event) => { /* spawn SCRIPTDIR/apccontrol EVENT UPSNAME 1 1 */ }
+//!             Effect::CreatePowerfail => { /* create conf.powerfail_path() */ }
+//!             Effect::ProhibitLogins => { /* write "POWER FAILURE\n" to conf.nologin_path() */ }
+//!             Effect::AllowLogins => { /* remove conf.nologin_path() */ }
+//!             Effect::SaveState => {
+//!                 let text = monitor.outage_state(now(), wall()).to_text();
+//!                 std::fs::write(&conf.state_file, text)?;
+//!             }
+//!         }
+//!     }
+//!     let _status = monitor.snapshot(now()); // for the NIS server
+//!     let mut wake = now() + monitor.poll_interval();
+//!     if let Some(deadline) = monitor.next_deadline() {
+//!         wake = wake.min(deadline);
+//!     }
+//!     // Sleep until `wake` (start + wake.as_millis() ms) or a power_supply uevent.
+//! #   break;
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod monitor;
 pub mod mono;
