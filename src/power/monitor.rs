@@ -25,7 +25,8 @@
 //!   prohibited, so never with NOLOGON disable; ANNOY 0 does not disable it);
 //! - battdetach/battattach when the number of batteries drops or rises (the
 //!   first reading is compared with "one present", as apcupsd does);
-//! - commfailure after several unreadable or implausible polls, commok after;
+//! - commfailure after several unreadable or implausible polls (its log line
+//!   repeated every 10 minutes while it lasts), commok after;
 //! - changeme when health says so or full < REPLACEPCT % of design, quiet for
 //!   10 minutes after start, then at most every 9 hours;
 //! - emergency when the adapter is online but the battery is critical and
@@ -50,6 +51,9 @@ use super::thresholds::{Thresholds, CHANGEME_EVERY, CHANGEME_QUIET, FAST_POLL, H
 use super::SourceError;
 use crate::config::apcupsd_conf::NoLogon;
 use crate::event::{Event, Severity};
+
+/// While communication stays lost, its log line is repeated this often.
+pub const COMMLOST_RELOG: Duration = Duration::from_secs(10 * 60);
 
 /// Logged when the nologin file is written (apcupsd's text).
 pub const LOGINS_PROHIBITED: &str = "User logins prohibited";
@@ -210,7 +214,8 @@ pub struct Monitor {
     logins_prohibited: bool,
     // Reading filter and communication.
     bad_polls: u32,
-    commlost: bool,
+    /// Set while communication is lost: when its log line was last written.
+    commlost: Option<Mono>,
     last_good: Option<(Mono, PowerReading)>,
     suspect: Option<(Mono, f64, u32)>,
     // Battery presence.
@@ -248,7 +253,7 @@ impl Monitor {
             shutdown_reason: None,
             logins_prohibited: false,
             bad_polls: 0,
-            commlost: false,
+            commlost: None,
             last_good: None,
             suspect: None,
             battery_count: None,
@@ -337,7 +342,7 @@ impl Monitor {
             || self.bad_polls > 0
             || self.suspect.is_some()
             || self.pending_count.is_some()
-            || [self.lowbatt, self.emergency].iter().any(|h| h.0.is_some())
+            || self.emergency.0.is_some()
     }
 
     /// The next instant at which a timer can fire, if any. The daemon should
@@ -409,7 +414,7 @@ impl Monitor {
             transfers: self.transfers,
             last_transfer_on: self.last_transfer_on,
             last_transfer_off: self.last_transfer_off,
-            commlost: self.commlost,
+            commlost: self.commlost.is_some(),
             fast_poll: self.fast_poll(),
             logins_prohibited: self.logins_prohibited,
             last_reading: self.last_good.clone(),
@@ -422,7 +427,7 @@ impl Monitor {
         let before = self.outage_state(now, 0);
         let mut fx = Vec::new();
         let good = self.filter(reading, now);
-        self.communication(good.is_some(), &mut fx);
+        self.communication(good.is_some(), now, &mut fx);
         if let Some(r) = &good {
             self.presence(r.battery.count, &mut fx);
             let on_battery = self.believed_on_battery(r);
@@ -509,19 +514,27 @@ impl Monitor {
         (to - from).abs() <= allowed
     }
 
-    fn communication(&mut self, good: bool, fx: &mut Vec<Effect>) {
+    /// commfailure once, its log line again every 10 minutes while the
+    /// source stays unreadable (as apcupsd's drivers do), commok after.
+    fn communication(&mut self, good: bool, now: Mono, fx: &mut Vec<Effect>) {
         if good {
             self.bad_polls = 0;
-            if self.commlost {
-                self.commlost = false;
+            if self.commlost.take().is_some() {
                 push_event(fx, Event::Commok);
             }
-        } else {
-            self.bad_polls = self.bad_polls.saturating_add(1);
-            if self.bad_polls >= self.th.comm_fail_polls && !self.commlost {
-                self.commlost = true;
+            return;
+        }
+        self.bad_polls = self.bad_polls.saturating_add(1);
+        match self.commlost {
+            None if self.bad_polls >= self.th.comm_fail_polls => {
+                self.commlost = Some(now);
                 push_event(fx, Event::Commfailure);
             }
+            Some(logged) if now.since(logged) >= COMMLOST_RELOG => {
+                self.commlost = Some(now);
+                fx.extend(Effect::log_event(Event::Commfailure));
+            }
+            _ => {}
         }
     }
 

@@ -618,6 +618,23 @@ fn commfailure_after_five_bad_polls_and_commok_after() {
 }
 
 #[test]
+fn commfailure_log_repeats_every_ten_minutes_but_runs_once() {
+    let mut s = Sim::new(debian());
+    s.at(0, mains(90.0));
+    for t in 1..=1300 {
+        s.at_ms(t * 1000, unreadable());
+    }
+    assert_eq!(s.events(), vec![Event::Commfailure]);
+    let logs: Vec<i64> = s
+        .log
+        .iter()
+        .filter(|(_, e)| *e == log(Event::Commfailure))
+        .map(|(t, _)| t.as_millis() / 1000)
+        .collect();
+    assert_eq!(logs, vec![5, 605, 1205]);
+}
+
+#[test]
 fn garbage_counts_towards_commfailure() {
     let mut s = Sim::new(debian());
     s.at(0, mains(90.0));
@@ -978,4 +995,58 @@ fn status_flags_like_apcupsd() {
     assert_eq!(s.m.snapshot(s.now).status_flags(), 0x0500_0008);
     s.each_sec(1, 7, |_| onbatt(100.0));
     assert_eq!(s.m.snapshot(s.now).status_flags(), 0x0506_0010);
+}
+
+#[test]
+fn bad_readings_neither_reset_nor_fire_a_held_condition() {
+    let mut s = Sim::new(debian());
+    s.at(0, onbatt(5.0));
+    for t in 1..=4 {
+        s.at_ms(t * 1000, unreadable());
+    }
+    assert!(!s.events().contains(&Event::Loadlimit));
+    s.at(5, onbatt(5.0));
+    assert_eq!(s.runs()[1], (5, Event::Loadlimit));
+
+    // Only bad readings after the condition started: nothing fires.
+    let mut s = Sim::new(debian());
+    s.at(0, onbatt(5.0));
+    for t in 1..=30 {
+        s.at_ms(t * 1000, unreadable());
+    }
+    assert!(!s.events().contains(&Event::Loadlimit));
+}
+
+#[test]
+fn runlimit_needs_a_runtime_estimate() {
+    let mut s = Sim::new(Thresholds {
+        minutes: 10_000,
+        ..debian()
+    });
+    let no_rate = || {
+        let mut r = onbatt(50.0);
+        r.battery.rate = None;
+        r
+    };
+    s.each_sec(0, 60, |_| no_rate());
+    assert_eq!(s.m.snapshot(s.now).runtime, None);
+    assert_eq!(s.events(), vec![Event::Powerout, Event::Onbattery]);
+    // The firmware's own figure is the fallback.
+    let mut fw = no_rate();
+    fw.battery.time_to_empty = Some(Duration::from_secs(600));
+    s.each_sec(61, 70, |_| fw.clone());
+    assert_eq!(s.runs()[2], (66, Event::Runlimit));
+}
+
+#[test]
+fn next_deadline_follows_annoyme_and_poll_interval_is_fast_on_battery() {
+    let mut s = Sim::new(annoy_th(5, 2, NoLogon::Always));
+    s.each_sec(0, 3, |_| onbatt(90.0));
+    assert_eq!(s.m.next_deadline(), Some(Mono::from_secs(4)));
+    s.each_sec(4, 10, |_| onbatt(90.0));
+    assert_eq!(s.m.next_deadline(), Some(Mono::from_secs(16)));
+    assert_eq!(s.m.poll_interval(), Duration::from_secs(1));
+    s.at(11, mains(90.0));
+    assert_eq!(s.m.next_deadline(), None);
+    assert_eq!(s.m.poll_interval(), Duration::from_secs(60));
 }

@@ -182,11 +182,6 @@ impl SysfsSource {
         &self.dir
     }
 
-    /// Whether the directory holds at least one adapter or battery.
-    pub fn available(&self) -> bool {
-        self.read().is_ok()
-    }
-
     /// One reading. An error means nothing usable could be read this poll.
     pub fn read(&self) -> Result<PowerReading, SourceError> {
         let entries = std::fs::read_dir(&self.dir).map_err(|source| SourceError::List {
@@ -405,7 +400,6 @@ mod tests {
         assert!(matches!(src.read(), Err(SourceError::List { .. })));
         std::fs::create_dir_all(tmp.path().join("sys/class/power_supply/x")).unwrap();
         assert!(matches!(src.read(), Err(SourceError::NothingFound { .. })));
-        assert!(!src.available());
     }
 
     #[test]
