@@ -110,7 +110,7 @@ fn proc_acpi_2009_rule_and_restart() {
         .conf;
     let th = Thresholds::from_conf(&conf);
     let src = Source::new(tmp.path());
-    let mut m = Monitor::new(th.clone(), Mono::ZERO);
+    let mut m = Monitor::new(th, Mono::ZERO);
     let mut runs = Vec::new();
     run(&mut m, &src, 0, 30, &mut runs);
     assert_eq!(runs, vec![(0, Event::Powerout), (6, Event::Onbattery)]);

@@ -632,7 +632,7 @@ impl Monitor {
     // ----- on battery -----------------------------------------------------
 
     fn on_battery_checks(&mut self, good: Option<&PowerReading>, now: Mono, fx: &mut Vec<Effect>) {
-        let th = self.th.clone();
+        let th = self.th;
         let Some(o) = self.outage.as_mut() else {
             return;
         };

@@ -914,7 +914,7 @@ fn restart_mid_outage_keeps_timeout_and_sends_nothing_twice() {
         battery_drop: 50,
         ..debian()
     };
-    let mut s = Sim::new(th.clone());
+    let mut s = Sim::new(th);
     s.at(0, mains(80.0));
     s.each_sec(1, 60, |_| onbatt(80.0));
     assert_eq!(s.events(), vec![Event::Powerout, Event::Onbattery]);

@@ -18,7 +18,7 @@ pub const CHANGEME_EVERY: Duration = Duration::from_secs(9 * 60 * 60);
 pub const FAST_POLL: Duration = Duration::from_secs(1);
 
 /// Everything the monitor needs to decide.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Thresholds {
     /// ONBATTERYDELAY, seconds from powerout to onbattery.
     pub on_battery_delay: u32,
