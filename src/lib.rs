@@ -24,6 +24,7 @@ pub mod hooks;
 pub mod log;
 pub mod nis;
 pub mod plan;
+pub mod power;
 pub mod process;
 
 pub use event::{DefaultAction, Event};

@@ -9,3 +9,4 @@ mod differential;
 mod docs;
 mod hooks;
 mod nis;
+mod power;

@@ -1,0 +1,809 @@
+//! The monitor: apcupsd's decision logic for a laptop battery, as a pure
+//! state machine.
+//!
+//! Readings and virtual time ([`Mono`]) go in through [`Monitor::step`]; an
+//! ordered list of [`Effect`]s comes out, for the daemon to carry out in that
+//! order (log lines, `apccontrol` runs, the powerfail and nologin files).
+//! [`Monitor::next_deadline`] says when a timer can fire next, so the daemon
+//! sleeps exactly until then; [`Monitor::snapshot`] is the status the NIS
+//! server reports. The timeline is apcupsd 3.14.14's (facts §3.4–§3.7):
+//!
+//! - powerout at once; onbattery once on battery for ONBATTERYDELAY (`>=`);
+//! - the shutdown checks run from the power failure on, so also during the
+//!   ONBATTERYDELAY window: failing (critical or empty battery), timeout
+//!   (whole seconds since onbattery, or since the failure before it, `>`
+//!   TIMEOUT), loadlimit (charge `<=` BATTERYLEVEL, or the laptop rule
+//!   BATTERYDROP), runlimit (runtime estimate `<=` MINUTES); every condition
+//!   that reads the battery must hold 5 s, and resets when a believable
+//!   reading clears it;
+//! - a shutdown is: log, run the event, log `Initiating system shutdown!`,
+//!   create powerfail, prohibit logins (unless NOLOGON disable, as Debian),
+//!   run doshutdown. At most once per run (and per outage state file);
+//! - back on mains: offbattery (only if onbattery was sent), mainsback,
+//!   `Allowing logins` if logins were prohibited, then the nologin removal;
+//! - NOLOGON and annoyme with apcupsd's rules (annoyme only while logins are
+//!   prohibited, so never with NOLOGON disable; ANNOY 0 does not disable it);
+//! - battdetach/battattach when the number of batteries drops or rises (the
+//!   first reading is compared with "one present", as apcupsd does);
+//! - commfailure after several unreadable or implausible polls (its log line
+//!   repeated every 10 minutes while it lasts), commok after;
+//! - changeme when health says so or full < REPLACEPCT % of design, quiet for
+//!   10 minutes after start, then at most every 9 hours;
+//! - emergency when the adapter is online but the battery is critical and
+//!   discharging (held 5 s), followed by a shutdown.
+//!
+//! The reading filter: a charge above 100 (or below 0), an `Unknown` status
+//! with charge 0, nothing readable at all, or a charge jump larger than one
+//! poll interval allows is not believed. Such a reading changes nothing and
+//! counts towards commfailure; a jump becomes believable once several
+//! consecutive readings agree with it. Time-only timers (onbattery, TIMEOUT)
+//! keep running while readings are bad.
+//!
+//! Pure: no clock, no files, no processes.
+
+use std::time::Duration;
+
+use super::mono::Mono;
+use super::reading::{Battery, BatteryStatus, CapacityLevel, PowerReading};
+use super::runtime::RuntimeEstimator;
+use super::state::OutageState;
+use super::thresholds::{Thresholds, CHANGEME_EVERY, CHANGEME_QUIET, FAST_POLL, HOLD};
+use super::SourceError;
+use crate::config::apcupsd_conf::NoLogon;
+use crate::event::{Event, Severity};
+
+/// While communication stays lost, its log line is repeated this often.
+pub const COMMLOST_RELOG: Duration = Duration::from_secs(10 * 60);
+
+/// Logged when the nologin file is written (apcupsd's text).
+pub const LOGINS_PROHIBITED: &str = "User logins prohibited";
+/// Logged when logins are allowed again (apcupsd's text).
+pub const ALLOWING_LOGINS: &str = "Allowing logins";
+
+/// One thing the daemon must do, in the order given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    /// Write a line to syslog and the events file.
+    Log {
+        /// apcupsd's exact text.
+        text: &'static str,
+        /// The syslog priority.
+        severity: Severity,
+    },
+    /// Start `SCRIPTDIR/apccontrol EVENT UPSNAME 1 1` without waiting.
+    Run(Event),
+    /// Create the empty `<PWRFAILDIR>/powerfail` file (mode 0644).
+    CreatePowerfail,
+    /// Write `<NOLOGINDIR>/nologin` with `POWER FAILURE\n` (mode 0644).
+    ProhibitLogins,
+    /// Remove `<NOLOGINDIR>/nologin`. apcupsd does this on every return of
+    /// mains, whoever created the file; a careful daemon may remove it only
+    /// when it holds `POWER FAILURE`.
+    AllowLogins,
+    /// The persistent state changed: write [`Monitor::outage_state`] to the state file.
+    SaveState,
+}
+
+impl Effect {
+    fn log_event(event: Event) -> Option<Effect> {
+        event.log_text().map(|text| Effect::Log {
+            text,
+            severity: event.severity(),
+        })
+    }
+}
+
+/// The current outage.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outage {
+    /// When the power failed (powerout).
+    pub started: Mono,
+    /// When onbattery was sent; TIMEOUT counts from here once it is set.
+    pub onbattery_at: Option<Mono>,
+    /// The believable charge at the start of the outage (BATTERYDROP's base).
+    pub charge_at_start: Option<f64>,
+    /// The last annoyme (or the time it was armed).
+    pub last_annoy: Mono,
+    /// Whether annoyme's log line was written in this outage.
+    pub annoy_logged: bool,
+}
+
+impl Outage {
+    /// apcupsd's `last_time_on_line` during an outage.
+    fn timer_base(&self) -> Mono {
+        self.onbattery_at.unwrap_or(self.started)
+    }
+}
+
+/// The status the NIS server reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    /// On battery (as believed).
+    pub on_battery: bool,
+    /// onbattery has been sent in this outage.
+    pub onbattery_sent: bool,
+    /// The battery is critical or empty (LOWBATT).
+    pub low_battery: bool,
+    /// The battery should be replaced (REPLACEBATT).
+    pub replace_battery: bool,
+    /// doshutdown has been sent (STATUS `SHUTTING DOWN`).
+    pub shutdown_started: bool,
+    /// What started the shutdown.
+    pub shutdown_reason: Option<Event>,
+    /// At least one battery is present.
+    pub battery_present: bool,
+    /// Charge in percent, from the last believable reading.
+    pub charge_pct: Option<f64>,
+    /// Runtime estimate.
+    pub runtime: Option<Duration>,
+    /// Time on battery in the current outage (TONBATT).
+    pub time_on_battery: Duration,
+    /// Time on battery in all outages, this one included (CUMONBATT).
+    pub cumulative_on_battery: Duration,
+    /// Transfers to battery (NUMXFERS).
+    pub transfers: u32,
+    /// Start of the last transfer to battery (XONBATT).
+    pub last_transfer_on: Option<Mono>,
+    /// End of the last transfer to battery (XOFFBATT).
+    pub last_transfer_off: Option<Mono>,
+    /// Communication with the source is lost (COMMLOST).
+    pub commlost: bool,
+    /// Polling fast (1 s).
+    pub fast_poll: bool,
+    /// Logins are prohibited by laptop-upsd.
+    pub logins_prohibited: bool,
+    /// The last believable reading, and when it was taken.
+    pub last_reading: Option<(Mono, PowerReading)>,
+}
+
+impl Snapshot {
+    /// apcupsd's STATFLAG bits (facts §5.3) for this status.
+    pub fn status_flags(&self) -> u32 {
+        let mut f = 0x0100_0000; // UPS_plugged, always set
+        let mut set = |on: bool, bit: u32| {
+            if on {
+                f |= bit;
+            }
+        };
+        set(!self.on_battery, 0x08);
+        set(self.on_battery, 0x10);
+        set(self.low_battery, 0x40);
+        set(self.replace_battery, 0x80);
+        set(self.commlost, 0x100);
+        set(self.shutdown_started, 0x200);
+        set(self.onbattery_sent, 0x2_0000);
+        set(self.fast_poll, 0x4_0000);
+        set(self.shutdown_reason == Some(Event::Loadlimit), 0x8_0000);
+        set(self.shutdown_reason == Some(Event::Timeout), 0x10_0000);
+        set(self.shutdown_reason == Some(Event::Runlimit), 0x20_0000);
+        set(self.shutdown_reason == Some(Event::Emergency), 0x40_0000);
+        set(self.battery_present, 0x0400_0000);
+        f
+    }
+}
+
+/// A condition that must hold for [`HOLD`] before it counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Hold(Option<Mono>);
+
+impl Hold {
+    /// Record a believable observation; true once it has held long enough.
+    fn observe(&mut self, condition: bool, now: Mono) -> bool {
+        if !condition {
+            self.0 = None;
+            return false;
+        }
+        let since = *self.0.get_or_insert(now);
+        now.since(since) >= HOLD
+    }
+
+    fn deadline(self) -> Option<Mono> {
+        self.0.map(|since| since + HOLD)
+    }
+}
+
+/// The state machine. See the module doc for the rules.
+#[derive(Debug, Clone)]
+pub struct Monitor {
+    th: Thresholds,
+    started_at: Mono,
+    on_battery: bool,
+    outage: Option<Outage>,
+    shutdown_started: bool,
+    shutdown_reason: Option<Event>,
+    logins_prohibited: bool,
+    // Reading filter and communication.
+    bad_polls: u32,
+    /// Set while communication is lost: when its log line was last written.
+    commlost: Option<Mono>,
+    last_good: Option<(Mono, PowerReading)>,
+    suspect: Option<(Mono, f64, u32)>,
+    // Battery presence.
+    /// Believed number of batteries; `None` before the first reading.
+    battery_count: Option<usize>,
+    pending_count: Option<usize>,
+    // Held conditions.
+    lowbatt: Hold,
+    lowbatt_now: bool,
+    loadlimit: Hold,
+    drop: Hold,
+    runlimit: Hold,
+    emergency: Hold,
+    // changeme.
+    replace_battery: bool,
+    last_changeme: Option<Mono>,
+    // Statistics.
+    cumulative: Duration,
+    transfers: u32,
+    last_transfer_on: Option<Mono>,
+    last_transfer_off: Option<Mono>,
+    estimator: RuntimeEstimator,
+}
+
+impl Monitor {
+    /// A monitor for a daemon that starts at `now`, assuming mains power and
+    /// one battery present until the first reading says otherwise.
+    pub fn new(th: Thresholds, now: Mono) -> Self {
+        Self {
+            th,
+            started_at: now,
+            on_battery: false,
+            outage: None,
+            shutdown_started: false,
+            shutdown_reason: None,
+            logins_prohibited: false,
+            bad_polls: 0,
+            commlost: None,
+            last_good: None,
+            suspect: None,
+            battery_count: None,
+            pending_count: None,
+            lowbatt: Hold::default(),
+            lowbatt_now: false,
+            loadlimit: Hold::default(),
+            drop: Hold::default(),
+            runlimit: Hold::default(),
+            emergency: Hold::default(),
+            replace_battery: false,
+            last_changeme: None,
+            cumulative: Duration::ZERO,
+            transfers: 0,
+            last_transfer_on: None,
+            last_transfer_off: None,
+            estimator: RuntimeEstimator::default(),
+        }
+    }
+
+    /// A monitor that resumes from a saved state. `now_epoch` is the wall
+    /// clock (seconds since the epoch) at `now`; saved wall times are turned
+    /// into virtual instants with it. An outage in the state continues: no
+    /// second powerout or onbattery, and TIMEOUT keeps its base.
+    pub fn resume(th: Thresholds, now: Mono, now_epoch: i64, state: &OutageState) -> Self {
+        let mut m = Monitor::new(th, now);
+        let at = |epoch: i64| {
+            let ago = now_epoch.saturating_sub(epoch).max(0);
+            now - Duration::from_secs(ago.unsigned_abs())
+        };
+        m.shutdown_started = state.shutdown_started;
+        m.cumulative = Duration::from_secs(state.cumulative_on_battery);
+        m.transfers = state.transfers;
+        if let Some(start) = state.outage_start {
+            let started = at(start);
+            let onbattery_at = state.onbattery_at.map(at);
+            m.on_battery = true;
+            m.logins_prohibited = state.logins_prohibited;
+            m.last_transfer_on = Some(started);
+            m.outage = Some(Outage {
+                started,
+                onbattery_at,
+                charge_at_start: state.charge_at_start,
+                last_annoy: now,
+                annoy_logged: false,
+            });
+        }
+        m
+    }
+
+    /// What to save so that [`Monitor::resume`] can continue; `now_epoch`
+    /// is the wall clock at `now`.
+    pub fn outage_state(&self, now: Mono, now_epoch: i64) -> OutageState {
+        let epoch = |t: Mono| {
+            let ago = i64::try_from(now.since(t).as_secs()).unwrap_or(i64::MAX);
+            now_epoch.saturating_sub(ago)
+        };
+        OutageState {
+            outage_start: self.outage.as_ref().map(|o| epoch(o.started)),
+            onbattery_at: self.outage.as_ref().and_then(|o| o.onbattery_at.map(epoch)),
+            charge_at_start: self.outage.as_ref().and_then(|o| o.charge_at_start),
+            logins_prohibited: self.outage.is_some() && self.logins_prohibited,
+            shutdown_started: self.shutdown_started,
+            cumulative_on_battery: self.cumulative.as_secs(),
+            transfers: self.transfers,
+        }
+    }
+
+    /// The thresholds in use.
+    pub fn thresholds(&self) -> &Thresholds {
+        &self.th
+    }
+
+    /// How long the daemon should wait before the next poll: POLLTIME on
+    /// mains, 1 s on battery or while anything is being confirmed.
+    pub fn poll_interval(&self) -> Duration {
+        if self.fast_poll() {
+            FAST_POLL
+        } else {
+            self.th.poll_interval()
+        }
+    }
+
+    fn fast_poll(&self) -> bool {
+        self.on_battery
+            || self.bad_polls > 0
+            || self.suspect.is_some()
+            || self.pending_count.is_some()
+            || self.emergency.0.is_some()
+    }
+
+    /// The next instant at which a timer can fire, if any. The daemon should
+    /// step (with a fresh reading) no later than this.
+    pub fn next_deadline(&self) -> Option<Mono> {
+        let mut d: Vec<Mono> = Vec::new();
+        if let Some(o) = &self.outage {
+            if o.onbattery_at.is_none() {
+                d.push(o.started + secs(self.th.on_battery_delay));
+            }
+            if !self.shutdown_started {
+                let base = o.timer_base();
+                if self.th.timeout > 0 {
+                    d.push(base + secs(self.th.timeout + 1));
+                    if self.th.nologon == NoLogon::Timeout && !self.logins_prohibited {
+                        d.push(base + secs(self.th.timeout * 9 / 10 + 1));
+                    }
+                }
+                if self.logins_prohibited {
+                    d.push(std::cmp::max(
+                        base + secs(self.th.annoy_delay + 1),
+                        o.last_annoy + secs(self.th.annoy + 1),
+                    ));
+                }
+                for hold in [self.lowbatt, self.loadlimit, self.drop, self.runlimit] {
+                    d.extend(hold.deadline());
+                }
+            }
+        }
+        if !self.shutdown_started {
+            d.extend(self.emergency.deadline());
+        }
+        if self.replace_battery {
+            d.push(self.changeme_due());
+        }
+        d.into_iter().min()
+    }
+
+    fn changeme_due(&self) -> Mono {
+        let quiet = self.started_at + CHANGEME_QUIET;
+        match self.last_changeme {
+            Some(last) => std::cmp::max(quiet, last + CHANGEME_EVERY),
+            None => quiet,
+        }
+    }
+
+    /// The status for the NIS server.
+    pub fn snapshot(&self, now: Mono) -> Snapshot {
+        let on_batt_time = self
+            .outage
+            .as_ref()
+            .map_or(Duration::ZERO, |o| now.since(o.started));
+        let battery = self.last_good.as_ref().map(|(_, r)| &r.battery);
+        Snapshot {
+            on_battery: self.on_battery,
+            onbattery_sent: self
+                .outage
+                .as_ref()
+                .is_some_and(|o| o.onbattery_at.is_some()),
+            low_battery: self.lowbatt_now,
+            replace_battery: self.replace_battery,
+            shutdown_started: self.shutdown_started,
+            shutdown_reason: self.shutdown_reason,
+            battery_present: self.battery_count.unwrap_or(1) > 0,
+            charge_pct: battery.and_then(|b| b.charge_pct),
+            runtime: battery.and_then(|b| self.estimator.runtime(b)),
+            time_on_battery: on_batt_time,
+            cumulative_on_battery: self.cumulative + on_batt_time,
+            transfers: self.transfers,
+            last_transfer_on: self.last_transfer_on,
+            last_transfer_off: self.last_transfer_off,
+            commlost: self.commlost.is_some(),
+            fast_poll: self.fast_poll(),
+            logins_prohibited: self.logins_prohibited,
+            last_reading: self.last_good.clone(),
+        }
+    }
+
+    /// One poll: the reading (or why there is none) taken at `now`.
+    /// Returns what the daemon must do, in order.
+    pub fn step(&mut self, reading: Result<PowerReading, SourceError>, now: Mono) -> Vec<Effect> {
+        let before = self.outage_state(now, 0);
+        let mut fx = Vec::new();
+        let good = self.filter(reading, now);
+        self.communication(good.is_some(), now, &mut fx);
+        if let Some(r) = &good {
+            self.presence(r.battery.count, &mut fx);
+            let on_battery = self.believed_on_battery(r);
+            if on_battery != self.on_battery {
+                if on_battery {
+                    self.power_failed(r, now, &mut fx);
+                } else {
+                    self.mains_back(now, &mut fx);
+                }
+            }
+            self.estimator.update(&r.battery, now);
+            // LOWBATT's timer runs on mains too (apcupsd starts it when the
+            // bit rises); failing itself needs battery power.
+            self.lowbatt_now = is_low(&r.battery);
+            self.lowbatt.observe(self.lowbatt_now, now);
+        }
+        if self.outage.is_some() {
+            self.on_battery_checks(good.as_ref(), now, &mut fx);
+        } else if let Some(r) = &good {
+            self.emergency_check(r, now, &mut fx);
+        }
+        if let Some(r) = &good {
+            self.changeme(&r.battery, now, &mut fx);
+        }
+        if self.outage_state(now, 0) != before {
+            fx.push(Effect::SaveState);
+        }
+        if let Some(r) = good {
+            self.last_good = Some((now, r));
+        }
+        fx
+    }
+
+    // ----- the reading filter -------------------------------------------
+
+    /// The reading if it is believable, `None` if not.
+    fn filter(
+        &mut self,
+        reading: Result<PowerReading, SourceError>,
+        now: Mono,
+    ) -> Option<PowerReading> {
+        let Ok(r) = reading else {
+            return None;
+        };
+        let b = &r.battery;
+        let charge = b.charge_pct;
+        let garbage =
+            match charge {
+                Some(c) => !c.is_finite() || !(0.0..=100.0).contains(&c),
+                None => false,
+            } || (b.present() && b.status == BatteryStatus::Unknown && charge == Some(0.0))
+                || (r.ac_online.is_none() && !b.present());
+        if garbage {
+            return None;
+        }
+        let (Some(c), Some((t0, last))) = (charge, self.last_good.as_ref()) else {
+            self.suspect = None;
+            return Some(r);
+        };
+        let Some(c0) = last.battery.charge_pct else {
+            self.suspect = None;
+            return Some(r);
+        };
+        if self.plausible_change(c0, c, now.since(*t0)) {
+            self.suspect = None;
+            return Some(r);
+        }
+        // A jump: believable only once several readings in a row agree.
+        let count = match self.suspect {
+            Some((t, s, n)) if self.plausible_change(s, c, now.since(t)) => n + 1,
+            _ => 1,
+        };
+        if count >= self.th.jump_confirm_polls {
+            self.suspect = None;
+            Some(r)
+        } else {
+            self.suspect = Some((now, c, count));
+            None
+        }
+    }
+
+    fn plausible_change(&self, from: f64, to: f64, dt: Duration) -> bool {
+        let allowed = 2.0 + self.th.max_charge_rate_per_min * dt.as_secs_f64() / 60.0;
+        (to - from).abs() <= allowed
+    }
+
+    /// commfailure once, its log line again every 10 minutes while the
+    /// source stays unreadable (as apcupsd's drivers do), commok after.
+    fn communication(&mut self, good: bool, now: Mono, fx: &mut Vec<Effect>) {
+        if good {
+            self.bad_polls = 0;
+            if self.commlost.take().is_some() {
+                push_event(fx, Event::Commok);
+            }
+            return;
+        }
+        self.bad_polls = self.bad_polls.saturating_add(1);
+        match self.commlost {
+            None if self.bad_polls >= self.th.comm_fail_polls => {
+                self.commlost = Some(now);
+                push_event(fx, Event::Commfailure);
+            }
+            Some(logged) if now.since(logged) >= COMMLOST_RELOG => {
+                self.commlost = Some(now);
+                fx.extend(Effect::log_event(Event::Commfailure));
+            }
+            _ => {}
+        }
+    }
+
+    /// AC online, cross-checked with the battery: an adapter that says
+    /// offline while the battery charges is not believed (the previous state
+    /// stays); without an adapter file, a discharging battery means on battery.
+    fn believed_on_battery(&self, r: &PowerReading) -> bool {
+        let status = r.battery.status;
+        match r.ac_online {
+            Some(true) => false,
+            Some(false) if status == BatteryStatus::Charging => self.on_battery,
+            Some(false) => true,
+            None => match status {
+                BatteryStatus::Discharging => true,
+                BatteryStatus::Unknown => self.on_battery,
+                _ => false,
+            },
+        }
+    }
+
+    fn presence(&mut self, count: usize, fx: &mut Vec<Effect>) {
+        // The first reading sets the baseline silently, except that an absent
+        // battery is compared with "present" (apcupsd pretends the battery was
+        // there at start-up, so it reports battdetach but never battattach).
+        let known = match self.battery_count {
+            Some(known) => known,
+            None if count > 0 => {
+                self.battery_count = Some(count);
+                return;
+            }
+            None => *self.battery_count.insert(1),
+        };
+        if count == known {
+            self.pending_count = None;
+            return;
+        }
+        // A change must be seen twice in a row.
+        if self.pending_count != Some(count) {
+            self.pending_count = Some(count);
+            return;
+        }
+        self.pending_count = None;
+        let event = if count < known {
+            Event::Battdetach
+        } else {
+            Event::Battattach
+        };
+        self.battery_count = Some(count);
+        push_event(fx, event);
+    }
+
+    // ----- transitions --------------------------------------------------
+
+    fn power_failed(&mut self, r: &PowerReading, now: Mono, fx: &mut Vec<Effect>) {
+        self.on_battery = true;
+        self.transfers = self.transfers.saturating_add(1);
+        self.last_transfer_on = Some(now);
+        self.outage = Some(Outage {
+            started: now,
+            onbattery_at: None,
+            charge_at_start: r.battery.charge_pct,
+            last_annoy: now,
+            annoy_logged: false,
+        });
+        self.loadlimit = Hold::default();
+        self.drop = Hold::default();
+        self.runlimit = Hold::default();
+        push_event(fx, Event::Powerout);
+    }
+
+    fn mains_back(&mut self, now: Mono, fx: &mut Vec<Effect>) {
+        self.on_battery = false;
+        let Some(o) = self.outage.take() else {
+            return;
+        };
+        if o.onbattery_at.is_some() {
+            push_event(fx, Event::Offbattery);
+        }
+        push_event(fx, Event::Mainsback);
+        if self.logins_prohibited {
+            self.logins_prohibited = false;
+            fx.push(Effect::Log {
+                text: ALLOWING_LOGINS,
+                severity: Severity::Alert,
+            });
+        }
+        fx.push(Effect::AllowLogins);
+        self.cumulative += now.since(o.started);
+        self.last_transfer_off = Some(now);
+        self.loadlimit = Hold::default();
+        self.drop = Hold::default();
+        self.runlimit = Hold::default();
+    }
+
+    // ----- on battery -----------------------------------------------------
+
+    fn on_battery_checks(&mut self, good: Option<&PowerReading>, now: Mono, fx: &mut Vec<Effect>) {
+        let th = self.th;
+        let Some(o) = self.outage.as_mut() else {
+            return;
+        };
+        if o.onbattery_at.is_none()
+            && now.whole_secs_since(o.started) >= u64::from(th.on_battery_delay)
+        {
+            o.onbattery_at = Some(now);
+            o.last_annoy = now;
+            push_event(fx, Event::Onbattery);
+        }
+        if o.charge_at_start.is_none() {
+            o.charge_at_start = good.and_then(|r| r.battery.charge_pct);
+        }
+        if self.shutdown_started {
+            return;
+        }
+        let base = o.timer_base();
+        let charge_at_start = o.charge_at_start;
+        let elapsed = now.whole_secs_since(base);
+
+        // The shutdown checks, in apcupsd's order.
+        let battery = good.map(|r| &r.battery);
+        let charge = battery.and_then(|b| b.charge_pct);
+        let runtime_min = battery
+            .and_then(|b| self.estimator.runtime(b))
+            .map(|d| d.as_secs_f64() / 60.0);
+        let failing = good.is_some()
+            && self.lowbatt_now
+            && self.lowbatt.0.is_some_and(|since| now.since(since) >= HOLD);
+        let mut fire = None;
+        if failing {
+            fire = Some(Event::Failing);
+        }
+        if th.timeout > 0 && elapsed > u64::from(th.timeout) && fire.is_none() {
+            fire = Some(Event::Timeout);
+        }
+        if let Some(c) = charge {
+            if self
+                .loadlimit
+                .observe(c <= f64::from(th.battery_level), now)
+                && fire.is_none()
+            {
+                fire = Some(Event::Loadlimit);
+            }
+            if th.battery_drop > 0 {
+                if let Some(start) = charge_at_start {
+                    let limit = start * f64::from(th.battery_drop) / 100.0;
+                    if self.drop.observe(c <= limit, now) && fire.is_none() {
+                        fire = Some(Event::Loadlimit);
+                    }
+                }
+            }
+        }
+        if let Some(rt) = runtime_min {
+            if self.runlimit.observe(rt <= f64::from(th.minutes), now) && fire.is_none() {
+                fire = Some(Event::Runlimit);
+            }
+        } else if good.is_some() {
+            self.runlimit = Hold::default();
+        }
+        if let Some(event) = fire {
+            self.shutdown(event, fx);
+            return;
+        }
+
+        // NOLOGON.
+        if !self.logins_prohibited {
+            let prohibit = match th.nologon {
+                NoLogon::Always => true,
+                NoLogon::Disable => false,
+                NoLogon::Timeout => th.timeout > 0 && elapsed > u64::from(th.timeout * 9 / 10),
+                NoLogon::Percent => {
+                    charge.is_some_and(|c| c <= f64::from(th.nologon_percent_limit()))
+                }
+                NoLogon::Minutes => {
+                    runtime_min.is_some_and(|m| m <= f64::from(th.nologon_minutes_limit()))
+                }
+            };
+            if prohibit {
+                self.prohibit_logins(fx);
+            }
+        }
+
+        // annoyme.
+        if self.logins_prohibited {
+            if let Some(o) = self.outage.as_mut() {
+                if elapsed > u64::from(th.annoy_delay)
+                    && now.whole_secs_since(o.last_annoy) > u64::from(th.annoy)
+                {
+                    if !o.annoy_logged {
+                        o.annoy_logged = true;
+                        fx.extend(Effect::log_event(Event::Annoyme));
+                    }
+                    fx.push(Effect::Run(Event::Annoyme));
+                    o.last_annoy = now;
+                }
+            }
+        }
+    }
+
+    fn prohibit_logins(&mut self, fx: &mut Vec<Effect>) {
+        self.logins_prohibited = true;
+        fx.push(Effect::ProhibitLogins);
+        fx.push(Effect::Log {
+            text: LOGINS_PROHIBITED,
+            severity: Severity::Alert,
+        });
+    }
+
+    /// apcupsd's sequence: the event, `Initiating system shutdown!`,
+    /// powerfail, nologin (unless NOLOGON disable), doshutdown.
+    fn shutdown(&mut self, event: Event, fx: &mut Vec<Effect>) {
+        if self.shutdown_started {
+            return;
+        }
+        self.shutdown_started = true;
+        self.shutdown_reason = Some(event);
+        push_event(fx, event);
+        fx.extend(Effect::log_event(Event::Doshutdown));
+        fx.push(Effect::CreatePowerfail);
+        if self.th.nologon != NoLogon::Disable && !self.logins_prohibited {
+            self.prohibit_logins(fx);
+        }
+        fx.push(Effect::Run(Event::Doshutdown));
+    }
+
+    // ----- on mains ---------------------------------------------------------
+
+    fn emergency_check(&mut self, r: &PowerReading, now: Mono, fx: &mut Vec<Effect>) {
+        let b = &r.battery;
+        let condition = r.ac_online == Some(true)
+            && b.present()
+            && b.status == BatteryStatus::Discharging
+            && is_low(b);
+        if self.emergency.observe(condition, now) && !self.shutdown_started {
+            self.shutdown(Event::Emergency, fx);
+        }
+    }
+
+    fn changeme(&mut self, b: &Battery, now: Mono, fx: &mut Vec<Effect>) {
+        if !b.present() {
+            return;
+        }
+        let worn = self.th.replace_pct > 0
+            && b.wear_pct()
+                .is_some_and(|w| w < f64::from(self.th.replace_pct));
+        self.replace_battery = b.health_says_replace() || worn;
+        if self.replace_battery && now >= self.changeme_due() {
+            self.last_changeme = Some(now);
+            push_event(fx, Event::Changeme);
+        }
+    }
+}
+
+/// LOWBATT for a laptop: the firmware says critical, or a discharging battery is empty.
+fn is_low(b: &Battery) -> bool {
+    b.present()
+        && (b.capacity_level == CapacityLevel::Critical
+            || (b.status == BatteryStatus::Discharging && b.charge_pct == Some(0.0)))
+}
+
+fn secs(s: u32) -> Duration {
+    Duration::from_secs(u64::from(s))
+}
+
+/// Log an event (if apcupsd logs it) and run it.
+fn push_event(fx: &mut Vec<Effect>, event: Event) {
+    fx.extend(Effect::log_event(event));
+    fx.push(Effect::Run(event));
+}
+
+#[cfg(test)]
+#[path = "monitor_tests.rs"]
+mod tests;
