@@ -18,6 +18,7 @@
 pub mod actions;
 pub mod check;
 pub mod config;
+pub mod daemon;
 pub mod event;
 pub mod handler;
 pub mod hooks;

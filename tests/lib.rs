@@ -5,6 +5,7 @@
 mod support;
 
 mod apccontrol;
+mod daemon;
 mod differential;
 mod docs;
 mod hooks;

@@ -1,0 +1,72 @@
+//! `laptop-upsd`: flags in, the daemon (or the demo, or one status reading)
+//! out. Everything else is in the library ([`apccontrol::daemon`]).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// Turns a laptop's battery into a UPS that speaks apcupsd's language: it
+/// watches the AC adapter and battery, applies apcupsd.conf's thresholds,
+/// runs SCRIPTDIR/apccontrol for each event as apcupsd does, and serves
+/// apcupsd's network information server (NIS) protocol.
+#[derive(Debug, Parser)]
+#[command(
+    name = "laptop-upsd",
+    version,
+    about,
+    after_help = "Runs in the foreground (for systemd). Reads /sys/class/power_supply, or the legacy \
+/proc/acpi files. See laptop-upsd(8) and apccontrol-config(5)."
+)]
+struct Cli {
+    /// apcupsd.conf to read.
+    #[arg(
+        short = 'f',
+        long = "config",
+        value_name = "FILE",
+        default_value = "/etc/apcupsd/apcupsd.conf"
+    )]
+    config: PathBuf,
+
+    /// Read /sys and /proc under DIR instead of / (for tests and fake trees).
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    root: PathBuf,
+
+    /// Play a whole power outage in a few seconds on a fake battery: no
+    /// root, no battery, nothing on this machine touched.
+    #[arg(long, conflicts_with = "status")]
+    demo: bool,
+
+    /// Print one reading in apcaccess's status format and exit.
+    #[arg(long)]
+    status: bool,
+
+    /// Also print every log line on stderr.
+    #[arg(short, long)]
+    verbose: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let options = apccontrol::daemon::Options {
+        config: cli.config,
+        root: cli.root,
+        verbose: cli.verbose,
+    };
+    let result = if cli.demo {
+        apccontrol::daemon::demo::run().map_err(|e| e.to_string())
+    } else if cli.status {
+        apccontrol::daemon::status_text(&options)
+            .map(|text| print!("{text}"))
+            .map_err(|e| e.to_string())
+    } else {
+        apccontrol::daemon::run(&options).map_err(|e| e.to_string())
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("laptop-upsd: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,616 @@
+//! laptop-upsd's thin shell around the pure [`Monitor`]: read the power
+//! supplies, step the monitor, carry out its [`Effect`]s as apcupsd would
+//! (events file and syslog lines, `SCRIPTDIR/apccontrol EVENT UPSNAME 1 1`
+//! started without waiting, powerfail and nologin files, the state file),
+//! publish the status for the NIS server, and sleep until the next deadline,
+//! a kernel power_supply uevent, or a signal.
+//!
+//! Failures here are logged, never fatal once the loop runs: a full disk, a
+//! missing apccontrol or a broken sysfs file must not stop the next reading,
+//! because the next reading may be the one that needs a shutdown.
+
+pub mod demo;
+pub mod events_file;
+pub mod status;
+pub mod uevent;
+
+use std::fs;
+use std::io::Write;
+use std::os::fd::AsFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+
+use crate::config::apcupsd_conf::{self, ApcupsdConf, ConfError};
+use crate::event::Event;
+use crate::log::{Level, Log};
+use crate::nis::server::{NisServer, ServerConfig, ServerHandle};
+use crate::nis::status::UpsStatus;
+use crate::power::{Effect, Monitor, Mono, OutageState, Source, Thresholds};
+use crate::process::{self, Spec};
+
+use events_file::EventsFile;
+
+/// What the binary parsed.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// apcupsd.conf to read.
+    pub config: PathBuf,
+    /// Prefix for every `/sys` and `/proc` path read.
+    pub root: PathBuf,
+    /// Every log line on stderr too.
+    pub verbose: bool,
+}
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The configuration file is wrong.
+    #[error(transparent)]
+    Config(#[from] ConfError),
+    /// Another instance holds the pid file lock.
+    #[error("another laptop-upsd is already running{} (it holds the lock on {}); stop it first", pid.map(|p| format!(" as pid {p}")).unwrap_or_default(), path.display())]
+    AlreadyRunning {
+        /// Its pid, if the file says.
+        pid: Option<i32>,
+        /// The pid file.
+        path: PathBuf,
+    },
+    /// The pid file could not be created.
+    #[error("cannot create the pid file {}: {source}; set PIDFILE in the config to a writable path", path.display())]
+    PidFile {
+        /// The pid file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Signal handling could not be set up.
+    #[error("cannot set up signal handling: {0}")]
+    Signals(nix::errno::Errno),
+}
+
+/// Load the config, the way every mode does: warnings go to the log.
+pub fn load_config(path: &Path, log: &mut Log) -> Result<ApcupsdConf, DaemonError> {
+    let parsed = apcupsd_conf::load(path)?;
+    for warning in &parsed.warnings {
+        log.warning(&format!("{}: {warning}", path.display()));
+    }
+    Ok(parsed.conf)
+}
+
+/// The UPS name: UPSNAME, else the host name, else `default` (as apcupsd).
+pub fn ups_name(conf: &ApcupsdConf) -> String {
+    conf.ups_name
+        .clone()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| hostname().unwrap_or_else(|| "default".to_string()))
+}
+
+fn hostname() -> Option<String> {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+}
+
+fn epoch_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// The single-instance lock: the pid file, held with `flock` for the
+/// daemon's lifetime. Released (and the file removed) on drop.
+#[derive(Debug)]
+pub struct PidLock {
+    path: PathBuf,
+    _lock: nix::fcntl::Flock<fs::File>,
+}
+
+impl PidLock {
+    /// Take the lock or say who holds it.
+    pub fn acquire(path: &Path) -> Result<PidLock, DaemonError> {
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o644)
+            .open(path)
+            .map_err(|source| DaemonError::PidFile {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        let mut lock =
+            match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+                Ok(lock) => lock,
+                Err((_, _)) => {
+                    let pid = fs::read_to_string(path)
+                        .ok()
+                        .and_then(|s| s.trim().parse().ok());
+                    return Err(DaemonError::AlreadyRunning {
+                        pid,
+                        path: path.to_path_buf(),
+                    });
+                }
+            };
+        let written = lock
+            .set_len(0)
+            .and_then(|()| writeln!(&mut *lock, "{}", std::process::id()));
+        if let Err(source) = written {
+            return Err(DaemonError::PidFile {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+        Ok(PidLock {
+            path: path.to_path_buf(),
+            _lock: lock,
+        })
+    }
+}
+
+impl Drop for PidLock {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+/// Carries out the monitor's effects. Every failure is logged and survived.
+pub struct Effector {
+    conf: ApcupsdConf,
+    upsname: String,
+    events: Option<EventsFile>,
+    /// The log all lines go to.
+    pub log: Log,
+    /// When set, events file lines carry this time instead of the clock's
+    /// (the demo runs in virtual time).
+    pub virtual_time: Option<chrono::DateTime<chrono::FixedOffset>>,
+}
+
+impl Effector {
+    /// An effector for this config.
+    pub fn new(conf: &ApcupsdConf, log: Log) -> Effector {
+        Effector {
+            conf: conf.clone(),
+            upsname: ups_name(conf),
+            events: conf
+                .events_file
+                .as_deref()
+                .map(|path| EventsFile::new(path, conf.events_file_max)),
+            log,
+            virtual_time: None,
+        }
+    }
+
+    /// A line for syslog and the events file, as apcupsd's `log_event`.
+    pub fn event_line(&mut self, level: Level, text: &str) {
+        self.log.line(level, text);
+        if let Some(events) = &self.events {
+            let at = self
+                .virtual_time
+                .unwrap_or_else(|| chrono::Local::now().fixed_offset());
+            let line = events_file::format_line(&at, text);
+            if let Err(e) = events.append(&line) {
+                let path = events.path().display().to_string();
+                self.log
+                    .error(&format!("cannot write events file {path}: {e}"));
+            }
+        }
+    }
+
+    /// Do one effect. `state` gives the text for [`Effect::SaveState`].
+    pub fn apply(&mut self, effect: &Effect, state: impl FnOnce() -> String) {
+        match effect {
+            Effect::Log { text, severity } => self.event_line((*severity).into(), text),
+            Effect::Run(event) => self.run_apccontrol(*event),
+            Effect::CreatePowerfail => {
+                let path = self.conf.powerfail_path();
+                let created = fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .mode(0o644)
+                    .open(&path);
+                if let Err(e) = created {
+                    self.log
+                        .error(&format!("Unable to create {}: ERR={e}", path.display()));
+                }
+            }
+            Effect::ProhibitLogins => {
+                let path = self.conf.nologin_path();
+                let _ = fs::remove_file(&path);
+                let written = fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o644)
+                    .open(&path)
+                    .and_then(|mut f| f.write_all(b"POWER FAILURE\n"));
+                if let Err(e) = written {
+                    self.log
+                        .error(&format!("cannot write {}: {e}", path.display()));
+                }
+            }
+            Effect::AllowLogins => {
+                // Only our own file: apcupsd removes any nologin, even an
+                // admin's; we leave one that does not say POWER FAILURE.
+                let path = self.conf.nologin_path();
+                if fs::read_to_string(&path).is_ok_and(|t| t.contains("POWER FAILURE")) {
+                    if let Err(e) = fs::remove_file(&path) {
+                        self.log
+                            .error(&format!("cannot remove {}: {e}", path.display()));
+                    }
+                }
+            }
+            Effect::SaveState => {
+                let path = self.conf.state_file.clone();
+                if let Err(e) = write_atomically(&path, state().as_bytes()) {
+                    self.log.error(&format!(
+                        "cannot save the outage state to {}: {e}",
+                        path.display()
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Start `SCRIPTDIR/apccontrol EVENT UPSNAME 1 1` without waiting.
+    fn run_apccontrol(&mut self, event: Event) {
+        let program = self.conf.apccontrol_path();
+        let spec = Spec::new(&program)
+            .args([event.name(), self.upsname.as_str(), "1", "1"])
+            .current_dir("/");
+        match process::spawn(&spec) {
+            Ok(child) => {
+                self.log.info(&format!(
+                    "started {} {} {} 1 1 (pid {})",
+                    program.display(),
+                    event,
+                    self.upsname,
+                    child.id()
+                ));
+                // Reaped on SIGCHLD by `reap_children`; dropping the handle
+                // neither waits nor kills.
+                drop(child);
+            }
+            Err(e) => self
+                .log
+                .error(&format!("Cannot exec {} {event}: {e}", program.display())),
+        }
+    }
+}
+
+/// Write a file by writing a temporary one beside it and renaming it over.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    let result = (|| {
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o644)
+            .open(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Reap every finished child without blocking.
+pub fn reap_children(log: &mut Log) {
+    loop {
+        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => return,
+            Ok(WaitStatus::Exited(pid, code)) => {
+                if code != 0 {
+                    log.info(&format!("apccontrol (pid {pid}) exited with status {code}"));
+                }
+            }
+            Ok(WaitStatus::Signaled(pid, signal, _)) => {
+                log.warning(&format!("apccontrol (pid {pid}) was killed by {signal}"));
+            }
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(nix::errno::Errno::ECHILD) => return,
+            Err(e) => {
+                log.error(&format!("waitpid failed: {e}"));
+                return;
+            }
+        }
+    }
+}
+
+/// The monitor to start with: resumed from the state file if it holds a
+/// believable outage, fresh otherwise (a corrupt file is logged and ignored).
+fn start_monitor(conf: &ApcupsdConf, now: Mono, log: &mut Log) -> (Monitor, Option<OutageState>) {
+    let thresholds = Thresholds::from_conf(conf);
+    match fs::read_to_string(&conf.state_file) {
+        Err(_) => (Monitor::new(thresholds, now), None),
+        Ok(text) => match OutageState::parse(&text) {
+            Ok(state) => {
+                log.notice(&format!(
+                    "resuming from {}: {}",
+                    conf.state_file.display(),
+                    if state.outage_start.is_some() {
+                        "an outage in progress"
+                    } else {
+                        "no outage"
+                    }
+                ));
+                (
+                    Monitor::resume(thresholds, now, epoch_secs(), &state),
+                    Some(state),
+                )
+            }
+            Err(e) => {
+                log.warning(&format!(
+                    "ignoring the corrupt state file {}: {e}",
+                    conf.state_file.display()
+                ));
+                (Monitor::new(thresholds, now), None)
+            }
+        },
+    }
+}
+
+/// Like Debian's prestart: a powerfail file left from an earlier run goes,
+/// and so does a nologin file that says POWER FAILURE, unless the state we
+/// resume says a shutdown (or the login ban) is still under way.
+fn clear_stale_flags(conf: &ApcupsdConf, resumed: Option<&OutageState>, log: &mut Log) {
+    let shutting_down = resumed.is_some_and(|s| s.shutdown_started);
+    let banned = resumed.is_some_and(|s| s.logins_prohibited);
+    let powerfail = conf.powerfail_path();
+    if !shutting_down && powerfail.exists() {
+        match fs::remove_file(&powerfail) {
+            Ok(()) => log.notice(&format!("removed the stale {}", powerfail.display())),
+            Err(e) => log.error(&format!(
+                "cannot remove the stale {}: {e}",
+                powerfail.display()
+            )),
+        }
+    }
+    let nologin = conf.nologin_path();
+    if !banned && fs::read_to_string(&nologin).is_ok_and(|t| t.contains("POWER FAILURE")) {
+        let _ = fs::remove_file(&nologin);
+    }
+}
+
+/// Run the daemon until SIGTERM or SIGINT.
+pub fn run(options: &Options) -> Result<(), DaemonError> {
+    let mut log = Log::new("laptop-upsd");
+    log.echo_to_stderr(if options.verbose {
+        Level::Info
+    } else {
+        Level::Notice
+    });
+    let conf = load_config(&options.config, &mut log)?;
+    let _pid_lock = PidLock::acquire(&conf.pid_file)?;
+
+    // Signals are handled by reading a signalfd in the loop; block them
+    // before any thread starts so every thread inherits the mask.
+    let mut mask = SigSet::empty();
+    for signal in [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGCHLD,
+    ] {
+        mask.add(signal);
+    }
+    mask.thread_block().map_err(DaemonError::Signals)?;
+    let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+        .map_err(DaemonError::Signals)?;
+
+    let start = Instant::now();
+    let now = || Mono::from_elapsed(start.elapsed());
+    let start_time = chrono::Local::now().fixed_offset();
+    let (mut monitor, resumed) = start_monitor(&conf, now(), &mut log);
+    clear_stale_flags(&conf, resumed.as_ref(), &mut log);
+
+    let upsname = ups_name(&conf);
+    let host = hostname().unwrap_or_default();
+    let source = Source::new(&options.root);
+    let mut effector = Effector::new(&conf, log);
+    effector.event_line(
+        Level::Notice,
+        &format!(
+            "laptop-upsd {} startup succeeded",
+            env!("CARGO_PKG_VERSION")
+        ),
+    );
+
+    let uevents = match uevent::Listener::open() {
+        Ok(listener) => Some(listener),
+        Err(e) => {
+            effector
+                .log
+                .notice(&format!("no kernel uevents ({e}); polling only"));
+            None
+        }
+    };
+
+    let published = Arc::new(RwLock::new(UpsStatus::default()));
+    let _server: Option<ServerHandle> = if conf.net_server {
+        start_nis(&conf, Arc::clone(&published), &mut effector.log)
+    } else {
+        None
+    };
+
+    let exit_signal = loop {
+        let at = now();
+        let reading = source.read();
+        let effects = monitor.step(reading, at);
+        for effect in &effects {
+            effector.apply(effect, || {
+                monitor.outage_state(now(), epoch_secs()).to_text()
+            });
+        }
+        let snapshot = monitor.snapshot(at);
+        let ctx = status::Context {
+            conf: &conf,
+            upsname: &upsname,
+            hostname: &host,
+            start_time,
+            last_poll: chrono::Local::now().fixed_offset(),
+            last_poll_mono: at,
+        };
+        let record = status::ups_status(&snapshot, &ctx);
+        match published.write() {
+            Ok(mut guard) => *guard = record,
+            Err(poisoned) => *poisoned.into_inner() = record,
+        }
+
+        let mut wake = at + monitor.poll_interval();
+        if let Some(deadline) = monitor.next_deadline() {
+            wake = wake.min(deadline);
+        }
+        let timeout = wake.since(now()).max(Duration::from_millis(50));
+        match wait(&signals, uevents.as_ref(), timeout, &mut effector.log) {
+            Wake::Signal(signal) => break signal,
+            Wake::Timer | Wake::Uevent => {}
+        }
+    };
+    effector.event_line(
+        Level::Warning,
+        &format!("laptop-upsd exiting, signal {}", exit_signal as i32),
+    );
+    Ok(())
+}
+
+fn start_nis(
+    conf: &ApcupsdConf,
+    published: Arc<RwLock<UpsStatus>>,
+    log: &mut Log,
+) -> Option<ServerHandle> {
+    let bound = NisServer::bind(conf.nis_ip, conf.nis_port);
+    let server = match bound {
+        Ok(server) => server,
+        Err(e) => {
+            log.error(&format!(
+                "cannot serve NIS on {}:{}: {e}; apcaccess and slaves will not see this UPS",
+                conf.nis_ip, conf.nis_port
+            ));
+            return None;
+        }
+    };
+    let nis_log = Arc::new(std::sync::Mutex::new(Log::new("laptop-upsd")));
+    let config = ServerConfig {
+        events_file: conf.events_file.clone(),
+        log: Arc::new(move |line: &str| {
+            if let Ok(mut log) = nis_log.lock() {
+                log.warning(line);
+            }
+        }),
+        ..ServerConfig::default()
+    };
+    match server.spawn(published, config) {
+        Ok(handle) => {
+            log.info(&format!("NIS server listening on {}", handle.local_addr()));
+            Some(handle)
+        }
+        Err(e) => {
+            log.error(&format!("cannot start the NIS server: {e}"));
+            None
+        }
+    }
+}
+
+enum Wake {
+    Timer,
+    Uevent,
+    Signal(Signal),
+}
+
+/// Sleep until the timeout, a power_supply uevent, or a signal. SIGCHLD
+/// reaps and keeps sleeping; SIGHUP is logged (restart to reload).
+fn wait(
+    signals: &SignalFd,
+    uevents: Option<&uevent::Listener>,
+    timeout: Duration,
+    log: &mut Log,
+) -> Wake {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Wake::Timer;
+        }
+        let mut fds = vec![PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
+        if let Some(listener) = uevents {
+            fds.push(PollFd::new(listener.as_fd(), PollFlags::POLLIN));
+        }
+        let ms = PollTimeout::try_from(left.as_millis().max(1)).unwrap_or(PollTimeout::MAX);
+        match poll(&mut fds, ms) {
+            Ok(0) => return Wake::Timer,
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => {
+                log.error(&format!("poll failed: {e}"));
+                std::thread::sleep(left.min(Duration::from_secs(1)));
+                continue;
+            }
+        }
+        let uevent_ready = fds
+            .get(1)
+            .and_then(|fd| fd.revents())
+            .is_some_and(|r| r.contains(PollFlags::POLLIN));
+        while let Ok(Some(info)) = signals.read_signal() {
+            match Signal::try_from(info.ssi_signo as i32) {
+                Ok(Signal::SIGCHLD) => reap_children(log),
+                Ok(Signal::SIGHUP) => log.notice(
+                    "SIGHUP: laptop-upsd does not reload; restart it to apply a new config",
+                ),
+                Ok(signal) => return Wake::Signal(signal),
+                Err(_) => {}
+            }
+        }
+        if uevent_ready {
+            if let Some(listener) = uevents {
+                if listener.drain_power_supply() {
+                    return Wake::Uevent;
+                }
+            }
+        }
+    }
+}
+
+/// `laptop-upsd --status`: one reading, printed as apcaccess prints a status.
+pub fn status_text(options: &Options) -> Result<String, DaemonError> {
+    let mut log = Log::silent("laptop-upsd");
+    log.echo_to_stderr(Level::Warning);
+    let conf = if options.config.exists() {
+        load_config(&options.config, &mut log)?
+    } else {
+        ApcupsdConf::default()
+    };
+    let mut monitor = Monitor::new(Thresholds::from_conf(&conf), Mono::ZERO);
+    let reading = Source::new(&options.root).read();
+    if let Err(e) = &reading {
+        log.warning(&e.to_string());
+    }
+    // One step to take the reading in; its effects are not carried out.
+    let _ = monitor.step(reading, Mono::ZERO);
+    let snapshot = monitor.snapshot(Mono::ZERO);
+    let now = chrono::Local::now().fixed_offset();
+    let upsname = ups_name(&conf);
+    let host = hostname().unwrap_or_default();
+    let ctx = status::Context {
+        conf: &conf,
+        upsname: &upsname,
+        hostname: &host,
+        start_time: now,
+        last_poll: now,
+        last_poll_mono: Mono::ZERO,
+    };
+    let record = status::ups_status(&snapshot, &ctx);
+    Ok(crate::nis::status::render(&record, &now).to_text())
+}
