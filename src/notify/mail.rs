@@ -305,6 +305,7 @@ fn classify(
     server: &str,
     stage: Stage,
     timeout: Duration,
+    implicit_tls: bool,
 ) -> MailError {
     let server = server.to_string();
     if is_timeout(&e) {
@@ -314,7 +315,10 @@ fn classify(
             waited: timeout,
         };
     }
-    if e.is_tls() {
+    // During a TLS step, anything but a timeout or an SMTP reply is the TLS
+    // layer failing (rustls reports a bad certificate as an I/O error).
+    let tls_step = stage == Stage::StartTls || (stage == Stage::Greeting && implicit_tls);
+    if e.is_tls() || (tls_step && !e.is_permanent() && !e.is_transient() && !e.is_response()) {
         return MailError::Tls {
             server,
             stage,
@@ -413,7 +417,7 @@ impl Sender {
                 let bytes = message.formatted();
                 let response = conn
                     .send(message.envelope(), &bytes)
-                    .map_err(|e| classify(e, server, Stage::Send, t))?;
+                    .map_err(|e| classify(e, server, Stage::Send, t, false))?;
                 let words = response.message().collect::<Vec<_>>().join(" ");
                 Ok(format!("{} {}", response.code(), words))
             }
@@ -468,7 +472,7 @@ fn open_smtp(
             } else {
                 Stage::Greeting
             };
-            classify(e, &server, stage, t)
+            classify(e, &server, stage, t, implicit.is_some())
         })?;
     log(format!(
         "connected to {server}; the server greeted and answered EHLO"
@@ -485,7 +489,7 @@ fn open_smtp(
         let t = step_timeout(smtp.timeout, deadline, &server, Stage::StartTls)?;
         set_timeout(&mut conn, t, &server, Stage::StartTls)?;
         conn.starttls(params, &hello)
-            .map_err(|e| classify(e, &server, Stage::StartTls, t))?;
+            .map_err(|e| classify(e, &server, Stage::StartTls, t, false))?;
         log("TLS established with STARTTLS, certificate verified".to_string());
     }
 
@@ -494,7 +498,7 @@ fn open_smtp(
         set_timeout(&mut conn, t, &server, Stage::Auth)?;
         let credentials = Credentials::new(user.clone(), password);
         conn.auth(&[Mechanism::Plain, Mechanism::Login], &credentials)
-            .map_err(|e| match classify(e, &server, Stage::Auth, t) {
+            .map_err(|e| match classify(e, &server, Stage::Auth, t, false) {
                 MailError::Refused { reason, .. } | MailError::Smtp { reason, .. } => {
                     MailError::Auth {
                         server: server.clone(),

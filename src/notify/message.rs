@@ -79,7 +79,8 @@ pub const SUBJECTS: [(Event, &str); 21] = [
 ];
 
 /// The body line used when the caller could not read the UPS status.
-pub const STATUS_UNAVAILABLE: &str = "UPS status: not available (apcupsd's network information server could not be read, or was not asked so that the shutdown came first).";
+/// Lines stay under 78 characters so the mail goes out as plain 7-bit text.
+pub const STATUS_UNAVAILABLE: &str = "UPS status: not available. apcupsd's network information server could not\nbe read, or was not asked so that the shutdown came first.";
 
 /// The heading above the UPS status text.
 pub const STATUS_HEADING: &str = "UPS status (from apcupsd's network information server):";
