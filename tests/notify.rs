@@ -1039,3 +1039,191 @@ fn check_finds_problems_around_valid_settings() {
         "{found:#?}"
     );
 }
+
+// ---------------------------------------------------------------------------
+// More outbox behaviour: refusals, trickling servers, sendmail
+
+#[test]
+fn a_refused_message_stays_queued_and_does_not_block_the_others() {
+    let s = Scratch::new();
+    let port = free_port();
+    let server = Smtpd::start(port, &s.mail_dir(), &["--reject", "poison"]);
+    let settings = s.settings(port, &[]);
+    for ups in ["first", "poison", "last"] {
+        notify::queue(&settings, &notice(Event::Onbattery, ups), None).unwrap();
+    }
+    let report = notify::deliver(&settings, soon(20));
+    assert_eq!(report.delivered.len(), 2, "{report:?}");
+    assert!(!report.stopped_early);
+    match &report.failed[..] {
+        [(_, MailError::Refused { stage, reason, .. })] => {
+            assert_eq!(*stage, notify::Stage::Send);
+            assert!(reason.contains("554"), "{reason}");
+        }
+        other => panic!("expected one refusal, got {other:?}"),
+    }
+    assert_eq!(server.received().len(), 2);
+    let left = s.outbox().queued().unwrap();
+    assert_eq!(left.len(), 1);
+    assert!(std::fs::read_to_string(&left[0])
+        .unwrap()
+        .contains("UPS poison"));
+}
+
+#[test]
+fn a_server_that_trickles_forever_still_costs_only_the_deadline() {
+    // Every read gets a byte before its timeout, so only the hard bound helps.
+    let s = Scratch::new();
+    let port = free_port();
+    let server = Smtpd::start(port, &s.mail_dir(), &["--trickle"]);
+    let settings = s.settings(port, &[("SMTP_TIMEOUT", "5")]);
+    notify::queue(&settings, &notice(Event::Onbattery, "u"), None).unwrap();
+    let id = s.outbox().queued().unwrap()[0]
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+
+    let budget = Duration::from_millis(1500);
+    let started = Instant::now();
+    let report = notify::deliver(&settings, started + budget);
+    let took = started.elapsed();
+    assert!(took <= budget + Duration::from_millis(300), "took {took:?}");
+    assert!(report.deadline_passed, "{report:?}");
+    assert_eq!(report.in_flight.as_deref(), Some(id.as_str()));
+    assert_eq!(s.outbox().queued().unwrap().len(), 1);
+
+    // The abandoned conversation still holds the message: another flush leaves it alone.
+    let second = notify::deliver(&settings, soon(1));
+    assert_eq!(second.busy, vec![id]);
+    drop(server); // ends the conversation; the message stays queued
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(s.outbox().queued().unwrap().len(), 1);
+}
+
+/// A stand-in for /usr/sbin/sendmail: records its arguments and the message.
+fn sendmail_stub(s: &Scratch, body: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = s.mail_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = format!(
+        "#!/bin/sh\nprintf '%s\\n' \"$@\" > '{dir}/args.'$$\ncat > '{dir}/mail.'$$\n{body}\n",
+        dir = dir.display()
+    );
+    let path = s.write("sendmail", &script);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+fn with_sendmail(s: &Scratch, program: &Path) -> MailSettings {
+    let mut settings = s.settings(25, &[]);
+    settings.transport = notify::Transport::Sendmail {
+        program: program.to_path_buf(),
+    };
+    settings
+}
+
+fn files_starting(dir: &Path, prefix: &str) -> Vec<String> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
+        .collect();
+    found.sort();
+    found
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect()
+}
+
+#[test]
+fn sendmail_gets_the_envelope_and_the_message() {
+    let s = Scratch::new();
+    let program = sendmail_stub(&s, "exit 0");
+    let settings = with_sendmail(&s, &program);
+    notify::queue(&settings, &notice(Event::Doshutdown, "u"), Some(STATUS)).unwrap();
+    let report = notify::deliver(&settings, soon(10));
+    assert_eq!(report.delivered.len(), 1, "{report:?}");
+    assert_eq!(
+        files_starting(&s.mail_dir(), "args."),
+        ["-i\n-f\nups@testhost.example\n--\nadmin@example.org\nops@example.org\n"]
+    );
+    let mails = files_starting(&s.mail_dir(), "mail.");
+    assert_eq!(
+        header(&mails[0], "Subject"),
+        Some("testhost UPS u initiated Shutdown Sequence")
+    );
+    assert!(!mails[0].contains('\r'), "sendmail gets LF line ends");
+
+    let test = notify::test_mail(&settings);
+    assert!(test.ok(), "{test}");
+    assert_eq!(
+        test.steps,
+        [format!(
+            "using the local sendmail program {}",
+            program.display()
+        )]
+    );
+}
+
+#[test]
+fn a_failing_sendmail_leaves_the_message_queued() {
+    let s = Scratch::new();
+    let program = sendmail_stub(&s, "echo 'sendmail: cannot connect to relay' >&2; exit 75");
+    let settings = with_sendmail(&s, &program);
+    notify::queue(&settings, &notice(Event::Onbattery, "u"), None).unwrap();
+    let report = notify::deliver(&settings, soon(10));
+    match &report.failed[..] {
+        [(_, e @ MailError::Sendmail { .. })] => assert!(
+            e.to_string()
+                .contains("it exited with status 75: sendmail: cannot connect to relay"),
+            "{e}"
+        ),
+        other => panic!("expected a sendmail failure, got {other:?}"),
+    }
+    assert_eq!(s.outbox().queued().unwrap().len(), 1);
+}
+
+#[test]
+fn a_hanging_sendmail_is_killed_at_the_deadline() {
+    let s = Scratch::new();
+    let program = sendmail_stub(&s, "sleep 30");
+    let settings = with_sendmail(&s, &program);
+    notify::queue(&settings, &notice(Event::Onbattery, "u"), None).unwrap();
+    let budget = Duration::from_millis(1000);
+    let started = Instant::now();
+    let report = notify::deliver(&settings, started + budget);
+    assert!(
+        started.elapsed() <= budget + Duration::from_millis(300),
+        "{report:?}"
+    );
+    assert!(report.delivered.is_empty());
+    assert_eq!(s.outbox().queued().unwrap().len(), 1);
+}
+
+#[test]
+fn check_mentions_waiting_and_moved_aside_messages() {
+    let s = Scratch::new();
+    let settings = s.settings(free_port(), &[]);
+    assert_eq!(notify::check(&settings), vec![]);
+    notify::queue(&settings, &notice(Event::Onbattery, "u"), None).unwrap();
+    std::fs::write(s.outbox_dir().join("0-0-0.msg"), "junk").unwrap();
+    let _ = notify::deliver(&settings, soon(5)); // moves the junk aside; nobody listens
+    let found: Vec<String> = notify::check(&settings)
+        .iter()
+        .map(|f| f.to_string())
+        .collect();
+    assert_eq!(
+        found,
+        [
+            format!(
+                "warning: OUTBOX_DIR: 1 notification(s) are waiting in {}; run apccontrol --flush-outbox, or apccontrol --test-mail to see why they are not sent",
+                s.outbox_dir().display()
+            ),
+            format!(
+                "warning: OUTBOX_DIR: 1 unreadable file(s) were moved aside in {} (*.bad); read them, then remove them",
+                s.outbox_dir().display()
+            ),
+        ]
+    );
+}

@@ -11,12 +11,17 @@
 //! - **Plain reports.** [`test_mail`] says which step worked and which failed:
 //!   connected, TLS established, authenticated, accepted.
 //!
+//! `SMTP_HOST=sendmail` pipes the message into `/usr/sbin/sendmail -i -f FROM
+//! -- TO...` (what every MTA and msmtp-mta install). That child is bounded by
+//! the deadline too: it leads its own process group, which is killed and
+//! reaped when time is up (lettre's own sendmail transport waits forever).
+//!
 //! TLS uses rustls with the Mozilla roots built in (webpki-roots), plus the
 //! certificates of `SMTP_CA_FILE` if set; there is no OpenSSL. The password is
 //! read from `SMTP_PASSWORD_FILE` at send time, never kept in the settings.
 //!
-//! Touches the network and reads the password and CA files; no clock beyond
-//! measuring the deadline, no outbox.
+//! Touches the network, runs sendmail, and reads the password and CA files;
+//! no clock beyond measuring the deadline, no outbox.
 
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -30,7 +35,7 @@ use lettre::transport::smtp::client::{
     Certificate, CertificateStore, SmtpConnection, TlsParameters,
 };
 use lettre::transport::smtp::extension::ClientId;
-use lettre::{Message, SendmailTransport, Transport as _};
+use lettre::Message;
 
 use super::message::Composed;
 use super::settings::{MailSettings, SmtpSettings, TlsMode, Transport};
@@ -187,10 +192,19 @@ pub enum MailError {
 }
 
 impl MailError {
-    /// Does this failure concern only this one message (so the next may still
-    /// go through), rather than the server or the settings?
+    /// Does this failure concern only this one message, so the next may still
+    /// go through? True for a message that cannot be built and for a refusal
+    /// while sending it (the server is up and answering). Everything else
+    /// (unreachable, timeout, TLS, login) would fail for every message alike.
     pub fn is_per_message(&self) -> bool {
-        matches!(self, MailError::Build { .. })
+        matches!(
+            self,
+            MailError::Build { .. }
+                | MailError::Refused {
+                    stage: Stage::Send,
+                    ..
+                }
+        )
     }
 }
 
@@ -395,14 +409,7 @@ impl Sender {
         deadline: Instant,
     ) -> Result<String, MailError> {
         match self {
-            Sender::Sendmail { program } => {
-                let transport = SendmailTransport::new_with_command(program.as_os_str());
-                transport.send(message).map_err(|e| MailError::Sendmail {
-                    program: program.clone(),
-                    reason: e.to_string(),
-                })?;
-                Ok(format!("{} exited successfully", program.display()))
-            }
+            Sender::Sendmail { program } => run_sendmail(program, message, deadline),
             Sender::Smtp {
                 conn,
                 server,
@@ -431,6 +438,95 @@ impl Sender {
             let _ = conn.quit();
         }
     }
+}
+
+/// Pipe the message into `sendmail -i -f FROM -- TO...`, bounded by the
+/// deadline: the program leads its own process group, which is killed
+/// (SIGKILL) and reaped if it has not exited by then. Lines end in LF, as
+/// sendmail expects on its standard input.
+fn run_sendmail(program: &Path, message: &Message, deadline: Instant) -> Result<String, MailError> {
+    use std::io::{Read, Write};
+    use std::os::unix::process::CommandExt;
+    use std::process::{Command, Stdio};
+
+    let fail = |reason: String| MailError::Sendmail {
+        program: program.to_path_buf(),
+        reason,
+    };
+    if Instant::now() >= deadline {
+        return Err(MailError::Deadline {
+            server: program.display().to_string(),
+            stage: Stage::Send,
+        });
+    }
+    let envelope = message.envelope();
+    let mut command = Command::new(program);
+    command.arg("-i");
+    if let Some(from) = envelope.from() {
+        command.arg("-f").arg(from);
+    }
+    command
+        .arg("--")
+        .args(envelope.to().iter().map(|a| a.to_string()))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let mut child = command
+        .spawn()
+        .map_err(|e| fail(format!("cannot start it: {e}")))?;
+
+    // Collect (a bounded amount of) stderr on the side, for the error message.
+    let (err_tx, err_rx) = std::sync::mpsc::channel();
+    if let Some(stderr) = child.stderr.take() {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stderr.take(4096).read_to_string(&mut text);
+            let _ = err_tx.send(text);
+        });
+    }
+    let text = String::from_utf8_lossy(&message.formatted()).replace("\r\n", "\n");
+    let written = match child.stdin.take() {
+        // Dropping stdin at the end of this block closes it: end of message.
+        Some(mut stdin) => stdin.write_all(text.as_bytes()),
+        None => Ok(()),
+    };
+
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() >= deadline => {
+                let pgid = nix::unistd::Pid::from_raw(child.id() as i32);
+                let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+                let _ = child.wait();
+                return Err(MailError::Deadline {
+                    server: program.display().to_string(),
+                    stage: Stage::Send,
+                });
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => return Err(fail(format!("cannot wait for it: {e}"))),
+        }
+    };
+    let stderr = err_rx
+        .recv_timeout(Duration::from_millis(200))
+        .unwrap_or_default();
+    let stderr = stderr.trim();
+    if !status.success() {
+        let how = match status.code() {
+            Some(code) => format!("it exited with status {code}"),
+            None => "it was killed by a signal".to_string(),
+        };
+        return Err(fail(if stderr.is_empty() {
+            how
+        } else {
+            format!("{how}: {stderr}")
+        }));
+    }
+    if let Err(e) = written {
+        return Err(fail(format!("it did not read the whole message: {e}")));
+    }
+    Ok(format!("{} exited successfully", program.display()))
 }
 
 fn open_smtp(

@@ -48,9 +48,12 @@
 //! duplicate is recognisable.
 //!
 //! A failed send leaves the message queued. A failure that concerns the server
-//! (unreachable, TLS, login, refused) stops the flush at once, so the deadline
-//! is not spent on every message. A file that cannot be read or parsed is
-//! renamed to `<name>.bad` and reported; it never stops the others.
+//! or the settings (unreachable, timeout, TLS, login) stops the flush at once,
+//! so the deadline is not spent on every message. A server that refuses one
+//! message (a 4xx or 5xx reply while sending it) does not stop the others:
+//! that message stays queued and is retried by the next flush. A file that
+//! cannot be read or parsed is renamed to `<name>.bad` and reported; it never
+//! stops the others.
 //!
 //! # The deadline is hard
 //!
@@ -503,6 +506,20 @@ impl Outbox {
         Ok(paths)
     }
 
+    /// Files moved aside by earlier flushes (`*.bad`), sorted.
+    pub fn bad_files(&self) -> Vec<PathBuf> {
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(|entry| entry.ok())
+            .map(|entry| entry.path())
+            .filter(|path| file_name(path).ends_with(BAD_SUFFIX))
+            .collect();
+        paths.sort();
+        paths
+    }
+
     /// Remove `.tmp-*` files older than [`STALE_TEMP_AGE`]: what a killed
     /// enqueue left behind. They were never queued, so nothing is lost.
     fn remove_stale_temps(&self) -> usize {
@@ -741,5 +758,48 @@ fn work(
     }
     if let Some(open) = sender {
         open.quit();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_is_recognised() {
+        for errno in [Errno::ENOSPC, Errno::EDQUOT] {
+            assert!(is_full(&std::io::Error::from_raw_os_error(errno as i32)));
+        }
+        assert!(!is_full(&std::io::Error::from_raw_os_error(
+            Errno::EACCES as i32
+        )));
+        let error = OutboxError::Full {
+            dir: PathBuf::from("/var/spool/apccontrol"),
+        };
+        assert_eq!(
+            error.to_string(),
+            "the outbox /var/spool/apccontrol is on a full file system, so the notification was not queued; free some space"
+        );
+    }
+
+    #[test]
+    fn decode_rejects_what_encode_never_writes() {
+        assert_eq!(decode("hello\n\nbody"), Err(SpoolFormatError::Magic));
+        assert_eq!(
+            decode("apccontrol-outbox 1\nEvent onbattery\n\nbody"),
+            Err(SpoolFormatError::HeaderLine { line: 2 })
+        );
+        assert_eq!(
+            decode("apccontrol-outbox 1\nEvent: nosuch\nDate: Sun, 22 Nov 2026 03:04:05 +0100\nSubject: s\n\n"),
+            Err(SpoolFormatError::Event {
+                value: "nosuch".to_string()
+            })
+        );
+        assert_eq!(
+            decode("apccontrol-outbox 1\nEvent: onbattery\nDate: yesterday\nSubject: s\n\n"),
+            Err(SpoolFormatError::Date {
+                value: "yesterday".to_string()
+            })
+        );
     }
 }

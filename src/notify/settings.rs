@@ -492,6 +492,33 @@ pub fn check(settings: &MailSettings) -> Vec<Finding> {
     }
 
     check_outbox_dir(&settings.outbox_dir, &mut push);
+
+    let outbox = crate::notify::outbox::Outbox::new(settings.outbox_dir.clone());
+    if let Ok(queued) = outbox.queued() {
+        if !queued.is_empty() {
+            push(
+                Level::Warning,
+                "OUTBOX_DIR",
+                format!(
+                    "{} notification(s) are waiting in {}; run apccontrol --flush-outbox, or apccontrol --test-mail to see why they are not sent",
+                    queued.len(),
+                    settings.outbox_dir.display()
+                ),
+            );
+        }
+    }
+    let bad = outbox.bad_files();
+    if !bad.is_empty() {
+        push(
+            Level::Warning,
+            "OUTBOX_DIR",
+            format!(
+                "{} unreadable file(s) were moved aside in {} (*.bad); read them, then remove them",
+                bad.len(),
+                settings.outbox_dir.display()
+            ),
+        );
+    }
     found
 }
 

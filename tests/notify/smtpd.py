@@ -8,7 +8,9 @@ the envelope and the login, then the message as received.
 
 Options: --starttls CERT KEY (STARTTLS required), --tls CERT KEY (implicit
 TLS), --auth USER PASSWORD (AUTH required), --delay SECONDS (before answering
-the end of DATA), --hang (send the 220 greeting, then never answer anything).
+the end of DATA), --reject WORD (answer 554 to a message containing WORD),
+--hang (send the 220 greeting, then never answer anything), --trickle (send
+a greeting that never ends, one byte every 0.2 s).
 
 Prints READY on stdout once it accepts connections. Runs until killed.
 """
@@ -26,7 +28,7 @@ import warnings
 warnings.filterwarnings("ignore", message="Session.login_data")
 
 
-def hang(port):
+def hang(port, trickle):
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", port))
@@ -35,8 +37,22 @@ def hang(port):
     print("READY", flush=True)
     while True:
         conn, _ = listener.accept()
-        conn.sendall(b"220 hang.test ESMTP then silence\r\n")
+        if trickle:
+            threading.Thread(target=drip, args=(conn,), daemon=True).start()
+        else:
+            conn.sendall(b"220 hang.test ESMTP then silence\r\n")
         held.append(conn)  # keep it open, never read, never answer
+
+
+def drip(conn):
+    """A greeting that never ends: one byte every 0.2 s, no newline."""
+    try:
+        conn.sendall(b"220 ")
+        while True:
+            time.sleep(0.2)
+            conn.sendall(b"x")
+    except OSError:
+        pass
 
 
 def serve(args):
@@ -48,6 +64,9 @@ def serve(args):
 
     class Handler:
         async def handle_DATA(self, server, session, envelope):
+            text = envelope.content.decode("utf-8", "replace") if isinstance(envelope.content, bytes) else envelope.content
+            if args.reject and args.reject in text:
+                return "554 5.6.0 refused by the test server"
             if args.delay:
                 time.sleep(args.delay)  # blocks the loop on purpose: a slow server
             with lock:
@@ -120,9 +139,11 @@ def main():
     p.add_argument("--auth", nargs=2, metavar=("USER", "PASSWORD"))
     p.add_argument("--delay", type=float, default=0.0)
     p.add_argument("--hang", action="store_true")
+    p.add_argument("--trickle", action="store_true")
+    p.add_argument("--reject", metavar="WORD")
     args = p.parse_args()
-    if args.hang:
-        hang(args.port)
+    if args.hang or args.trickle:
+        hang(args.port, args.trickle)
     else:
         if not args.dir:
             sys.exit("--dir is required")
