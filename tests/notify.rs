@@ -559,6 +559,45 @@ fn test_mail_names_the_failed_step() {
         "{text}"
     );
     assert!(text.contains("check SMTP_HOST and SMTP_PORT"), "{text}");
+
+    // The same with implicit TLS: still a connect error, not a TLS one.
+    let settings = s.settings(port, &[("SMTP_TLS", "tls")]);
+    let report = notify::test_mail(&settings);
+    assert!(
+        matches!(report.result, Err(MailError::Connect { .. })),
+        "{report}"
+    );
+}
+
+#[test]
+fn implicit_tls_against_a_plain_server_is_a_tls_error_that_names_smtp_tls() {
+    let s = Scratch::new();
+    let port = free_port();
+    let _server = Smtpd::start(port, &s.mail_dir(), &[]);
+    let settings = s.settings(port, &[("SMTP_TLS", "tls")]);
+    let report = notify::test_mail(&settings);
+    match &report.result {
+        Err(e @ MailError::Tls { stage, .. }) => {
+            assert_eq!(*stage, notify::Stage::Greeting);
+            assert!(e.to_string().contains("check SMTP_TLS"), "{e}");
+        }
+        other => panic!("expected a TLS error, got {other:?}\n{report}"),
+    }
+}
+
+#[test]
+fn starttls_required_but_not_offered_is_a_clear_error() {
+    let s = Scratch::new();
+    let port = free_port();
+    let _server = Smtpd::start(port, &s.mail_dir(), &[]);
+    let settings = s.settings(port, &[("SMTP_TLS", "starttls")]);
+    let report = notify::test_mail(&settings);
+    match &report.result {
+        Err(e @ MailError::NoStartTls { .. }) => {
+            assert!(e.to_string().contains("does not offer STARTTLS"), "{e}")
+        }
+        other => panic!("expected NoStartTls, got {other:?}\n{report}"),
+    }
 }
 
 // ---------------------------------------------------------------------------

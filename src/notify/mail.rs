@@ -302,6 +302,11 @@ fn is_timeout(e: &lettre::transport::smtp::Error) -> bool {
     false
 }
 
+/// Does a lettre error wrap an I/O error?
+fn has_io_source(e: &lettre::transport::smtp::Error) -> bool {
+    std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
+}
+
 /// The server's words, or lettre's, without lettre's kind prefix.
 fn reason(e: &lettre::transport::smtp::Error) -> String {
     match std::error::Error::source(e) {
@@ -563,7 +568,11 @@ fn open_smtp(
     };
     let mut conn = SmtpConnection::connect(addrs.as_slice(), Some(t), &hello, implicit, None)
         .map_err(|e| {
-            let stage = if e.to_string().starts_with("Connection error") && implicit.is_none() {
+            // lettre reports a failed TCP connect as a "Connection error" over
+            // an I/O error; anything later is the greeting, EHLO or (with
+            // implicit TLS) the handshake, which rustls does lazily.
+            let connect_failed = e.to_string().starts_with("Connection error") && has_io_source(&e);
+            let stage = if connect_failed {
                 Stage::Connect
             } else {
                 Stage::Greeting

@@ -42,10 +42,12 @@
 //! answers 250 to the end of DATA, then the lock is dropped. A flusher that is
 //! killed loses its locks with its process, so nothing stays stuck.
 //!
-//! The one window that cannot be closed: if the process dies after the
-//! server's 250 and before the unlink (microseconds), the next flush sends the
-//! message again. Its Message-ID is the same on every attempt, so the
-//! duplicate is recognisable.
+//! The one window that cannot be closed (SMTP's own, RFC 1047): once the final
+//! `.` of a message has been sent, the server may accept it even if we never
+//! see its 250. If the process dies (or gives up at its deadline and then
+//! exits) between that point and the unlink, the next flush sends the message
+//! again. Normally that window is one round trip plus an unlink. The
+//! Message-ID is the same on every attempt, so such a duplicate is recognisable.
 //!
 //! A failed send leaves the message queued. A failure that concerns the server
 //! or the settings (unreachable, timeout, TLS, login) stops the flush at once,

@@ -12,6 +12,30 @@
 //!   readable, does the CA file hold a certificate, can the outbox be written)
 //!   for `apccontrol --check`. Nothing in this module touches the network.
 //!
+//! # The variables (shell syntax, in `SCRIPTDIR/config`)
+//!
+//! | variable | default | meaning |
+//! | --- | --- | --- |
+//! | `MAIL_TO` | `$SYSADMIN` (`root`) | recipients, separated by spaces or commas; a bare user name gets `@<hostname>`. Setting it turns mail on. |
+//! | `MAIL_FROM` | `apccontrol@<hostname>` | the sender |
+//! | `MAIL_EVENTS` | `onbattery offbattery changeme commfailure commok doshutdown` | the events that send a mail; empty = none |
+//! | `SMTP_HOST` | `localhost` | the SMTP server, or the word `sendmail` for `/usr/sbin/sendmail`. Setting it turns mail on. |
+//! | `SMTP_PORT` | by `SMTP_TLS`: 25, 587, 465 | the server's port |
+//! | `SMTP_TLS` | `none` for a server on this machine, else `starttls` | `none`, `starttls` (required, not opportunistic) or `tls` (from the first byte) |
+//! | `SMTP_USER` | unset | log in with AUTH PLAIN or LOGIN |
+//! | `SMTP_PASSWORD_FILE` | unset | the password is the first line of this file, read at each send; keep it mode 600 |
+//! | `SMTP_CA_FILE` | unset | a PEM file of CA certificates to trust in addition to the built-in Mozilla roots: for a server whose certificate a private CA (or the server itself) signed |
+//! | `SMTP_TIMEOUT` | `10` | seconds, for connecting and for each SMTP step (1 to 300); the caller's deadline cuts it shorter |
+//! | `OUTBOX_DIR` | `/var/spool/apccontrol` | the spool directory (created mode 700) |
+//!
+//! ```sh
+//! MAIL_TO="admin@example.org"
+//! SMTP_HOST=mail.example.org
+//! SMTP_TLS=starttls
+//! SMTP_USER=ups@example.org
+//! SMTP_PASSWORD_FILE=/etc/apcupsd/smtp-password
+//! ```
+//!
 //! Reads the system only for the host name (default sender and recipient
 //! domain) in `from_vars`; [`MailSettings::from_vars_on`] takes it as an argument.
 
