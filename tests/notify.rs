@@ -319,7 +319,15 @@ fn mail_is_off_until_mail_to_or_smtp_host_is_set() {
     vars.insert("SMTP_HOST".to_string(), "localhost".to_string());
     let on = MailSettings::from_vars_on(&vars, "h").unwrap().unwrap();
     assert_eq!(on.to_line(), "boss@h");
-    assert_eq!(on.from.to_string(), "apccontrol@h");
+    assert_eq!(on.from.to_string(), "apccontrol <apccontrol@h>");
+    vars.insert(
+        "MAIL_FROM".to_string(),
+        "UPS room 3 <ups@example.org>".to_string(),
+    );
+    vars.insert("MAIL_TO".to_string(), String::new()); // empty = unset: SYSADMIN
+    let named = MailSettings::from_vars_on(&vars, "h").unwrap().unwrap();
+    assert_eq!(named.from.to_string(), "UPS room 3 <ups@example.org>");
+    assert_eq!(named.to_line(), "boss@h");
     assert_eq!(on.outbox_dir, PathBuf::from("/var/spool/apccontrol"));
     let names: Vec<&str> = on.events.iter().map(|e| e.name()).collect();
     assert_eq!(

@@ -247,15 +247,12 @@ pub fn build_message(
 ) -> Result<Message, MailError> {
     let build = |reason: String| MailError::Build { reason };
     let mut builder = Message::builder()
-        .from(Mailbox::new(
-            Some("apccontrol".to_string()),
-            settings.from.clone(),
-        ))
+        .from(settings.from.clone())
         .subject(mail.subject.clone())
         .date(SystemTime::from(mail.date))
         .message_id(Some(format!(
             "<{id}.apccontrol@{}>",
-            settings.from.domain()
+            settings.from.email.domain()
         )))
         .user_agent(format!("apccontrol {}", env!("CARGO_PKG_VERSION")));
     for to in &settings.to {

@@ -16,8 +16,8 @@
 //!
 //! | variable | default | meaning |
 //! | --- | --- | --- |
-//! | `MAIL_TO` | `$SYSADMIN` (`root`) | recipients, separated by spaces or commas; a bare user name gets `@<hostname>`. Setting it turns mail on. |
-//! | `MAIL_FROM` | `apccontrol@<hostname>` | the sender |
+//! | `MAIL_TO` | `$SYSADMIN` (`root`) | recipients, separated by spaces or commas; a bare user name gets `@<hostname>`. Setting it (non-empty) turns mail on. |
+//! | `MAIL_FROM` | `apccontrol@<hostname>` | the sender: `user@host`, a bare user name, or `Name <user@host>` |
 //! | `MAIL_EVENTS` | `onbattery offbattery changeme commfailure commok doshutdown` | the events that send a mail; empty = none |
 //! | `SMTP_HOST` | `localhost` | the SMTP server, or the word `sendmail` for `/usr/sbin/sendmail`. Setting it turns mail on. |
 //! | `SMTP_PORT` | by `SMTP_TLS`: 25, 587, 465 | the server's port |
@@ -44,6 +44,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use lettre::message::Mailbox;
 use lettre::Address;
 
 use crate::event::Event;
@@ -157,8 +158,9 @@ pub struct MailSettings {
     /// `MAIL_TO` (default `SYSADMIN`): recipients; a bare user name such as
     /// `root` is completed with `@<hostname>`.
     pub to: Vec<Address>,
-    /// `MAIL_FROM`, default `apccontrol@<hostname>`.
-    pub from: Address,
+    /// `MAIL_FROM`, default `apccontrol@<hostname>`; `Name <address>` is
+    /// accepted, and a bare address gets the display name `apccontrol`.
+    pub from: Mailbox,
     /// `MAIL_EVENTS`: the events that send a mail.
     pub events: BTreeSet<Event>,
     /// Where the mail goes.
@@ -290,6 +292,24 @@ fn parse_address(
         })
 }
 
+/// Parse `MAIL_FROM`: `Name <user@host>`, `user@host` or a bare user name.
+fn parse_sender(value: &str, hostname: &str) -> Result<Mailbox, SettingsError> {
+    if value.contains('<') {
+        return value
+            .parse::<Mailbox>()
+            .map_err(|e| SettingsError::BadAddress {
+                variable: "MAIL_FROM",
+                value: value.to_string(),
+                reason: e.to_string(),
+            });
+    }
+    let address = parse_address("MAIL_FROM", value, hostname)?;
+    Ok(Mailbox::new(
+        Some(defaults::FROM_LOCAL_PART.to_string()),
+        address,
+    ))
+}
+
 impl MailSettings {
     /// Read the settings from the config variables; `Ok(None)` means mail is
     /// off (neither `MAIL_TO` nor `SMTP_HOST` is set). Uses this machine's host name.
@@ -304,8 +324,9 @@ impl MailSettings {
         vars: &BTreeMap<String, String>,
         hostname: &str,
     ) -> Result<Option<MailSettings>, SettingsError> {
-        let mail_to = get(vars, "MAIL_TO");
-        let smtp_host = get(vars, "SMTP_HOST");
+        // An empty value (`MAIL_TO=`) counts as unset, as it would in a shell test.
+        let mail_to = get(vars, "MAIL_TO").filter(|v| !v.is_empty());
+        let smtp_host = get(vars, "SMTP_HOST").filter(|v| !v.is_empty());
         if mail_to.is_none() && smtp_host.is_none() {
             return Ok(None);
         }
@@ -328,10 +349,12 @@ impl MailSettings {
             });
         }
 
-        let from = match get(vars, "MAIL_FROM").filter(|v| !v.is_empty()) {
-            Some(v) => parse_address("MAIL_FROM", v, hostname)?,
-            None => parse_address("MAIL_FROM", defaults::FROM_LOCAL_PART, hostname)?,
-        };
+        let from = parse_sender(
+            get(vars, "MAIL_FROM")
+                .filter(|v| !v.is_empty())
+                .unwrap_or(defaults::FROM_LOCAL_PART),
+            hostname,
+        )?;
 
         let events = get(vars, "MAIL_EVENTS")
             .unwrap_or(defaults::MAIL_EVENTS)
