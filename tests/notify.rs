@@ -594,6 +594,31 @@ fn implicit_tls_against_a_plain_server_is_a_tls_error_that_names_smtp_tls() {
 }
 
 #[test]
+fn a_login_the_server_does_not_offer_is_a_clear_error() {
+    let s = Scratch::new();
+    let port = free_port();
+    let _server = Smtpd::start(port, &s.mail_dir(), &[]);
+    let password = s.write("password", "pw\n");
+    let settings = s.settings(
+        port,
+        &[
+            ("SMTP_USER", "ups"),
+            ("SMTP_PASSWORD_FILE", password.to_str().unwrap()),
+        ],
+    );
+    let report = notify::test_mail(&settings);
+    match &report.result {
+        Err(e @ MailError::NoAuth { .. }) => {
+            assert!(
+                e.to_string().contains("set SMTP_TLS=starttls or tls"),
+                "{e}"
+            )
+        }
+        other => panic!("expected NoAuth, got {other:?}\n{report}"),
+    }
+}
+
+#[test]
 fn starttls_required_but_not_offered_is_a_clear_error() {
     let s = Scratch::new();
     let port = free_port();

@@ -145,6 +145,12 @@ pub enum MailError {
         /// host:port.
         server: String,
     },
+    /// The server offers neither AUTH PLAIN nor AUTH LOGIN.
+    #[error("the SMTP server {server} offers no login (AUTH PLAIN or LOGIN) to this client; many servers offer it only over TLS, so set SMTP_TLS=starttls or tls, or unset SMTP_USER if the server needs no login")]
+    NoAuth {
+        /// host:port.
+        server: String,
+    },
     /// The server refused the login.
     #[error("the SMTP server {server} refused the login of `{user}`: {reason}; check SMTP_USER and the password in SMTP_PASSWORD_FILE")]
     Auth {
@@ -598,9 +604,14 @@ fn open_smtp(
     if let (Some(user), Some(password)) = (&smtp.user, password) {
         let t = step_timeout(smtp.timeout, deadline, &server, Stage::Auth)?;
         set_timeout(&mut conn, t, &server, Stage::Auth)?;
+        let mechanisms = [Mechanism::Plain, Mechanism::Login];
+        if conn.server_info().get_auth_mechanism(&mechanisms).is_none() {
+            conn.abort();
+            return Err(MailError::NoAuth { server });
+        }
         let credentials = Credentials::new(user.clone(), password);
-        conn.auth(&[Mechanism::Plain, Mechanism::Login], &credentials)
-            .map_err(|e| match classify(e, &server, Stage::Auth, t, false) {
+        conn.auth(&mechanisms, &credentials).map_err(|e| {
+            match classify(e, &server, Stage::Auth, t, false) {
                 MailError::Refused { reason, .. } | MailError::Smtp { reason, .. } => {
                     MailError::Auth {
                         server: server.clone(),
@@ -609,7 +620,8 @@ fn open_smtp(
                     }
                 }
                 other => other,
-            })?;
+            }
+        })?;
         log(format!("authenticated as {user}"));
     }
 
@@ -683,7 +695,8 @@ pub fn test_subject(host: &str) -> String {
 }
 
 /// Send a test message now, directly (not through the outbox), and report
-/// each step. Takes at most about four times SMTP_TIMEOUT.
+/// each step. Runs in the calling thread and takes at most about four times
+/// SMTP_TIMEOUT, plus whatever a name lookup takes when the DNS is down.
 pub fn test_mail(settings: &MailSettings) -> TestReport {
     let limit = match &settings.transport {
         Transport::Smtp(s) => s.timeout,
@@ -698,7 +711,7 @@ pub fn test_mail(settings: &MailSettings) -> TestReport {
         date: now,
         subject: test_subject(&settings.hostname),
         body: format!(
-            "This is a test mail from apccontrol on {} ({}), sent by apccontrol --test-mail.\nIf you can read it, notifications from this host reach {}.\n",
+            "This is a test mail from apccontrol on {}, sent by apccontrol --test-mail\nat {}.\n\nIf you can read it, notifications from this host reach:\n{}\n",
             settings.hostname,
             now.to_rfc2822(),
             settings.to_line()
