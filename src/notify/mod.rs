@@ -23,6 +23,12 @@
 //!   then [`deliver`] with a short deadline. Anything not delivered by then stays
 //!   queued for the next event or `--flush-outbox`.
 //!
+//! Events after which apcupsd sends doshutdown at once ([`Event::leads_to_shutdown`]:
+//! failing, loadlimit, ...) run in their own apccontrol process beside doshutdown,
+//! so their delivery cannot hold it up; still, give them a short deadline.
+//! killpower runs from the system's last shutdown hook, when the file systems
+//! are already read-only: queueing then fails, which is expected and harmless.
+//!
 //! [`deliver`] and [`flush`] return by their deadline even when the SMTP server
 //! greets and then never answers, or the DNS is down (see [`outbox`]). A failed
 //! [`queue`] (full disk, unwritable directory) is an error to log; it must not
