@@ -341,7 +341,10 @@ impl Event {
 
     /// Events whose default action stops or power-cycles this machine.
     pub fn stops_machine(self) -> bool {
-        matches!(self, Event::Doshutdown | Event::Doreboot | Event::Killpower)
+        matches!(
+            self,
+            Event::Doshutdown | Event::Doreboot | Event::Killpower
+        )
     }
 }
 
@@ -431,11 +434,7 @@ mod tests {
             "Power failure on UPS my{ups}. Running on batteries."
         );
         assert_eq!(
-            fill(
-                "Apccontrol doing: {apcupsd} --killpower on UPS {ups}",
-                "",
-                "/sbin/apcupsd"
-            ),
+            fill("Apccontrol doing: {apcupsd} --killpower on UPS {ups}", "", "/sbin/apcupsd"),
             "Apccontrol doing: /sbin/apcupsd --killpower on UPS "
         );
         assert_eq!(fill("{x} {", "u", "a"), "{x} {");
@@ -450,14 +449,7 @@ mod tests {
             .collect();
         assert_eq!(
             leads,
-            [
-                "emergency",
-                "failing",
-                "loadlimit",
-                "remotedown",
-                "runlimit",
-                "timeout"
-            ]
+            ["emergency", "failing", "loadlimit", "remotedown", "runlimit", "timeout"]
         );
     }
 }
