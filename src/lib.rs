@@ -14,6 +14,7 @@
 //! - [`check`]: `apccontrol --check`, every problem visible without running anything.
 //! - [`log`]: syslog, log file and stderr lines.
 //! - [`nis`]: apcupsd's network information server protocol: framing, status text, client and server.
+//! - [`notify`]: built-in mail with an on-disk outbox that never delays a shutdown.
 
 pub mod actions;
 pub mod check;
@@ -24,6 +25,7 @@ pub mod handler;
 pub mod hooks;
 pub mod log;
 pub mod nis;
+pub mod notify;
 pub mod plan;
 pub mod power;
 pub mod process;

@@ -10,4 +10,5 @@ mod differential;
 mod docs;
 mod hooks;
 mod nis;
+mod notify;
 mod power;

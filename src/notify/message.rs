@@ -1,0 +1,237 @@
+//! What a notification mail says: its subject and body, per event.
+//!
+//! Subjects follow apcupsd's sample scripts (facts §4) where one exists, byte
+//! for byte, and the same style for every other event; all of them are in
+//! [`SUBJECTS`], the one table of mail texts. The body is the event, the time,
+//! the host, the UPS and the apccontrol arguments, then the UPS status text
+//! that the caller read over NIS, or a line saying it could not be read.
+//!
+//! Pure: no clock, no file system, no network. The caller passes the time
+//! and the host name in a [`Notice`].
+
+use chrono::{DateTime, FixedOffset};
+
+use crate::event::Event;
+
+/// Subject templates: `{host}` is the host name, `{ups}` the UPS name.
+/// The five of the stock sample scripts are exact (facts §4).
+pub const SUBJECTS: [(Event, &str); 21] = [
+    (
+        Event::Annoyme,
+        "{host} UPS {ups} Power problems, users asked to logoff",
+    ),
+    (Event::Battattach, "{host} UPS {ups} battery reattached"),
+    (Event::Battdetach, "{host} UPS {ups} battery disconnected"),
+    (
+        Event::Changeme,
+        "{host} UPS {ups} battery needs changing NOW.",
+    ),
+    (
+        Event::Commfailure,
+        "{host} Communications with UPS {ups} lost",
+    ),
+    (
+        Event::Commok,
+        "{host} Communications with UPS {ups} restored",
+    ),
+    (
+        Event::Doreboot,
+        "{host} UPS {ups} initiated Reboot Sequence",
+    ),
+    (
+        Event::Doshutdown,
+        "{host} UPS {ups} initiated Shutdown Sequence",
+    ),
+    (
+        Event::Emergency,
+        "{host} UPS {ups} Emergency Shutdown, possible battery failure !!!",
+    ),
+    (Event::Endselftest, "{host} UPS {ups} self test completed"),
+    (
+        Event::Failing,
+        "{host} UPS {ups} battery power exhausted, doing shutdown",
+    ),
+    (
+        Event::Killpower,
+        "{host} UPS {ups} power is being cut (killpower)",
+    ),
+    (
+        Event::Loadlimit,
+        "{host} UPS {ups} battery charge below limit, doing shutdown",
+    ),
+    (Event::Mainsback, "{host} UPS {ups} mains power is back"),
+    (Event::Offbattery, "{host} UPS {ups} Power has returned"),
+    (Event::Onbattery, "{host} UPS {ups} Power Failure !!!"),
+    (Event::Powerout, "{host} UPS {ups} power failure detected"),
+    (
+        Event::Remotedown,
+        "{host} UPS {ups} Remote Shutdown requested",
+    ),
+    (
+        Event::Runlimit,
+        "{host} UPS {ups} battery runtime below limit, doing shutdown",
+    ),
+    (Event::Startselftest, "{host} UPS {ups} self test started"),
+    (
+        Event::Timeout,
+        "{host} UPS {ups} battery time limit exceeded, doing shutdown",
+    ),
+];
+
+/// The body line used when the caller could not read the UPS status.
+/// Lines stay under 78 characters so the mail goes out as plain 7-bit text.
+pub const STATUS_UNAVAILABLE: &str = "UPS status: not available. apcupsd's network information server could not\nbe read, or was not asked so that the shutdown came first.";
+
+/// The heading above the UPS status text.
+pub const STATUS_HEADING: &str = "UPS status (from apcupsd's network information server):";
+
+/// One event as apccontrol was told about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    /// The event.
+    pub event: Event,
+    /// The UPS name (apccontrol's second argument; may be empty).
+    pub ups: String,
+    /// The "connected" argument (`1`, or `0` on a net slave).
+    pub connected: String,
+    /// The "powered" argument (always `1` in apcupsd 3.14).
+    pub powered: String,
+    /// This machine's host name.
+    pub host: String,
+    /// When the event was handled, local time.
+    pub time: DateTime<FixedOffset>,
+}
+
+/// A composed notification, ready for the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Composed {
+    /// The event it reports.
+    pub event: Event,
+    /// The Date of the mail: when the event was handled.
+    pub date: DateTime<FixedOffset>,
+    /// One line, no control characters.
+    pub subject: String,
+    /// Plain text, `\n` line ends.
+    pub body: String,
+}
+
+/// Replace control characters (a UPS name could hold a newline) with spaces.
+fn one_line(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+/// The subject for an event, from [`SUBJECTS`].
+pub fn subject(event: Event, host: &str, ups: &str) -> String {
+    let template = SUBJECTS
+        .iter()
+        .find(|(e, _)| *e == event)
+        .map(|(_, t)| *t)
+        .unwrap_or("{host} UPS {ups} event");
+    fill(template, &one_line(host), &one_line(ups))
+}
+
+/// Replace `{host}` and `{ups}` in one pass, so a name holding `{ups}` is not expanded again.
+fn fill(template: &str, host: &str, ups: &str) -> String {
+    let mut out = String::with_capacity(template.len() + host.len() + ups.len());
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        out.push_str(&rest[..start]);
+        let tail = &rest[start..];
+        if let Some(after) = tail.strip_prefix("{host}") {
+            out.push_str(host);
+            rest = after;
+        } else if let Some(after) = tail.strip_prefix("{ups}") {
+            out.push_str(ups);
+            rest = after;
+        } else {
+            out.push('{');
+            rest = &tail[1..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Compose the mail for a notice. `status` is the NIS status text the caller
+/// read (`None` when it could not be read or was not asked).
+pub fn compose(notice: &Notice, status: Option<&str>) -> Composed {
+    let subject = subject(notice.event, &notice.host, &notice.ups);
+    let mut body = String::new();
+    body.push_str(&subject);
+    body.push_str("\n\n");
+    let rows = [
+        ("Event", notice.event.name().to_string()),
+        ("Time", notice.time.to_rfc2822()),
+        ("Host", notice.host.clone()),
+        ("UPS", notice.ups.clone()),
+        ("Connected", notice.connected.clone()),
+        ("Powered", notice.powered.clone()),
+    ];
+    for (label, value) in rows {
+        body.push_str(&format!(
+            "{:<11}{}\n",
+            format!("{label}:"),
+            one_line(&value)
+        ));
+    }
+    if let Some(text) = notice.event.log_text() {
+        body.push_str(&format!("{:<11}{}\n", "apcupsd:", text));
+    }
+    body.push('\n');
+    match status.map(str::trim_end).filter(|s| !s.is_empty()) {
+        Some(text) => {
+            body.push_str(STATUS_HEADING);
+            body.push('\n');
+            body.push_str(text);
+            body.push('\n');
+        }
+        None => {
+            body.push_str(STATUS_UNAVAILABLE);
+            body.push('\n');
+        }
+    }
+    Composed {
+        event: notice.event,
+        date: notice.time,
+        subject,
+        body,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_covers_every_event_once() {
+        for event in Event::ALL {
+            assert_eq!(
+                SUBJECTS.iter().filter(|(e, _)| *e == event).count(),
+                1,
+                "{event}"
+            );
+        }
+        for (_, t) in SUBJECTS {
+            assert!(t.starts_with("{host} "), "{t}");
+            assert_eq!(t.matches("{ups}").count(), 1, "{t}");
+        }
+    }
+
+    #[test]
+    fn names_are_not_expanded_twice() {
+        assert_eq!(
+            subject(Event::Onbattery, "h{ups}", "u"),
+            "h{ups} UPS u Power Failure !!!"
+        );
+    }
+
+    #[test]
+    fn a_newline_in_the_ups_name_stays_on_one_line() {
+        assert_eq!(
+            subject(Event::Commok, "h", "a\nb"),
+            "h Communications with UPS a b restored"
+        );
+    }
+}
