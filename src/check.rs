@@ -53,7 +53,9 @@ pub fn check(scriptdir: &Path, root: bool, extra_known: &[&str]) -> Vec<Finding>
         return findings;
     }
 
-    let config = ScriptConfig::load(scriptdir, root, extra_known);
+    let mut known: Vec<&str> = crate::notify::known_variables().to_vec();
+    known.extend_from_slice(extra_known);
+    let config = ScriptConfig::load(scriptdir, root, &known);
     match &config.source {
         ConfigSource::Absent | ConfigSource::Evaluated => {}
         ConfigSource::Refused(why) | ConfigSource::Failed(why) => {
@@ -83,6 +85,15 @@ pub fn check(scriptdir: &Path, root: bool, extra_known: &[&str]) -> Vec<Finding>
         ));
     }
 
+    match crate::notify::MailSettings::from_vars(&config.vars) {
+        Ok(Some(mail)) => {
+            for problem in crate::notify::check(&mail) {
+                findings.push(finding(config.path.clone(), problem.to_string()));
+            }
+        }
+        Ok(None) => {}
+        Err(e) => findings.push(finding(config.path.clone(), format!("mail settings: {e}"))),
+    }
     check_commands(&settings, &mut findings);
     check_hooks(&settings.scriptdir, root, &mut findings);
     findings

@@ -8,13 +8,14 @@
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::actions::{DryRun, Effects, Live, StepResult};
 use crate::config::script_config::{ConfigSource, ScriptConfig, DEFAULT_SCRIPTDIR};
 use crate::config::Settings;
 use crate::hooks;
 use crate::log::{Level, Log};
+use crate::notify::{self, event_mail::EventMail};
 use crate::plan::{self, EventName, Invocation, Plan, Step};
 
 /// Directories that hold programs, not hooks: an apccontrol installed there
@@ -104,7 +105,11 @@ pub fn handle(request: &Request) -> i32 {
     // An invalid name never reaches the file system.
     let config = match invocation.event {
         EventName::Invalid(_) => None,
-        _ => Some(ScriptConfig::load(&scriptdir, root, &[])),
+        _ => Some(ScriptConfig::load(
+            &scriptdir,
+            root,
+            notify::known_variables(),
+        )),
     };
     let vars = config.as_ref().map(|c| c.vars.clone()).unwrap_or_default();
     let (settings, problems) = Settings::from_vars(&vars, &scriptdir);
@@ -147,6 +152,15 @@ pub fn handle(request: &Request) -> i32 {
     let plan = plan::plan(&invocation, &settings, found);
     let env = hook_environment(config.as_ref(), &settings, invocation.event.as_str());
 
+    let mail = match (&invocation.event, request.dry_run) {
+        (EventName::Known(event), false) => EventMail::prepare(
+            notify::event_mail::settings_from(&vars, &mut log),
+            *event,
+            invocation.padded_args(),
+        ),
+        _ => None,
+    };
+
     if request.dry_run {
         println!(
             "dry run: apccontrol {} {} (SCRIPTDIR {}, config {})",
@@ -162,7 +176,88 @@ pub fn handle(request: &Request) -> i32 {
         );
         execute(&plan, &settings, &env, &mut DryRun, &mut log)
     } else {
-        execute(&plan, &settings, &env, &mut Live, &mut log)
+        // Mail is queued before the hooks and delivered after the default
+        // action: never in front of a shutdown (see `notify`).
+        if let Some(mail) = &mail {
+            mail.queue(&settings.scriptdir, &mut log);
+        }
+        let status = execute(&plan, &settings, &env, &mut Live, &mut log);
+        if let Some(mail) = &mail {
+            mail.deliver(&mut log);
+        }
+        status
+    }
+}
+
+/// The config variables and SCRIPTDIR for a run that is not an event
+/// (`--flush-outbox`, `--test-mail`).
+fn load_vars(
+    request: &Request,
+    log: &mut Log,
+) -> (PathBuf, std::collections::BTreeMap<String, String>) {
+    let root = nix::unistd::geteuid().is_root();
+    let scriptdir = scriptdir_for(&request.argv0, request.scriptdir.as_deref());
+    let config = ScriptConfig::load(&scriptdir, root, notify::known_variables());
+    report_config(&config, log);
+    (scriptdir, config.vars)
+}
+
+/// The mail settings, or a message saying why there are none.
+fn mail_settings(request: &Request, log: &mut Log) -> Result<notify::MailSettings, String> {
+    let (scriptdir, vars) = load_vars(request, log);
+    match notify::MailSettings::from_vars(&vars) {
+        Ok(Some(settings)) => Ok(settings),
+        Ok(None) => Err(format!(
+            "mail is not configured: set MAIL_TO or SMTP_HOST in {}",
+            scriptdir.join("config").display()
+        )),
+        Err(e) => Err(format!("{}: {e}", scriptdir.join("config").display())),
+    }
+}
+
+/// `apccontrol --flush-outbox`: deliver what is queued. Exit 0 when the
+/// outbox is empty afterwards.
+pub fn flush_outbox(request: &Request) -> i32 {
+    let mut log = Log::new("apccontrol");
+    log.echo_to_stderr(if request.verbose {
+        Level::Info
+    } else {
+        Level::Warning
+    });
+    let settings = match mail_settings(request, &mut log) {
+        Ok(settings) => settings,
+        Err(message) => {
+            eprintln!("apccontrol: {message}");
+            return 1;
+        }
+    };
+    let report = notify::deliver(&settings, Instant::now() + Duration::from_secs(60));
+    println!("{}", report.summary());
+    log.notice(&format!("flush-outbox: {}", report.summary()));
+    if report.is_clean() {
+        0
+    } else {
+        1
+    }
+}
+
+/// `apccontrol --test-mail`: send a test message now and say what happened.
+pub fn test_mail(request: &Request) -> i32 {
+    let mut log = Log::silent("apccontrol");
+    log.echo_to_stderr(Level::Warning);
+    let settings = match mail_settings(request, &mut log) {
+        Ok(settings) => settings,
+        Err(message) => {
+            eprintln!("apccontrol: {message}");
+            return 1;
+        }
+    };
+    let report = notify::test_mail(&settings);
+    println!("{report}");
+    if report.ok() {
+        0
+    } else {
+        1
     }
 }
 

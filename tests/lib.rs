@@ -9,6 +9,7 @@ mod daemon;
 mod differential;
 mod docs;
 mod hooks;
+mod mail;
 mod nis;
 mod notify;
 mod power;

@@ -45,7 +45,7 @@ fn python() -> PathBuf {
     );
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -54,13 +54,13 @@ fn free_port() -> u16 {
 }
 
 /// A running test SMTP server; killed and reaped on drop.
-struct Smtpd {
+pub(crate) struct Smtpd {
     child: Child,
     dir: PathBuf,
 }
 
 impl Smtpd {
-    fn start(port: u16, dir: &Path, extra: &[&str]) -> Smtpd {
+    pub(crate) fn start(port: u16, dir: &Path, extra: &[&str]) -> Smtpd {
         std::fs::create_dir_all(dir).unwrap();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/notify/smtpd.py");
         let mut child = Command::new(python())
@@ -96,7 +96,7 @@ impl Smtpd {
     }
 
     /// The messages received so far, oldest first.
-    fn received(&self) -> Vec<String> {
+    pub(crate) fn received(&self) -> Vec<String> {
         let mut names: Vec<PathBuf> = std::fs::read_dir(&self.dir)
             .unwrap()
             .map(|e| e.unwrap().path())

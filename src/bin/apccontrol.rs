@@ -33,6 +33,15 @@ struct Cli {
     #[arg(long, conflicts_with_all = ["dry_run", "event"])]
     check: bool,
 
+    /// Send what the mail outbox holds (safe at any time, e.g. at boot or
+    /// from a timer); exit 0 when nothing is left queued.
+    #[arg(long, conflicts_with_all = ["dry_run", "event", "check"])]
+    flush_outbox: bool,
+
+    /// Send a test mail now and say what happened at each step.
+    #[arg(long, conflicts_with_all = ["dry_run", "event", "check", "flush_outbox"])]
+    test_mail: bool,
+
     /// Also print every log line on stderr.
     #[arg(long, short = 'v')]
     verbose: bool,
@@ -54,6 +63,7 @@ fn main() -> ExitCode {
     if cli.check {
         return check(&argv0, cli.scriptdir.as_deref());
     }
+    let (flush, test_mail) = (cli.flush_outbox, cli.test_mail);
     let request = apccontrol::handler::Request {
         argv0,
         scriptdir: cli.scriptdir,
@@ -62,7 +72,13 @@ fn main() -> ExitCode {
         dry_run: cli.dry_run,
         verbose: cli.verbose,
     };
-    let status = apccontrol::handler::handle(&request);
+    let status = if flush {
+        apccontrol::handler::flush_outbox(&request)
+    } else if test_mail {
+        apccontrol::handler::test_mail(&request)
+    } else {
+        apccontrol::handler::handle(&request)
+    };
     ExitCode::from(u8::try_from(status).unwrap_or(1))
 }
 

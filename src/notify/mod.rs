@@ -64,6 +64,7 @@
 //! (subjects and bodies, pure), [`outbox`] (spool, locks, flush), [`mail`]
 //! (SMTP, sendmail, `--test-mail`).
 
+pub mod event_mail;
 pub mod mail;
 pub mod message;
 pub mod outbox;

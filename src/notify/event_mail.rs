@@ -1,0 +1,134 @@
+//! The mail of one apccontrol run, following the contract in [`super`]:
+//! queued early, delivered only after the default action has run.
+//!
+//! - For an event that stops the machine, the message is queued before the
+//!   hooks, without reading the UPS status (no network at all), and
+//!   delivery is attempted after the shutdown command was issued.
+//! - For every other event, the UPS status is read over NIS with a 2-second
+//!   bound (never `apcaccess`, Debian bug #409734), the message is queued
+//!   before the hooks, and delivery is attempted after the default action.
+//!
+//! Every failure is logged; none changes what the event does.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::config::apcupsd_conf;
+use crate::event::Event;
+use crate::log::Log;
+use crate::nis;
+
+use super::{deliver, notice_now, queue, MailSettings, Notice};
+
+/// How long reading the UPS status for a mail body may take.
+pub const NIS_DEADLINE: Duration = Duration::from_secs(2);
+/// How long delivery may take after an ordinary event's default action.
+pub const DELIVERY_DEADLINE: Duration = Duration::from_secs(20);
+/// How long delivery may take once the shutdown command has been issued.
+pub const DELIVERY_AFTER_SHUTDOWN: Duration = Duration::from_secs(10);
+
+/// The mail of this run, if one is wanted.
+#[derive(Debug)]
+pub struct EventMail {
+    settings: MailSettings,
+    notice: Notice,
+}
+
+/// Mail settings from the config variables, with a log line when they are
+/// wrong (mail is then off for this run: the event itself goes on).
+pub fn settings_from(vars: &BTreeMap<String, String>, log: &mut Log) -> Option<MailSettings> {
+    match MailSettings::from_vars(vars) {
+        Ok(settings) => settings,
+        Err(e) => {
+            log.error(&format!("mail is off for this event: {e}"));
+            None
+        }
+    }
+}
+
+impl EventMail {
+    /// The mail for `event`, if mail is configured and the event is in MAIL_EVENTS.
+    pub fn prepare(
+        settings: Option<MailSettings>,
+        event: Event,
+        args: [&str; 3],
+    ) -> Option<EventMail> {
+        let settings = settings?;
+        settings.wants(event).then(|| EventMail {
+            notice: notice_now(event, args[0], args[1], args[2]),
+            settings,
+        })
+    }
+
+    /// Write the message to the outbox. `scriptdir` locates apcupsd.conf
+    /// for NISIP and NISPORT.
+    pub fn queue(&self, scriptdir: &Path, log: &mut Log) {
+        let status = if self.notice.event.stops_machine() {
+            None
+        } else {
+            nis_status(scriptdir, log)
+        };
+        match queue(&self.settings, &self.notice, status.as_deref()) {
+            Ok(Some(path)) => log.info(&format!(
+                "mail for `{}` queued as {}",
+                self.notice.event,
+                path.display()
+            )),
+            Ok(None) => {}
+            Err(e) => log.error(&format!(
+                "cannot queue the mail for `{}`: {e}",
+                self.notice.event
+            )),
+        }
+    }
+
+    /// Try to deliver what the outbox holds, within a bounded time.
+    pub fn deliver(&self, log: &mut Log) {
+        let budget = if self.notice.event.stops_machine() {
+            DELIVERY_AFTER_SHUTDOWN
+        } else {
+            DELIVERY_DEADLINE
+        };
+        let report = deliver(&self.settings, Instant::now() + budget);
+        let line = format!("mail: {}", report.summary());
+        if report.is_clean() {
+            log.info(&line);
+        } else {
+            log.warning(&line);
+        }
+    }
+}
+
+/// Where apcupsd's NIS server is: NETSERVER, NISIP and NISPORT from
+/// `SCRIPTDIR/apcupsd.conf` (Debian keeps it there), else 127.0.0.1:3551.
+/// `None` when the config turns the server off.
+pub fn nis_address(scriptdir: &Path) -> Option<(String, u16)> {
+    let conf = apcupsd_conf::load(&scriptdir.join("apcupsd.conf"))
+        .map(|parsed| parsed.conf)
+        .unwrap_or_default();
+    if !conf.net_server {
+        return None;
+    }
+    // As apcaccess: an unspecified address means this machine.
+    let host = if conf.nis_ip.is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        conf.nis_ip.to_string()
+    };
+    Some((host, conf.nis_port))
+}
+
+/// The UPS status text for a mail body, read within [`NIS_DEADLINE`].
+pub fn nis_status(scriptdir: &Path, log: &mut Log) -> Option<String> {
+    let (host, port) = nis_address(scriptdir)?;
+    match nis::client::fetch_status(&host, port, Instant::now() + NIS_DEADLINE) {
+        Ok(text) => Some(text),
+        Err(e) => {
+            log.info(&format!(
+                "no UPS status for the mail from {host}:{port}: {e}"
+            ));
+            None
+        }
+    }
+}
