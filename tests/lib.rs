@@ -5,6 +5,7 @@
 mod support;
 
 mod apccontrol;
+mod chain;
 mod daemon;
 mod differential;
 mod docs;
