@@ -7,4 +7,5 @@ mod support;
 mod apccontrol;
 mod differential;
 mod docs;
+mod examples;
 mod hooks;
