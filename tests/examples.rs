@@ -930,3 +930,102 @@ fn all_examples_together_on_doshutdown_finish_quickly_and_never_veto() {
     assert_eq!(run.calls_to("shutdown").len(), 1, "{}", run.dump());
     assert!(run.elapsed < Duration::from_secs(20), "{}", run.dump());
 }
+
+// ------------------------------------------- real curl, loopback server
+
+/// A one-shot HTTP server on 127.0.0.1 (python3): answers `count` POSTs
+/// with 200 and records each as path, NUL, body, NUL in `record`; gives up
+/// waiting for a request after 10 s, so a failed test leaves nothing behind.
+fn loopback_server(record: &Path, count: usize) -> (std::process::Child, u16) {
+    let script = r#"
+import http.server, sys
+out = open(sys.argv[1], "wb")
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        out.write(self.path.encode() + b"\0" + body + b"\0"); out.flush()
+        self.send_response(200); self.end_headers(); self.wfile.write(b"{}")
+    def log_message(self, *a):
+        pass
+s = http.server.HTTPServer(("127.0.0.1", 0), H)
+s.timeout = 10
+print(s.server_address[1], flush=True)
+for _ in range(int(sys.argv[2])):
+    s.handle_request()
+"#;
+    let mut child = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(record)
+        .arg(count.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run python3 for the loopback server ({e})"));
+    let mut line = String::new();
+    {
+        use std::io::BufRead;
+        let stdout = child.stdout.take().unwrap();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .unwrap();
+    }
+    let port = line
+        .trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("loopback server printed {line:?}: {e}"));
+    (child, port)
+}
+
+#[test]
+fn with_the_real_curl_telegram_text_arrives_url_encoded_and_webhook_json_intact() {
+    assert!(
+        Path::new("/usr/bin/curl").exists(),
+        "this test runs the real curl against 127.0.0.1: apt-get install curl"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("requests");
+    let (mut server, port) = loopback_server(&record, 2);
+    let base = format!("http://127.0.0.1:{port}");
+    let mut scene = Scene::new();
+    for line in [
+        "unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY".to_string(),
+        "export TELEGRAM_BOT_TOKEN=1:AB TELEGRAM_CHAT_ID=42".to_string(),
+        format!("export TELEGRAM_API={base}"),
+        format!("export WEBHOOK_URL={base}/hook"),
+    ] {
+        scene = scene.config(&line);
+    }
+    install(&scene, "telegram");
+    install(&scene, "webhook");
+    scene.stub("hostname", "echo testhost");
+    let ups = "a&b=c \"ü\"\\";
+    let run = scene.run(&["onbattery", ups, "1", "1"]);
+    let status = server.wait().unwrap();
+    assert!(
+        status.success(),
+        "loopback server: {status}\n{}",
+        run.dump()
+    );
+    assert_ran_and_not_vetoed(&run, "telegram");
+    assert_ran_and_not_vetoed(&run, "webhook");
+    let text = fs::read(&record).unwrap();
+    let parts: Vec<String> = text
+        .split(|b| *b == 0)
+        .map(|p| String::from_utf8_lossy(p).into_owned())
+        .collect();
+    assert_eq!(parts.len(), 5, "{parts:?}\n{}", run.dump());
+    assert_eq!(parts[0], "/bot1:AB/sendMessage");
+    assert_eq!(
+        parts[1],
+        "chat_id=42&text=testhost%3A+Power+failure+on+UPS+a%26b%3Dc+%22%C3%BC%22%5C.+Running+on+batteries."
+    );
+    assert_eq!(parts[2], "/hook");
+    let fields = parse_json_object(&parts[3]);
+    assert_eq!(
+        fields[1],
+        ("ups".to_string(), ups.to_string()),
+        "{}",
+        parts[3]
+    );
+}
