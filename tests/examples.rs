@@ -1029,3 +1029,47 @@ fn with_the_real_curl_telegram_text_arrives_url_encoded_and_webhook_json_intact(
         parts[3]
     );
 }
+
+/// Whether a process is alive (a zombie is not).
+fn alive(pid: u32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+#[test]
+fn when_hook_timeout_stops_stop_database_its_systemctl_is_stopped_too() {
+    let scene = scene_for(
+        "stop-database",
+        &["HOOK_TIMEOUT=1", "export DB_STOP_TIMEOUT=30"],
+    );
+    let pidfile = scene.dir.path().join("systemctl.pid");
+    scene.stub(
+        "systemctl",
+        &format!("echo $$ > '{}'\nexec sleep 30", pidfile.display()),
+    );
+    let run = scene.run(&["doshutdown", "myups", "1", "1"]);
+    assert!(run.elapsed < Duration::from_secs(10), "{}", run.dump());
+    assert_eq!(run.calls_to("shutdown").len(), 1, "{}", run.dump());
+    let pid: u32 = fs::read_to_string(&pidfile)
+        .unwrap_or_else(|e| panic!("systemctl never ran ({e})\n{}", run.dump()))
+        .trim()
+        .parse()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while alive(pid) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let still = alive(pid);
+    if still {
+        let _ = Command::new("kill").arg(pid.to_string()).status();
+    }
+    assert!(
+        !still,
+        "systemctl (pid {pid}) outlived the hook apccontrol stopped\n{}",
+        run.dump()
+    );
+}
