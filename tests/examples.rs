@@ -1073,3 +1073,21 @@ fn when_hook_timeout_stops_stop_database_its_systemctl_is_stopped_too() {
         run.dump()
     );
 }
+
+#[test]
+fn apccontrol_check_finds_nothing_wrong_with_the_installed_examples() {
+    let scene = Scene::new();
+    for name in EXAMPLES {
+        install(&scene, name);
+    }
+    let mut cmd = Command::new(crate::support::apccontrol_bin());
+    cmd.arg("--check").arg("--scriptdir").arg(&scene.sd);
+    let run = scene.execute(cmd);
+    let out = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        out.lines().all(|l| !l.contains("hooks.d")),
+        "--check complains about an example:\n{}",
+        run.dump()
+    );
+    assert_eq!(run.status, 0, "{}", run.dump());
+}
