@@ -509,7 +509,14 @@ fn webhook_posts_valid_json_even_for_a_ups_name_with_quotes_backslashes_and_cont
         ["event", "ups", "connected", "powered", "host", "time"],
         "{body}"
     );
-    let get = |k: &str| fields.iter().find(|(key, _)| key == k).unwrap().1.clone();
+    let get = |k: &str| {
+        fields
+            .iter()
+            .find(|(key, _)| key == k)
+            .unwrap_or_else(|| panic!("no {k:?} in {body}"))
+            .1
+            .clone()
+    };
     assert_eq!(get("event"), "onbattery");
     assert_eq!(get("ups"), ups, "{body}");
     assert_eq!(get("connected"), "1");
@@ -718,7 +725,12 @@ fn libvirt_guests_shuts_down_each_guest_and_destroys_the_one_that_never_stops() 
         "{}",
         run.dump()
     );
-    assert_eq!(fs::read_dir(&state).unwrap().count(), 0);
+    assert_eq!(
+        fs::read_dir(&state).unwrap().count(),
+        0,
+        "guests left running\n{}",
+        run.dump()
+    );
     // The host shutdown runs after the hook.
     let shutdown = run.calls_to("shutdown");
     assert_eq!(shutdown.len(), 1, "{}", run.dump());
@@ -855,15 +867,20 @@ fn audit_log_appends_one_line_per_event_to_a_0640_file() {
     );
     let run = scene.run(&["killpower"]);
     assert_ran_and_not_vetoed(&run, "audit-log");
-    let text = fs::read_to_string(&log).unwrap();
+    let text =
+        fs::read_to_string(&log).unwrap_or_else(|e| panic!("no audit log ({e})\n{}", run.dump()));
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 2, "{text}");
-    let (time, rest) = lines[0].split_once(' ').unwrap();
+    let (time, rest) = lines[0]
+        .split_once(' ')
+        .unwrap_or_else(|| panic!("no time field: {text}"));
     let parsed = chrono::NaiveDateTime::parse_from_str(time, "%Y-%m-%dT%H:%M:%SZ")
         .unwrap_or_else(|e| panic!("{time:?} is not ISO 8601 UTC: {e}"))
         .and_utc();
     assert!(parsed.timestamp() >= before.timestamp() - 1, "{time}");
-    let (head, uptime) = rest.rsplit_once(" uptime=").unwrap();
+    let (head, uptime) = rest
+        .rsplit_once(" uptime=")
+        .unwrap_or_else(|| panic!("no uptime field: {text}"));
     assert_eq!(
         head,
         r#"event=onbattery ups="my \"ups\"\\x?y" connected=1 powered=1 host=testhost"#
@@ -1009,7 +1026,8 @@ fn with_the_real_curl_telegram_text_arrives_url_encoded_and_webhook_json_intact(
     );
     assert_ran_and_not_vetoed(&run, "telegram");
     assert_ran_and_not_vetoed(&run, "webhook");
-    let text = fs::read(&record).unwrap();
+    let text = fs::read(&record)
+        .unwrap_or_else(|e| panic!("the loopback server got nothing ({e})\n{}", run.dump()));
     let parts: Vec<String> = text
         .split(|b| *b == 0)
         .map(|p| String::from_utf8_lossy(p).into_owned())
@@ -1058,7 +1076,7 @@ fn when_hook_timeout_stops_stop_database_its_systemctl_is_stopped_too() {
         .unwrap_or_else(|e| panic!("systemctl never ran ({e})\n{}", run.dump()))
         .trim()
         .parse()
-        .unwrap();
+        .unwrap_or_else(|e| panic!("bad pid file ({e})\n{}", run.dump()));
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while alive(pid) && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
