@@ -9,6 +9,7 @@ mod chain;
 mod daemon;
 mod differential;
 mod docs;
+mod examples;
 mod hooks;
 mod mail;
 mod nis;
