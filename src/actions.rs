@@ -120,6 +120,13 @@ impl Effects for Live {
                 elapsed: Duration::ZERO,
             };
         }
+        // Hooks may fit their own waits to what is left of HOOK_TIMEOUT.
+        let mut env = env.to_vec();
+        if let Some(deadline) = deadline {
+            let left = deadline.saturating_duration_since(Instant::now()).as_secs();
+            env.push(("APCCONTROL_TIME_LEFT".into(), left.to_string().into()));
+        }
+        let env = env.as_slice();
         let spec = Spec::new(&planned.hook.path)
             .args(&planned.args)
             .env_clear_and_set(env.to_vec())

@@ -337,3 +337,30 @@ fn check_flags_missing_wall() {
         "{text}"
     );
 }
+
+#[test]
+fn check_does_not_call_exported_hook_settings_typos() {
+    let scene = Scene::new().config("export NTFY_URL=https://ntfy.example/ups\nPLAIN_TYPO=1");
+    let out = Command::new(apccontrol_bin())
+        .args(["--check", "--scriptdir"])
+        .arg(&scene.sd)
+        .env("PATH", scene.path_env())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("NTFY_URL"), "{text}");
+    assert!(text.contains("sets `PLAIN_TYPO`"), "{text}");
+}
+
+#[test]
+fn hooks_learn_how_much_of_hook_timeout_is_left() {
+    let scene = Scene::new().config("HOOK_TIMEOUT=30");
+    scene.hook(
+        "commok",
+        r#"printf '%s' "$APCCONTROL_TIME_LEFT" > "$(dirname "$0")/left""#,
+        0o755,
+    );
+    scene.run(&["commok", "u"]);
+    let left: u64 = fs::read_to_string(scene.sd.join("left")).unwrap().parse().unwrap();
+    assert!((28..=30).contains(&left), "{left}");
+}

@@ -233,8 +233,11 @@ impl Scene {
             )
             .replace("sleep 10", "sleep 0");
         let dir = self.dir.path().join("stock");
-        fs::create_dir_all(&dir).unwrap();
         let path = dir.join("apccontrol");
+        if fs::read_to_string(&path).is_ok_and(|old| old == text) {
+            return path;
+        }
+        fs::create_dir_all(&dir).unwrap();
         write_exec(&path, &text, 0o755);
         path
     }

@@ -218,7 +218,8 @@ pub struct ScriptConfig {
     /// script. `None` when the file was not evaluated (use ours plus SYSADMIN
     /// and APCUPSD_MAIL).
     pub exported: Option<Vec<(OsString, OsString)>>,
-    /// Variables the file set that apccontrol does not know (likely typos).
+    /// Variables the file set, without exporting them, that apccontrol does
+    /// not know (likely typos; exported ones are for the hooks).
     pub unknown: Vec<String>,
     /// Lines the shell printed on stderr while sourcing.
     pub diagnostics: Vec<String>,
@@ -279,10 +280,18 @@ impl ScriptConfig {
                 match done.outcome {
                     Outcome::Exited(0) => match parse_records(&done.stdout) {
                         Some(parsed) => {
+                            // An exported variable is meant for the hooks
+                            // (NTFY_URL...), not a typo of one of ours.
+                            let exported: Vec<&str> = parsed
+                                .exported
+                                .iter()
+                                .flatten()
+                                .filter_map(|(k, _)| k.to_str())
+                                .collect();
                             config.unknown = parsed
                                 .assigned
                                 .iter()
-                                .filter(|n| !names.contains(&n.as_str()))
+                                .filter(|n| !names.contains(&n.as_str()) && !exported.contains(&n.as_str()))
                                 .cloned()
                                 .collect();
                             config.vars = parsed.known;
