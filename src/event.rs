@@ -108,6 +108,9 @@ struct Row {
     /// never logs under that name (endselftest, killpower) and doreboot.
     log_text: Option<&'static str>,
     severity: Severity,
+    /// The mail subject; `{host}` and `{ups}` are filled in. The five of the
+    /// stock sample scripts are exact (facts §4); the rest follow their style.
+    mail_subject: &'static str,
 }
 
 use DefaultAction::{KillPower, Nothing, Shutdown, Wall, WallIfPowerfail};
@@ -120,6 +123,7 @@ const TABLE: [Row; 21] = [
         name: "annoyme",
         action: Wall("Power problems with UPS {ups}. Please logoff."),
         log_text: Some("Users requested to logoff."),
+        mail_subject: "{host} UPS {ups} Power problems, users asked to logoff",
         severity: Critical,
     },
     Row {
@@ -127,6 +131,7 @@ const TABLE: [Row; 21] = [
         name: "battattach",
         action: Nothing,
         log_text: Some("Battery reattached."),
+        mail_subject: "{host} UPS {ups} battery reattached",
         severity: Critical,
     },
     Row {
@@ -134,6 +139,7 @@ const TABLE: [Row; 21] = [
         name: "battdetach",
         action: Nothing,
         log_text: Some("Battery disconnected."),
+        mail_subject: "{host} UPS {ups} battery disconnected",
         severity: Critical,
     },
     Row {
@@ -141,6 +147,7 @@ const TABLE: [Row; 21] = [
         name: "changeme",
         action: Wall("Emergency! Batteries have failed on UPS {ups}. Change them NOW"),
         log_text: Some("UPS battery must be replaced."),
+        mail_subject: "{host} UPS {ups} battery needs changing NOW.",
         severity: Alert,
     },
     Row {
@@ -148,6 +155,7 @@ const TABLE: [Row; 21] = [
         name: "commfailure",
         action: Wall("Warning communications lost with UPS {ups}"),
         log_text: Some("Communications with UPS lost."),
+        mail_subject: "{host} Communications with UPS {ups} lost",
         severity: Warning,
     },
     Row {
@@ -155,6 +163,7 @@ const TABLE: [Row; 21] = [
         name: "commok",
         action: Wall("Communications restored with UPS {ups}"),
         log_text: Some("Communications with UPS restored."),
+        mail_subject: "{host} Communications with UPS {ups} restored",
         severity: Warning,
     },
     Row {
@@ -166,6 +175,7 @@ const TABLE: [Row; 21] = [
             reason: "apcupsd UPS {ups} initiated reboot",
         },
         log_text: None,
+        mail_subject: "{host} UPS {ups} initiated Reboot Sequence",
         severity: Alert,
     },
     Row {
@@ -177,6 +187,7 @@ const TABLE: [Row; 21] = [
             reason: "apcupsd UPS {ups} initiated shutdown",
         },
         log_text: Some("Initiating system shutdown!"),
+        mail_subject: "{host} UPS {ups} initiated Shutdown Sequence",
         severity: Alert,
     },
     Row {
@@ -184,6 +195,7 @@ const TABLE: [Row; 21] = [
         name: "emergency",
         action: Wall("Emergency Shutdown. Possible battery failure on UPS {ups}."),
         log_text: Some("Battery failure. Emergency."),
+        mail_subject: "{host} UPS {ups} Emergency Shutdown, possible battery failure !!!",
         severity: Alert,
     },
     Row {
@@ -191,6 +203,7 @@ const TABLE: [Row; 21] = [
         name: "endselftest",
         action: Nothing,
         log_text: None,
+        mail_subject: "{host} UPS {ups} self test completed",
         severity: Alert,
     },
     Row {
@@ -198,6 +211,7 @@ const TABLE: [Row; 21] = [
         name: "failing",
         action: Wall("Battery power exhausted on UPS {ups}. Doing shutdown."),
         log_text: Some("Battery power exhausted."),
+        mail_subject: "{host} UPS {ups} battery power exhausted, doing shutdown",
         severity: Alert,
     },
     Row {
@@ -208,6 +222,7 @@ const TABLE: [Row; 21] = [
             after: "Apccontrol has done: {apcupsd} --killpower on UPS {ups}",
         },
         log_text: None,
+        mail_subject: "{host} UPS {ups} power is being cut (killpower)",
         severity: Warning,
     },
     Row {
@@ -215,6 +230,7 @@ const TABLE: [Row; 21] = [
         name: "loadlimit",
         action: Wall("Remaining battery charge below limit on UPS {ups}. Doing shutdown."),
         log_text: Some("Battery charge below low limit."),
+        mail_subject: "{host} UPS {ups} battery charge below limit, doing shutdown",
         severity: Alert,
     },
     Row {
@@ -222,6 +238,7 @@ const TABLE: [Row; 21] = [
         name: "mainsback",
         action: WallIfPowerfail("Continuing with shutdown."),
         log_text: Some("Power is back. UPS running on mains."),
+        mail_subject: "{host} UPS {ups} mains power is back",
         severity: Critical,
     },
     Row {
@@ -229,6 +246,7 @@ const TABLE: [Row; 21] = [
         name: "offbattery",
         action: Wall("Power has returned on UPS {ups}..."),
         log_text: Some("Mains returned. No longer on UPS batteries."),
+        mail_subject: "{host} UPS {ups} Power has returned",
         severity: Critical,
     },
     Row {
@@ -236,6 +254,7 @@ const TABLE: [Row; 21] = [
         name: "onbattery",
         action: Wall("Power failure on UPS {ups}. Running on batteries."),
         log_text: Some("Running on UPS batteries."),
+        mail_subject: "{host} UPS {ups} Power Failure !!!",
         severity: Critical,
     },
     Row {
@@ -243,6 +262,7 @@ const TABLE: [Row; 21] = [
         name: "powerout",
         action: Nothing,
         log_text: Some("Power failure."),
+        mail_subject: "{host} UPS {ups} power failure detected",
         severity: Alert,
     },
     Row {
@@ -250,6 +270,7 @@ const TABLE: [Row; 21] = [
         name: "remotedown",
         action: Wall("Remote Shutdown. Beginning Shutdown Sequence."),
         log_text: Some("Remote shutdown requested."),
+        mail_subject: "{host} UPS {ups} Remote Shutdown requested",
         severity: Critical,
     },
     Row {
@@ -257,6 +278,7 @@ const TABLE: [Row; 21] = [
         name: "runlimit",
         action: Wall("Remaining battery runtime below limit on UPS {ups}. Doing shutdown."),
         log_text: Some("Reached remaining time percentage limit on batteries."),
+        mail_subject: "{host} UPS {ups} battery runtime below limit, doing shutdown",
         severity: Alert,
     },
     Row {
@@ -264,6 +286,7 @@ const TABLE: [Row; 21] = [
         name: "startselftest",
         action: Nothing,
         log_text: Some("UPS Self Test switch to battery."),
+        mail_subject: "{host} UPS {ups} self test started",
         severity: Warning,
     },
     Row {
@@ -271,6 +294,7 @@ const TABLE: [Row; 21] = [
         name: "timeout",
         action: Wall("Battery time limit exceeded on UPS {ups}. Doing shutdown."),
         log_text: Some("Reached run time limit on batteries."),
+        mail_subject: "{host} UPS {ups} battery time limit exceeded, doing shutdown",
         severity: Alert,
     },
 ];
@@ -326,6 +350,11 @@ impl Event {
         self.row().severity
     }
 
+    /// The mail subject template (`{host}`, `{ups}`).
+    pub fn mail_subject(self) -> &'static str {
+        self.row().mail_subject
+    }
+
     /// Events after which apcupsd immediately sends `doshutdown` (facts §3.4).
     pub fn leads_to_shutdown(self) -> bool {
         matches!(
@@ -369,23 +398,32 @@ impl FromStr for Event {
 }
 
 /// Fill a message template: `{ups}` becomes the UPS name, `{apcupsd}` the
-/// APCUPSD command. The substituted values are not scanned again.
+/// APCUPSD command.
 pub fn fill(template: &str, ups: &str, apcupsd: &str) -> String {
-    let mut out = String::with_capacity(template.len() + ups.len());
+    fill_placeholders(template, &[("ups", ups), ("apcupsd", apcupsd)])
+}
+
+/// Replace each `{name}` in one pass; substituted values are not scanned
+/// again (a UPS named `{ups}` stays `{ups}`), unknown `{...}` are kept.
+pub fn fill_placeholders(template: &str, values: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(template.len() + 32);
     let mut rest = template;
-    while let Some(start) = rest.find('{') {
+    'scan: while let Some(start) = rest.find('{') {
         out.push_str(&rest[..start]);
         let tail = &rest[start..];
-        if let Some(after) = tail.strip_prefix("{ups}") {
-            out.push_str(ups);
-            rest = after;
-        } else if let Some(after) = tail.strip_prefix("{apcupsd}") {
-            out.push_str(apcupsd);
-            rest = after;
-        } else {
-            out.push('{');
-            rest = &tail[1..];
+        for (name, value) in values {
+            if let Some(after) = tail
+                .strip_prefix('{')
+                .and_then(|t| t.strip_prefix(name))
+                .and_then(|t| t.strip_prefix('}'))
+            {
+                out.push_str(value);
+                rest = after;
+                continue 'scan;
+            }
         }
+        out.push('{');
+        rest = &tail[1..];
     }
     out.push_str(rest);
     out

@@ -361,6 +361,9 @@ fn hooks_learn_how_much_of_hook_timeout_is_left() {
         0o755,
     );
     scene.run(&["commok", "u"]);
-    let left: u64 = fs::read_to_string(scene.sd.join("left")).unwrap().parse().unwrap();
+    let left: u64 = fs::read_to_string(scene.sd.join("left"))
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((28..=30).contains(&left), "{left}");
 }

@@ -7,7 +7,6 @@
 use chrono::{DateTime, FixedOffset};
 
 use crate::config::apcupsd_conf::ApcupsdConf;
-use crate::nis::flags::StatusFlags;
 use crate::nis::status::{LastTransfer, SelfTestResult, UpsStatus};
 use crate::power::{Mono, Snapshot};
 
@@ -66,7 +65,7 @@ pub fn ups_status(snapshot: &Snapshot, ctx: &Context<'_>) -> UpsStatus {
             text(battery.and_then(|b| b.model.as_ref()))
                 .unwrap_or_else(|| "Laptop Battery".to_string()),
         ),
-        flags: StatusFlags(snapshot.status_flags()),
+        flags: snapshot.flags(),
         bcharge: snapshot.charge_pct,
         timeleft_minutes: snapshot.runtime.map(|r| r.as_secs_f64() / 60.0),
         mbattchg: i64::from(ctx.conf.battery_level),

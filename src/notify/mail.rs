@@ -448,93 +448,52 @@ impl Sender {
     }
 }
 
-/// Pipe the message into `sendmail -i -f FROM -- TO...`, bounded by the
-/// deadline: the program leads its own process group, which is killed
-/// (SIGKILL) and reaped if it has not exited by then. Lines end in LF, as
-/// sendmail expects on its standard input.
+/// Pipe the message into `sendmail -i -f FROM -- TO...` through the crate's
+/// one process runner: the program leads its own process group, which is
+/// stopped at the deadline. Lines end in LF, as sendmail expects on stdin.
 fn run_sendmail(program: &Path, message: &Message, deadline: Instant) -> Result<String, MailError> {
-    use std::io::{Read, Write};
-    use std::os::unix::process::CommandExt;
-    use std::process::{Command, Stdio};
+    use crate::process::{self, Input, Outcome, Spec};
 
     let fail = |reason: String| MailError::Sendmail {
         program: program.to_path_buf(),
         reason,
     };
+    let too_late = || MailError::Deadline {
+        server: program.display().to_string(),
+        stage: Stage::Send,
+    };
     if Instant::now() >= deadline {
-        return Err(MailError::Deadline {
-            server: program.display().to_string(),
-            stage: Stage::Send,
-        });
+        return Err(too_late());
     }
     let envelope = message.envelope();
-    let mut command = Command::new(program);
-    command.arg("-i");
+    let mut spec = Spec::new(program).arg("-i");
     if let Some(from) = envelope.from() {
-        command.arg("-f").arg(from);
-    }
-    command
-        .arg("--")
-        .args(envelope.to().iter().map(|a| a.to_string()))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    let mut child = command
-        .spawn()
-        .map_err(|e| fail(format!("cannot start it: {e}")))?;
-
-    // Collect (a bounded amount of) stderr on the side, for the error message.
-    let (err_tx, err_rx) = std::sync::mpsc::channel();
-    if let Some(stderr) = child.stderr.take() {
-        std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = stderr.take(4096).read_to_string(&mut text);
-            let _ = err_tx.send(text);
-        });
+        spec = spec.arg("-f").arg(from);
     }
     let text = String::from_utf8_lossy(&message.formatted()).replace("\r\n", "\n");
-    let written = match child.stdin.take() {
-        // Dropping stdin at the end of this block closes it: end of message.
-        Some(mut stdin) => stdin.write_all(text.as_bytes()),
-        None => Ok(()),
-    };
-
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() >= deadline => {
-                let pgid = nix::unistd::Pid::from_raw(child.id() as i32);
-                let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
-                let _ = child.wait();
-                return Err(MailError::Deadline {
-                    server: program.display().to_string(),
-                    stage: Stage::Send,
-                });
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-            Err(e) => return Err(fail(format!("cannot wait for it: {e}"))),
+    let spec = spec
+        .arg("--")
+        .args(envelope.to().iter().map(|a| a.to_string()))
+        .stdin(Input::Bytes(text.into_bytes()))
+        .output_cap(4096);
+    let done =
+        process::run(&spec, Some(deadline)).map_err(|e| fail(format!("cannot start it: {e}")))?;
+    match done.outcome {
+        Outcome::Exited(0) => Ok(format!("{} exited successfully", program.display())),
+        Outcome::TimedOut { .. } => Err(too_late()),
+        outcome => {
+            let how = match outcome {
+                Outcome::Exited(code) => format!("it exited with status {code}"),
+                _ => "it was killed by a signal".to_string(),
+            };
+            let stderr = done.stderr_lines().join(" ");
+            Err(fail(if stderr.is_empty() {
+                how
+            } else {
+                format!("{how}: {stderr}")
+            }))
         }
-    };
-    let stderr = err_rx
-        .recv_timeout(Duration::from_millis(200))
-        .unwrap_or_default();
-    let stderr = stderr.trim();
-    if !status.success() {
-        let how = match status.code() {
-            Some(code) => format!("it exited with status {code}"),
-            None => "it was killed by a signal".to_string(),
-        };
-        return Err(fail(if stderr.is_empty() {
-            how
-        } else {
-            format!("{how}: {stderr}")
-        }));
     }
-    if let Err(e) = written {
-        return Err(fail(format!("it did not read the whole message: {e}")));
-    }
-    Ok(format!("{} exited successfully", program.display()))
 }
 
 fn open_smtp(

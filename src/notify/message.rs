@@ -2,7 +2,7 @@
 //!
 //! Subjects follow apcupsd's sample scripts (facts §4) where one exists, byte
 //! for byte, and the same style for every other event; all of them are in
-//! [`SUBJECTS`], the one table of mail texts. The body is the event, the time,
+//! [`Event::mail_subject`] in the event table. The body is the event, the time,
 //! the host, the UPS and the apccontrol arguments, then the UPS status text
 //! that the caller read over NIS, or a line saying it could not be read.
 //!
@@ -12,71 +12,6 @@
 use chrono::{DateTime, FixedOffset};
 
 use crate::event::Event;
-
-/// Subject templates: `{host}` is the host name, `{ups}` the UPS name.
-/// The five of the stock sample scripts are exact (facts §4).
-pub const SUBJECTS: [(Event, &str); 21] = [
-    (
-        Event::Annoyme,
-        "{host} UPS {ups} Power problems, users asked to logoff",
-    ),
-    (Event::Battattach, "{host} UPS {ups} battery reattached"),
-    (Event::Battdetach, "{host} UPS {ups} battery disconnected"),
-    (
-        Event::Changeme,
-        "{host} UPS {ups} battery needs changing NOW.",
-    ),
-    (
-        Event::Commfailure,
-        "{host} Communications with UPS {ups} lost",
-    ),
-    (
-        Event::Commok,
-        "{host} Communications with UPS {ups} restored",
-    ),
-    (
-        Event::Doreboot,
-        "{host} UPS {ups} initiated Reboot Sequence",
-    ),
-    (
-        Event::Doshutdown,
-        "{host} UPS {ups} initiated Shutdown Sequence",
-    ),
-    (
-        Event::Emergency,
-        "{host} UPS {ups} Emergency Shutdown, possible battery failure !!!",
-    ),
-    (Event::Endselftest, "{host} UPS {ups} self test completed"),
-    (
-        Event::Failing,
-        "{host} UPS {ups} battery power exhausted, doing shutdown",
-    ),
-    (
-        Event::Killpower,
-        "{host} UPS {ups} power is being cut (killpower)",
-    ),
-    (
-        Event::Loadlimit,
-        "{host} UPS {ups} battery charge below limit, doing shutdown",
-    ),
-    (Event::Mainsback, "{host} UPS {ups} mains power is back"),
-    (Event::Offbattery, "{host} UPS {ups} Power has returned"),
-    (Event::Onbattery, "{host} UPS {ups} Power Failure !!!"),
-    (Event::Powerout, "{host} UPS {ups} power failure detected"),
-    (
-        Event::Remotedown,
-        "{host} UPS {ups} Remote Shutdown requested",
-    ),
-    (
-        Event::Runlimit,
-        "{host} UPS {ups} battery runtime below limit, doing shutdown",
-    ),
-    (Event::Startselftest, "{host} UPS {ups} self test started"),
-    (
-        Event::Timeout,
-        "{host} UPS {ups} battery time limit exceeded, doing shutdown",
-    ),
-];
 
 /// The body line used when the caller could not read the UPS status.
 /// Lines stay under 78 characters so the mail goes out as plain 7-bit text.
@@ -122,36 +57,12 @@ fn one_line(s: &str) -> String {
         .collect()
 }
 
-/// The subject for an event, from [`SUBJECTS`].
+/// The subject for an event, from [`Event::mail_subject`].
 pub fn subject(event: Event, host: &str, ups: &str) -> String {
-    let template = SUBJECTS
-        .iter()
-        .find(|(e, _)| *e == event)
-        .map(|(_, t)| *t)
-        .unwrap_or("{host} UPS {ups} event");
-    fill(template, &one_line(host), &one_line(ups))
-}
-
-/// Replace `{host}` and `{ups}` in one pass, so a name holding `{ups}` is not expanded again.
-fn fill(template: &str, host: &str, ups: &str) -> String {
-    let mut out = String::with_capacity(template.len() + host.len() + ups.len());
-    let mut rest = template;
-    while let Some(start) = rest.find('{') {
-        out.push_str(&rest[..start]);
-        let tail = &rest[start..];
-        if let Some(after) = tail.strip_prefix("{host}") {
-            out.push_str(host);
-            rest = after;
-        } else if let Some(after) = tail.strip_prefix("{ups}") {
-            out.push_str(ups);
-            rest = after;
-        } else {
-            out.push('{');
-            rest = &tail[1..];
-        }
-    }
-    out.push_str(rest);
-    out
+    crate::event::fill_placeholders(
+        event.mail_subject(),
+        &[("host", &one_line(host)), ("ups", &one_line(ups))],
+    )
 }
 
 /// Compose the mail for a notice. `status` is the NIS status text the caller
@@ -205,15 +116,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn table_covers_every_event_once() {
+    fn every_event_has_a_subject_naming_host_and_ups() {
         for event in Event::ALL {
-            assert_eq!(
-                SUBJECTS.iter().filter(|(e, _)| *e == event).count(),
-                1,
-                "{event}"
-            );
-        }
-        for (_, t) in SUBJECTS {
+            let t = event.mail_subject();
             assert!(t.starts_with("{host} "), "{t}");
             assert_eq!(t.matches("{ups}").count(), 1, "{t}");
         }

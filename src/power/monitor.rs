@@ -51,6 +51,7 @@ use super::thresholds::{Thresholds, CHANGEME_EVERY, CHANGEME_QUIET, FAST_POLL, H
 use super::SourceError;
 use crate::config::apcupsd_conf::NoLogon;
 use crate::event::{Event, Severity};
+use crate::nis::flags::StatusFlags;
 
 /// While communication stays lost, its log line is repeated this often.
 pub const COMMLOST_RELOG: Duration = Duration::from_secs(10 * 60);
@@ -158,27 +159,27 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// apcupsd's STATFLAG bits (facts §5.3) for this status.
+    pub fn flags(&self) -> StatusFlags {
+        let reason = self.shutdown_reason;
+        StatusFlags::PLUGGED
+            .with(StatusFlags::ONLINE, !self.on_battery)
+            .with(StatusFlags::ONBATT, self.on_battery)
+            .with(StatusFlags::BATTLOW, self.low_battery)
+            .with(StatusFlags::REPLACEBATT, self.replace_battery)
+            .with(StatusFlags::COMMLOST, self.commlost)
+            .with(StatusFlags::SHUTDOWN, self.shutdown_started)
+            .with(StatusFlags::ONBATT_MSG, self.onbattery_sent)
+            .with(StatusFlags::FASTPOLL, self.fast_poll)
+            .with(StatusFlags::SHUT_LOAD, reason == Some(Event::Loadlimit))
+            .with(StatusFlags::SHUT_BTIME, reason == Some(Event::Timeout))
+            .with(StatusFlags::SHUT_LTIME, reason == Some(Event::Runlimit))
+            .with(StatusFlags::SHUT_EMERG, reason == Some(Event::Emergency))
+            .with(StatusFlags::BATTPRESENT, self.battery_present)
+    }
+
+    /// [`Snapshot::flags`] as the raw STATFLAG word.
     pub fn status_flags(&self) -> u32 {
-        let mut f = 0x0100_0000; // UPS_plugged, always set
-        let mut set = |on: bool, bit: u32| {
-            if on {
-                f |= bit;
-            }
-        };
-        set(!self.on_battery, 0x08);
-        set(self.on_battery, 0x10);
-        set(self.low_battery, 0x40);
-        set(self.replace_battery, 0x80);
-        set(self.commlost, 0x100);
-        set(self.shutdown_started, 0x200);
-        set(self.onbattery_sent, 0x2_0000);
-        set(self.fast_poll, 0x4_0000);
-        set(self.shutdown_reason == Some(Event::Loadlimit), 0x8_0000);
-        set(self.shutdown_reason == Some(Event::Timeout), 0x10_0000);
-        set(self.shutdown_reason == Some(Event::Runlimit), 0x20_0000);
-        set(self.shutdown_reason == Some(Event::Emergency), 0x40_0000);
-        set(self.battery_present, 0x0400_0000);
-        f
+        self.flags().bits()
     }
 }
 

@@ -14,7 +14,6 @@
 use std::path::{Path, PathBuf};
 
 use super::reading::{Battery, BatteryStatus, CapacityLevel, CapacityUnit, PowerReading};
-use super::sysfs::combine_online;
 use super::SourceError;
 
 /// A number with its unit family, e.g. `2000 mAh` → 2.0 Ah.
@@ -219,15 +218,7 @@ impl ProcfsSource {
                 Some(battery_from(&parse_info(&info), &parse_state(&state)))
             })
             .collect();
-        if adapters.is_empty() && batteries.is_empty() {
-            return Err(SourceError::NothingFound {
-                path: self.dir.clone(),
-            });
-        }
-        Ok(PowerReading {
-            ac_online: combine_online(adapters),
-            battery: Battery::combine(&batteries),
-        })
+        PowerReading::assemble(&self.dir, adapters, &batteries)
     }
 }
 

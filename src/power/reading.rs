@@ -260,6 +260,27 @@ pub struct PowerReading {
     pub battery: Battery,
 }
 
+impl PowerReading {
+    /// One reading from what a source found under `dir`: adapters combined
+    /// (online if any is), batteries combined; an error when it found
+    /// neither an adapter nor a battery.
+    pub fn assemble(
+        dir: &std::path::Path,
+        adapters: Vec<Option<bool>>,
+        batteries: &[Battery],
+    ) -> Result<PowerReading, super::SourceError> {
+        if adapters.is_empty() && batteries.is_empty() {
+            return Err(super::SourceError::NothingFound {
+                path: dir.to_path_buf(),
+            });
+        }
+        Ok(PowerReading {
+            ac_online: super::sysfs::combine_online(adapters),
+            battery: Battery::combine(batteries),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -210,15 +210,7 @@ impl SysfsSource {
                 SupplyKind::Other => {}
             }
         }
-        if adapters.is_empty() && batteries.is_empty() {
-            return Err(SourceError::NothingFound {
-                path: self.dir.clone(),
-            });
-        }
-        Ok(PowerReading {
-            ac_online: combine_online(adapters),
-            battery: Battery::combine(&batteries),
-        })
+        PowerReading::assemble(&self.dir, adapters, &batteries)
     }
 }
 
