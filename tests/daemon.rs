@@ -103,7 +103,14 @@ impl Laptop {
             .arg("-v")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(fs::File::create(self.dir.path().join("stderr")).unwrap())
+            // Appended, so a restart keeps the first run's lines.
+            .stderr(
+                fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(self.dir.path().join("stderr"))
+                    .unwrap(),
+            )
             .spawn()
             .unwrap();
         self.daemon = Some(child);
@@ -136,11 +143,48 @@ impl Laptop {
             .collect()
     }
 
+    /// The events in the order laptop-upsd **started** apccontrol for them,
+    /// from its own log, keeping only those that have reached the stub. (The
+    /// stub's `calls` file is in completion order: loadlimit and doshutdown,
+    /// or offbattery and mainsback, start milliseconds apart and run
+    /// concurrently, as under apcupsd.)
     pub fn events(&self) -> Vec<String> {
-        self.calls()
+        let stderr = fs::read_to_string(self.path("stderr")).unwrap_or_default();
+        let mut done: Vec<String> = self
+            .calls()
             .iter()
             .map(|c| c.split(' ').next().unwrap_or("").to_string())
+            .collect();
+        stderr
+            .lines()
+            .filter(|l| l.contains(": started "))
+            .filter_map(|l| l.split_once("/apccontrol "))
+            .map(|(_, rest)| rest.split(' ').next().unwrap_or("").to_string())
+            .filter(|e| match done.iter().position(|d| d == e) {
+                Some(i) => {
+                    done.remove(i);
+                    true
+                }
+                None => false,
+            })
             .collect()
+    }
+
+    /// [`Laptop::events`] once every apccontrol started so far has reached
+    /// the stub (up to 5 s), for assertions on the whole sequence.
+    pub fn settled_events(&self) -> Vec<String> {
+        let started = || {
+            fs::read_to_string(self.path("stderr"))
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| l.contains(": started ") && l.contains("/apccontrol "))
+                .count()
+        };
+        let end = Instant::now() + Duration::from_secs(5);
+        while self.calls().len() < started() && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.events()
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -190,7 +234,7 @@ fn a_full_outage_follows_apcupsds_timeline() {
     laptop.wait_for("mainsback", Duration::from_secs(5));
 
     let calls = laptop.calls();
-    let events = laptop.events();
+    let events = laptop.settled_events();
     assert_eq!(
         events,
         [
@@ -236,7 +280,7 @@ fn a_short_outage_gives_only_powerout_and_mainsback() {
     laptop.sysfs(true, 80);
     laptop.wait_for("mainsback", Duration::from_secs(4));
     assert_eq!(
-        laptop.events(),
+        laptop.settled_events(),
         ["powerout", "mainsback"],
         "{}",
         laptop.dump()
@@ -256,7 +300,7 @@ fn the_2009_rule_shuts_down_when_half_the_charge_is_gone() {
     laptop.sysfs(false, 29);
     laptop.wait_for("doshutdown", Duration::from_secs(12));
     assert_eq!(
-        laptop.events(),
+        laptop.settled_events(),
         ["powerout", "onbattery", "loadlimit", "doshutdown"],
         "{}",
         laptop.dump()
@@ -282,7 +326,7 @@ fn a_burst_of_garbage_readings_never_shuts_down() {
     }
     laptop.sysfs(false, 80);
     std::thread::sleep(Duration::from_secs(6));
-    let events = laptop.events();
+    let events = laptop.settled_events();
     assert!(
         !events.iter().any(|e| e == "doshutdown" || e == "loadlimit"),
         "{}",
@@ -305,7 +349,7 @@ fn a_restart_mid_outage_neither_repeats_onbattery_nor_resets_timeout() {
     laptop.wait_for("timeout", Duration::from_secs(10));
     let took = onbattery_seen.elapsed();
     assert_eq!(
-        laptop.events(),
+        laptop.settled_events(),
         ["powerout", "onbattery", "timeout", "doshutdown"],
         "{}",
         laptop.dump()
@@ -385,7 +429,7 @@ fn the_legacy_proc_acpi_files_of_the_2009_script_work() {
     write_state("off-line", "discharging", 300); // 7.5 % < BATTERYLEVEL 10
     laptop.wait_for("doshutdown", Duration::from_secs(9));
     assert_eq!(
-        laptop.events(),
+        laptop.settled_events(),
         ["powerout", "onbattery", "loadlimit", "doshutdown"],
         "{}",
         laptop.dump()

@@ -11,7 +11,8 @@ use clap::Parser;
 #[command(
     name = "apccontrol",
     version,
-    about,
+    about = "apcupsd's event handler: runs your hooks, then the stock default action (wall, \
+shutdown, apcupsd --killpower) unless a hook exits 99.",
     after_help = "EVENT is one of: annoyme battattach battdetach changeme commfailure commok \
 doreboot doshutdown emergency endselftest failing killpower loadlimit mainsback offbattery \
 onbattery powerout remotedown runlimit startselftest timeout.\n\n\

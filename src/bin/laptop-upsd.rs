@@ -14,7 +14,8 @@ use clap::Parser;
 #[command(
     name = "laptop-upsd",
     version,
-    about,
+    about = "Turns a laptop's battery into a UPS that speaks apcupsd's language: apcupsd's events, \
+thresholds and hooks, and its network information server for apcaccess and apcupsd slaves.",
     after_help = "Runs in the foreground (for systemd). Reads /sys/class/power_supply, or the legacy \
 /proc/acpi files. See laptop-upsd(8) and apccontrol-config(5)."
 )]

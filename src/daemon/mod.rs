@@ -70,6 +70,9 @@ pub enum DaemonError {
         /// Why.
         source: std::io::Error,
     },
+    /// The power supplies could not be read (`--status`).
+    #[error(transparent)]
+    Source(#[from] crate::power::SourceError),
     /// Signal handling could not be set up.
     #[error("cannot set up signal handling: {0}")]
     Signals(nix::errno::Errno),
@@ -593,12 +596,9 @@ pub fn status_text(options: &Options) -> Result<String, DaemonError> {
         ApcupsdConf::default()
     };
     let mut monitor = Monitor::new(Thresholds::from_conf(&conf), Mono::ZERO);
-    let reading = Source::new(&options.root).read();
-    if let Err(e) = &reading {
-        log.warning(&e.to_string());
-    }
+    let reading = Source::new(&options.root).read()?;
     // One step to take the reading in; its effects are not carried out.
-    let _ = monitor.step(reading, Mono::ZERO);
+    let _ = monitor.step(Ok(reading), Mono::ZERO);
     let snapshot = monitor.snapshot(Mono::ZERO);
     let now = chrono::Local::now().fixed_offset();
     let upsname = ups_name(&conf);
