@@ -53,7 +53,7 @@ fn every_help_option_is_in_the_man_page() {
     let options: Vec<&str> = help
         .split_whitespace()
         .filter(|w| w.starts_with("--"))
-        .map(|w| w.trim_end_matches(','))
+        .map(|w| w.trim_end_matches(|c: char| ",.;:)".contains(c)))
         .collect();
     assert!(options.len() >= 5, "{help}");
     for option in options {
