@@ -55,7 +55,7 @@ pub fn check(scriptdir: &Path, root: bool, extra_known: &[&str]) -> Vec<Finding>
 
     let mut known: Vec<&str> = crate::notify::known_variables().to_vec();
     known.extend_from_slice(extra_known);
-    let config = ScriptConfig::load(scriptdir, root, &known);
+    let config = ScriptConfig::load_for_check(scriptdir, root, &known);
     match &config.source {
         ConfigSource::Absent | ConfigSource::Evaluated => {}
         ConfigSource::Refused(why) | ConfigSource::Failed(why) => {

@@ -231,6 +231,26 @@ impl ScriptConfig {
     /// evaluated. `extra_known` are further variable names to report back
     /// (e.g. the mail settings).
     pub fn load(scriptdir: &Path, refuse_unsafe: bool, extra_known: &[&str]) -> ScriptConfig {
+        Self::load_with(scriptdir, refuse_unsafe, extra_known, false)
+    }
+
+    /// [`ScriptConfig::load`], and also list in [`ScriptConfig::unknown`] the
+    /// variables the file sets that nobody reads (for `--check`; it costs a
+    /// few more processes, so event runs skip it).
+    pub fn load_for_check(
+        scriptdir: &Path,
+        refuse_unsafe: bool,
+        extra_known: &[&str],
+    ) -> ScriptConfig {
+        Self::load_with(scriptdir, refuse_unsafe, extra_known, true)
+    }
+
+    fn load_with(
+        scriptdir: &Path,
+        refuse_unsafe: bool,
+        extra_known: &[&str],
+        find_unknown: bool,
+    ) -> ScriptConfig {
         let path = scriptdir.join("config");
         let mut config = ScriptConfig {
             path: path.clone(),
@@ -260,7 +280,7 @@ impl ScriptConfig {
             .chain(STOCK_INTERNALS.iter().copied())
             .chain(extra_known.iter().copied())
             .collect();
-        let script = wrapper_script(scriptdir, &names);
+        let script = wrapper_script(scriptdir, &names, find_unknown);
         let spec = Spec::new(SHELL)
             .arg("-c")
             .arg(script)
@@ -350,7 +370,7 @@ fn sh_quote(s: &str) -> String {
 /// records are NUL-separated; a `\x01` line separates the sections so a
 /// config that calls `exit` (no sections) is told apart from one that sets
 /// nothing.
-fn wrapper_script(scriptdir: &Path, names: &[&str]) -> String {
+fn wrapper_script(scriptdir: &Path, names: &[&str], find_unknown: bool) -> String {
     let mut s = String::new();
     s.push_str("prefix=/usr\nexec_prefix=${prefix}\n");
     for (name, default, _) in VARIABLES {
@@ -363,10 +383,13 @@ fn wrapper_script(scriptdir: &Path, names: &[&str]) -> String {
         sh_quote(&scriptdir.to_string_lossy())
     ));
     s.push_str("export SYSADMIN APCUPSD_MAIL\n");
-    // Names set before sourcing, to tell which ones the file added.
-    s.push_str(
-        "__apc_before=$(set | sed -n 's/^\\([A-Za-z_][A-Za-z0-9_]*\\)=.*/\\1/p' 2>/dev/null)\n",
-    );
+    if find_unknown {
+        // The names set before sourcing, to tell which ones the file added.
+        s.push_str(
+            "__apc_names() { set | sed -n 's/^\\([A-Za-z_][A-Za-z0-9_]*\\)=.*/\\1/p' 2>/dev/null | tr '\\n' ' '; }\n\
+             __apc_before=\" $(__apc_names) \"\n",
+        );
+    }
     s.push_str(". \"$1\" </dev/null >/dev/null\n");
     s.push_str("printf '\\001K\\000'\n");
     for name in names {
@@ -376,10 +399,12 @@ fn wrapper_script(scriptdir: &Path, names: &[&str]) -> String {
         ));
     }
     s.push_str("printf '\\001A\\000'\n");
-    s.push_str(
-        "set | sed -n 's/^\\([A-Za-z_][A-Za-z0-9_]*\\)=.*/\\1/p' 2>/dev/null | while read -r __n; do \
-         case \" $(echo $__apc_before) \" in *\" $__n \"*) ;; *) [ \"$__n\" != __apc_before ] && printf '%s\\000' \"$__n\";; esac; done\n",
-    );
+    if find_unknown {
+        s.push_str(
+            "for __n in $(__apc_names); do case \"$__apc_before\" in *\" $__n \"*) ;; \
+             *) [ \"$__n\" != __apc_before ] && printf '%s\\000' \"$__n\";; esac; done\n",
+        );
+    }
     s.push_str("printf '\\001E\\000'\n");
     s.push_str("env -0 2>/dev/null && printf '\\001Z\\000'\n");
     s.push_str("exit 0\n");
