@@ -11,6 +11,7 @@ mod differential;
 mod docs;
 mod examples;
 mod hooks;
+mod killpower;
 mod mail;
 mod nis;
 mod notify;
