@@ -15,4 +15,5 @@ mod killpower;
 mod mail;
 mod nis;
 mod notify;
+mod packaging;
 mod power;
