@@ -1,5 +1,5 @@
-//! `laptop-upsd`: flags in, the daemon (or the demo, or one status reading)
-//! out. Everything else is in the library ([`apccontrol::daemon`]).
+//! `laptop-upsd`: flags in, the daemon (or the demo, one status reading, or
+//! the killpower wake alarm) out. Everything else is in the library ([`apccontrol::daemon`]).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,8 +39,14 @@ struct Cli {
     demo: bool,
 
     /// Print one reading in apcaccess's status format and exit.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "killpower")]
     status: bool,
+
+    /// Only if PWRFAILDIR/powerfail exists: arm the RTC wake alarm WAKEDELAY
+    /// seconds ahead, so the machine powers on again after the outage (the
+    /// laptop's apcupsd --killpower), then exit.
+    #[arg(long, conflicts_with = "demo")]
+    killpower: bool,
 
     /// Also print every log line on stderr.
     #[arg(short, long)]
@@ -54,7 +60,11 @@ fn main() -> ExitCode {
         root: cli.root,
         verbose: cli.verbose,
     };
-    let result = if cli.demo {
+    let result = if cli.killpower {
+        apccontrol::daemon::killpower::run(&options)
+            .map(|done| println!("laptop-upsd: {done}"))
+            .map_err(|e| e.to_string())
+    } else if cli.demo {
         apccontrol::daemon::demo::run().map_err(|e| e.to_string())
     } else if cli.status {
         apccontrol::daemon::status_text(&options)

@@ -100,6 +100,10 @@ pub struct ApcupsdConf {
     /// Laptop addition `PIDFILE`: the pid file, also the single-instance lock.
     /// (apcupsd's own `LOCKFILE` is a serial-port lock directory and is ignored.)
     pub pid_file: PathBuf,
+    /// Laptop addition `WAKEDELAY` (seconds, 0 = off): `laptop-upsd --killpower`
+    /// arms the RTC wake alarm this long after it runs, so the laptop boots
+    /// again after the outage.
+    pub wake_delay: u32,
 }
 
 impl Default for ApcupsdConf {
@@ -129,6 +133,7 @@ impl Default for ApcupsdConf {
             replace_pct: 50,
             state_file: PathBuf::from("/run/laptop-upsd.state"),
             pid_file: PathBuf::from("/run/laptop-upsd.pid"),
+            wake_delay: 300,
         }
     }
 }
@@ -360,6 +365,7 @@ pub fn parse(text: &str) -> Result<Parsed, ConfError> {
             "REPLACEPCT" => conf.replace_pct = d.percent()?,
             "STATEFILE" => conf.state_file = d.path()?,
             "PIDFILE" => conf.pid_file = d.path()?,
+            "WAKEDELAY" => conf.wake_delay = d.seconds()?,
             other if IGNORED_KEYS.contains(&other) => {}
             other => warnings.push(ConfWarning {
                 line,
@@ -556,6 +562,14 @@ DATATIME 0
         assert_eq!(c.replace_pct, 50);
         assert_eq!(c.state_file, PathBuf::from("/run/laptop-upsd.state"));
         assert_eq!(c.pid_file, PathBuf::from("/run/laptop-upsd.pid"));
+        assert_eq!(c.wake_delay, 300);
+    }
+
+    #[test]
+    fn wakedelay_is_read_in_seconds_and_zero_turns_it_off() {
+        assert_eq!(ok("WAKEDELAY 900\n").conf.wake_delay, 900);
+        assert_eq!(ok("wakedelay 0 # never\n").conf.wake_delay, 0);
+        assert!(ok("WAKEDELAY 60\n").warnings.iter().all(|w| w.line == 0));
     }
 
     #[test]
@@ -602,6 +616,8 @@ DATATIME 0
             "POLLTIME 0",
             "BATTERYDROP 150",
             "REPLACEPCT x",
+            "WAKEDELAY soon",
+            "WAKEDELAY -5",
         ];
         for case in cases {
             let text = format!("{HEADER}\n\n{case}\n");

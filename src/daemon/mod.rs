@@ -11,6 +11,7 @@
 
 pub mod demo;
 pub mod events_file;
+pub mod killpower;
 pub mod status;
 pub mod uevent;
 
