@@ -389,3 +389,393 @@ fn a_full_stdout_does_not_stop_the_shutdown() {
     let run = s.execute(cmd);
     assert_eq!(run.status, 1, "{}", run.dump());
 }
+
+// ---- laptop-upsd ----
+
+use crate::daemon::Laptop;
+
+fn daemon_running(laptop: &mut Laptop) -> bool {
+    laptop
+        .daemon
+        .as_mut()
+        .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+}
+
+fn stderr_of(laptop: &Laptop) -> String {
+    fs::read_to_string(laptop.path("stderr")).unwrap_or_default()
+}
+
+#[test]
+fn power_supply_files_that_vanish_or_hold_garbage_never_stop_the_daemon() {
+    let mut laptop = Laptop::new("BATTERYLEVEL 50");
+    laptop.start();
+    std::thread::sleep(Duration::from_millis(1200));
+    let supply = laptop.root.join("sys/class/power_supply");
+    // Files vanish (a battery pulled, a driver reloading), one by one and
+    // then whole directories, between and during reads.
+    for name in ["capacity", "energy_now", "status", "present"] {
+        let _ = fs::remove_file(supply.join("BAT0").join(name));
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    fs::remove_dir_all(supply.join("BAT0")).unwrap();
+    fs::remove_dir_all(supply.join("AC")).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    // Garbage: binary bytes, huge numbers, empty files, no newline.
+    laptop.sysfs(true, 80);
+    for (file, value) in [
+        ("AC/online", &b"\xff\xfe\0\x01"[..]),
+        ("BAT0/capacity", b"99999999999999999999999999"),
+        ("BAT0/energy_now", b""),
+        ("BAT0/status", b"\x00Discharging\xff"),
+        ("BAT0/voltage_now", b"-1"),
+        ("BAT0/power_now", b"NaN"),
+    ] {
+        fs::write(supply.join(file), value).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(daemon_running(&mut laptop), "{}", laptop.dump());
+    // Back to a sane tree: a real outage is still handled.
+    laptop.sysfs(true, 80);
+    std::thread::sleep(Duration::from_millis(1500));
+    laptop.sysfs(false, 80);
+    laptop.wait_for("onbattery", Duration::from_secs(8));
+    let events = laptop.events();
+    assert!(
+        !events.iter().any(|e| e == "doshutdown" || e == "loadlimit"),
+        "{}",
+        laptop.dump()
+    );
+    assert!(daemon_running(&mut laptop), "{}", laptop.dump());
+    let stderr = stderr_of(&laptop);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn an_adapter_flapping_at_10_hz_for_a_minute_gives_a_bounded_number_of_events() {
+    let mut laptop = Laptop::new("");
+    laptop.start();
+    std::thread::sleep(Duration::from_millis(1200));
+    // The adapter and the battery's status flip together, as a bad plug
+    // makes them do: every 100 ms for a minute.
+    let end = Instant::now() + Duration::from_secs(60);
+    let mut flips = 0u32;
+    while Instant::now() < end {
+        laptop.sysfs(flips % 2 == 1, 80);
+        flips += 1;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // End on mains, with the battery saying so too.
+    laptop.sysfs(true, 80);
+    std::thread::sleep(Duration::from_secs(3));
+    let events = laptop.events();
+    eprintln!(
+        "{flips} adapter flips in 60 s gave {} apccontrol runs",
+        events.len()
+    );
+    assert!(daemon_running(&mut laptop), "{}", laptop.dump());
+    // At most one transition per poll (POLLTIME 1): never one per flip.
+    assert!(
+        events.len() <= 2 * 62,
+        "{} events for {flips} flips\n{}",
+        events.len(),
+        laptop.dump()
+    );
+    assert!(
+        !events.iter().any(|e| e == "doshutdown"),
+        "{}",
+        laptop.dump()
+    );
+    // The final state is right: on mains.
+    if let Some(last) = events
+        .iter()
+        .rev()
+        .find(|e| *e == "powerout" || *e == "mainsback")
+    {
+        assert_eq!(last, "mainsback", "{}", laptop.dump());
+    }
+    let status = Command::new(crate::daemon::laptop_upsd_bin())
+        .arg("-f")
+        .arg(&laptop.conf)
+        .arg("--root")
+        .arg(&laptop.root)
+        .arg("--status")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(text.contains("ONLINE"), "{text}");
+}
+
+#[test]
+fn an_events_file_on_a_full_device_still_shuts_down() {
+    let mut laptop = Laptop::new("BATTERYDROP 50\nBATTERYLEVEL 5\nEVENTSFILE /dev/full");
+    laptop.sysfs(true, 60);
+    laptop.start();
+    std::thread::sleep(Duration::from_millis(1200));
+    laptop.sysfs(false, 60);
+    laptop.wait_for("onbattery", Duration::from_secs(5));
+    laptop.sysfs(false, 29);
+    laptop.wait_for("doshutdown", Duration::from_secs(12));
+    assert!(daemon_running(&mut laptop), "{}", laptop.dump());
+    let stderr = stderr_of(&laptop);
+    assert!(stderr.contains("/dev/full"), "{stderr}");
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+}
+
+#[test]
+fn a_corrupt_state_file_at_start_is_ignored_with_a_log_line() {
+    let mut laptop = Laptop::new("TIMEOUT 3");
+    fs::write(
+        laptop.path("state"),
+        b"\x00\xffversion=banana\noutage_start=yesterday\n",
+    )
+    .unwrap();
+    laptop.start();
+    std::thread::sleep(Duration::from_millis(1200));
+    assert!(daemon_running(&mut laptop), "{}", laptop.dump());
+    // No outage was resumed from the garbage: nothing happened.
+    assert!(laptop.events().is_empty(), "{}", laptop.dump());
+    let stderr = stderr_of(&laptop);
+    assert!(
+        stderr.contains("ignoring the corrupt state file"),
+        "{stderr}"
+    );
+    laptop.sysfs(false, 80);
+    laptop.wait_for("doshutdown", Duration::from_secs(10));
+    assert_eq!(
+        laptop.events(),
+        ["powerout", "onbattery", "timeout", "doshutdown"],
+        "{}",
+        laptop.dump()
+    );
+}
+
+#[test]
+fn a_state_file_from_a_clock_that_jumped_back_neither_waits_an_hour_nor_repeats() {
+    // The wall clock stepped back an hour since the state was saved: the
+    // saved outage "starts" in the future. The daemon's timers run on the
+    // monotonic clock; the only wall-clock input is this file, and a future
+    // time counts as "now", so TIMEOUT still fires TIMEOUT seconds later.
+    let mut laptop = Laptop::new("TIMEOUT 3");
+    laptop.sysfs(false, 80);
+    let future = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
+    fs::write(
+        laptop.path("state"),
+        format!(
+            "# laptop-upsd outage state\nversion=1\noutage_start={future}\nonbattery_at={future}\n\
+             charge_at_start=80\nlogins_prohibited=false\nshutdown_started=false\n\
+             cumulative_on_battery=0\ntransfers=1\n"
+        ),
+    )
+    .unwrap();
+    let started = Instant::now();
+    laptop.start();
+    laptop.wait_for("timeout", Duration::from_secs(10));
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(6), "{took:?}\n{}", laptop.dump());
+    // Resumed: no second powerout or onbattery.
+    assert_eq!(
+        laptop.events(),
+        ["timeout", "doshutdown"],
+        "{}",
+        laptop.dump()
+    );
+}
+
+// ---- the NIS server, inside the real laptop-upsd ----
+
+/// VmRSS and VmHWM of a process, in KiB.
+fn memory_kib(pid: u32) -> (u64, u64) {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+fn threads_of(pid: u32) -> usize {
+    fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |d| d.count())
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One well-behaved `status` exchange: connect, ask, read to the end marker.
+fn status_exchange(port: u16) -> Result<Duration, String> {
+    use std::io::{Read, Write};
+    let started = Instant::now();
+    let mut s = std::net::TcpStream::connect_timeout(
+        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_secs(1),
+    )
+    .map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok();
+    s.write_all(b"\0\x06status")
+        .map_err(|e| format!("write: {e}"))?;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !got.ends_with(b"\0\0") {
+        match s.read(&mut buf) {
+            Ok(0) => return Err(format!("closed after {} bytes", got.len())),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => return Err(format!("read: {e} after {} bytes", got.len())),
+        }
+    }
+    if !String::from_utf8_lossy(&got).contains("STATUS") {
+        return Err("no STATUS line".into());
+    }
+    Ok(started.elapsed())
+}
+
+/// A tiny deterministic generator for garbage.
+fn xorshift(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+#[test]
+fn the_nis_server_stays_bounded_and_answers_under_attack() {
+    use std::io::Write;
+    use std::net::TcpStream;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let port = free_port();
+    let mut laptop = Laptop::new(&format!("NETSERVER on\nNISIP 127.0.0.1\nNISPORT {port}"));
+    laptop.start();
+    let pid = laptop.daemon.as_ref().unwrap().id();
+    let ready = Instant::now() + Duration::from_secs(5);
+    while status_exchange(port).is_err() {
+        assert!(Instant::now() < ready, "no NIS server\n{}", laptop.dump());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for _ in 0..20 {
+        status_exchange(port).unwrap();
+    }
+    let (rss_before, _) = memory_kib(pid);
+    let threads_before = threads_of(pid);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut attackers = Vec::new();
+    // 500 connections opened at once and held.
+    let held: Vec<TcpStream> = (0..500)
+        .filter_map(|_| TcpStream::connect(addr).ok())
+        .collect();
+    assert!(held.len() >= 450, "only {} connections opened", held.len());
+    // Slow clients: one byte a second, reconnecting when dropped.
+    for _ in 0..20 {
+        let stop = Arc::clone(&stop);
+        attackers.push(std::thread::spawn(move || {
+            let request = b"\0\x06status";
+            while !stop.load(Ordering::Relaxed) {
+                let Ok(mut s) = TcpStream::connect(addr) else {
+                    std::thread::sleep(Duration::from_millis(100));
+                    continue;
+                };
+                for byte in request.iter().cycle() {
+                    if stop.load(Ordering::Relaxed) || s.write_all(&[*byte]).is_err() {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            }
+        }));
+    }
+    // Oversized packets and random bytes, as fast as the server takes them.
+    for seed in 1..=4u64 {
+        let stop = Arc::clone(&stop);
+        attackers.push(std::thread::spawn(move || {
+            let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            while !stop.load(Ordering::Relaxed) {
+                let Ok(mut s) = TcpStream::connect(addr) else {
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                };
+                let payload: Vec<u8> = if seed % 2 == 0 {
+                    // Claims 65535 bytes, then sends some of them.
+                    let mut p = vec![0xff, 0xff];
+                    p.extend(std::iter::repeat_n(b'A', 4096));
+                    p
+                } else {
+                    let len = (xorshift(&mut state) % 2048) as usize;
+                    (0..len).map(|_| xorshift(&mut state) as u8).collect()
+                };
+                let _ = s.write_all(&payload);
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }));
+    }
+
+    // A well-behaved client, throughout.
+    let mut worst = Duration::ZERO;
+    let mut answered = 0;
+    let end = Instant::now() + Duration::from_secs(15);
+    let mut hwm_seen = 0;
+    while Instant::now() < end {
+        match status_exchange(port) {
+            Ok(took) => {
+                worst = worst.max(took);
+                answered += 1;
+            }
+            Err(e) => panic!(
+                "a well-behaved client was not answered: {e}\n{}",
+                laptop.dump()
+            ),
+        }
+        hwm_seen = hwm_seen.max(memory_kib(pid).1);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    stop.store(true, Ordering::Relaxed);
+    drop(held);
+    for a in attackers {
+        a.join().unwrap();
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let (rss_after, hwm) = memory_kib(pid);
+    let threads_peak_bound = threads_of(pid);
+    eprintln!(
+        "NIS under attack: {answered} answers, worst {worst:?}; VmRSS {rss_before} -> {rss_after} KiB, \
+         VmHWM {hwm} KiB (peak seen {hwm_seen}); threads {threads_before} -> {threads_peak_bound}"
+    );
+    assert!(
+        worst < Duration::from_secs(1),
+        "worst answer took {worst:?}"
+    );
+    assert!(answered >= 30, "{answered}");
+    // Bounded: at most 2 x 32 connection threads with small stacks.
+    let hwm = hwm.max(hwm_seen);
+    assert!(
+        hwm < rss_before + 64 * 1024,
+        "VmHWM {hwm} KiB vs {rss_before} KiB before"
+    );
+    assert!(daemon_running(&mut laptop), "{}", laptop.dump());
+    let stderr = stderr_of(&laptop);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        stderr.contains("connections open; closing the longest-waiting one"),
+        "{stderr}"
+    );
+    // 500 evictions are not 500 log lines.
+    assert!(
+        stderr.contains("problems this minute; counting the rest, not logging them"),
+        "{stderr}"
+    );
+    assert!(stderr.lines().count() < 60, "{stderr}");
+}
