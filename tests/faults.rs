@@ -779,3 +779,82 @@ fn the_nis_server_stays_bounded_and_answers_under_attack() {
     );
     assert!(stderr.lines().count() < 60, "{stderr}");
 }
+
+// ---- the fuzz corpora, replayed on stable Rust ----
+
+/// Every committed seed (and any crash reproducer added later) of every fuzz
+/// target runs through the same parser here, so `cargo test` guards what
+/// the fuzzers found without nightly or cargo-fuzz. `scripts/test-all` runs
+/// the real fuzzers only when asked (FUZZ_SECONDS).
+#[test]
+fn every_fuzz_seed_replays_through_its_parser() {
+    use apccontrol::nis::frame::{read_packet, Packet};
+    use apccontrol::power::{procfs, sysfs};
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
+    let mut replayed = 0;
+    for target in fs::read_dir(&corpus).unwrap() {
+        let target = target.unwrap().path();
+        let name = target.file_name().unwrap().to_string_lossy().into_owned();
+        for seed in fs::read_dir(&target).unwrap() {
+            let data = fs::read(seed.unwrap().path()).unwrap();
+            let text = String::from_utf8_lossy(&data);
+            match name.as_str() {
+                "apcupsd_conf" => {
+                    let _ = apccontrol::config::apcupsd_conf::parse(&text);
+                }
+                "script_config_records" => {
+                    if let Some(r) = apccontrol::config::script_config::parse_records(&data) {
+                        let _ = apccontrol::config::Settings::from_vars(&r.known, Path::new("/x"));
+                    }
+                }
+                "sysfs_values" => {
+                    let mut files = sysfs::SupplyFiles::new();
+                    for (i, v) in text.split('\0').enumerate() {
+                        let key = sysfs::BATTERY_FILES[i % sysfs::BATTERY_FILES.len()];
+                        files.insert(key.to_string(), v.to_string());
+                        let _ = (
+                            sysfs::parse_online(v),
+                            sysfs::parse_micro(v),
+                            sysfs::parse_int(v),
+                        );
+                    }
+                    let _ = sysfs::parse_battery(&files);
+                    let _ = sysfs::parse_type(&text);
+                }
+                "procfs_values" => {
+                    let (info, state) = text.split_once('\0').unwrap_or((&text, &text));
+                    let _ = procfs::battery_from(
+                        &procfs::parse_info(info),
+                        &procfs::parse_state(state),
+                    );
+                    let _ = (procfs::parse_amount(&text), procfs::parse_ac_state(&text));
+                }
+                "nis_request" => {
+                    let source =
+                        std::sync::RwLock::new(apccontrol::nis::status::UpsStatus::default());
+                    let reply = apccontrol::nis::server::reply_to_request(&data, &source, None);
+                    assert!(reply.ends_with(&[0, 0]));
+                }
+                "nis_status_report" => {
+                    let report = apccontrol::nis::report::StatusReport::parse_bytes(&data);
+                    let _ = (
+                        report.header(),
+                        report.status_flags(),
+                        report.number("BCHARGE"),
+                    );
+                }
+                "nis_frame" => {
+                    if let Some((&limit, mut stream)) = data.split_first() {
+                        let max = usize::from(limit) * 4;
+                        while let Ok(Packet::Data(p)) = read_packet(&mut stream, max) {
+                            assert!(p.len() <= max);
+                        }
+                    }
+                }
+                other => panic!("fuzz/corpus/{other}: no replay for this target; add one here"),
+            }
+            replayed += 1;
+        }
+    }
+    assert!(replayed >= 7 * 4, "only {replayed} seeds");
+}
