@@ -16,7 +16,10 @@ use crate::plan::PlannedHook;
 use crate::process::{self, Input, Spec};
 
 /// How long `wall` may take before we give up on it and print instead.
-pub const WALL_DEADLINE: Duration = Duration::from_secs(10);
+/// doshutdown walls *before* its shutdown command, so a hung wall delays the
+/// shutdown by this (plus [`process::GRACE`] if it ignores SIGTERM); measured
+/// by `tests/faults.rs`.
+pub const WALL_DEADLINE: Duration = Duration::from_secs(5);
 /// How long `shutdown` or `apcupsd --killpower` may take.
 pub const COMMAND_DEADLINE: Duration = Duration::from_secs(120);
 /// At most this much of a hook's stdout and of its stderr is kept for the log.

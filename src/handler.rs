@@ -366,6 +366,7 @@ pub fn execute(
                 log.notice(&format!("running {}", argv.join(" ")));
                 effects.command(argv)
             }
+            Step::Shutdown { argv, fallbacks } => shutdown(effects, event, argv, fallbacks, log),
             Step::Usage(text) => {
                 effects.print(text);
                 StepResult::Done
@@ -387,6 +388,61 @@ pub fn execute(
     }
     log.info(&format!("`{event}` done, exit status {status}"));
     status
+}
+
+/// Run SHUTDOWN; when it cannot be started or fails, log why and try each
+/// fallback in turn until one works. A fallback that works makes the step a
+/// success (the machine is going down); the SHUTDOWN failure stays logged.
+fn shutdown(
+    effects: &mut dyn Effects,
+    event: &str,
+    argv: &[String],
+    fallbacks: &[Vec<String>],
+    log: &mut Log,
+) -> StepResult {
+    log.notice(&format!("running {}", argv.join(" ")));
+    let first = match effects.command(argv) {
+        StepResult::Done => return StepResult::Done,
+        failed @ StepResult::Failed { .. } => failed,
+    };
+    if let StepResult::Failed { message, .. } = &first {
+        log.error(&format!("`{event}`: {message}"));
+    }
+    for fallback in fallbacks {
+        log.line(
+            Level::Alert,
+            &format!(
+                "`{event}`: shutdown command failed; falling back to `{}`",
+                fallback.join(" ")
+            ),
+        );
+        match effects.command(fallback) {
+            StepResult::Done => {
+                log.notice(&format!(
+                    "`{event}`: fallback `{}` succeeded",
+                    fallback.join(" ")
+                ));
+                return StepResult::Done;
+            }
+            StepResult::Failed { message, .. } => {
+                log.error(&format!("`{event}`: fallback {message}"));
+            }
+        }
+    }
+    match first {
+        StepResult::Failed { status, message } => StepResult::Failed {
+            status,
+            message: format!(
+                "{message}; {}: THIS MACHINE IS NOT SHUTTING DOWN",
+                if fallbacks.is_empty() {
+                    "no fallback configured".to_string()
+                } else {
+                    format!("all {} fallbacks failed too", fallbacks.len())
+                }
+            ),
+        },
+        StepResult::Done => StepResult::Done,
+    }
 }
 
 /// Wall a message; if wall is missing or fails, print it on stdout instead

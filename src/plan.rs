@@ -111,8 +111,17 @@ pub enum Step {
     },
     /// Wait.
     Sleep(Duration),
-    /// Run a command and wait for it (shutdown, `apcupsd --killpower`).
+    /// Run a command and wait for it (`apcupsd --killpower`).
     Command(Vec<String>),
+    /// Run `SHUTDOWN -h|-r now MESSAGE`; if it cannot be started or fails,
+    /// try each fallback in turn until one works (SHUTDOWN_FALLBACK or
+    /// REBOOT_FALLBACK).
+    Shutdown {
+        /// The SHUTDOWN command line.
+        argv: Vec<String>,
+        /// What to try next, in order.
+        fallbacks: Vec<Vec<String>>,
+    },
     /// Print the usage text on stdout.
     Usage(String),
 }
@@ -184,7 +193,15 @@ fn default_steps(event: Event, ups: &str, settings: &Settings) -> Vec<Step> {
         DefaultAction::Shutdown { wall, flag, reason } => {
             let mut argv = settings.shutdown.clone();
             argv.extend([flag.to_string(), "now".to_string(), text(reason)]);
-            vec![Step::Wall(text(wall) + "\n"), Step::Command(argv)]
+            let fallbacks = if flag == "-r" {
+                settings.reboot_fallback.clone()
+            } else {
+                settings.shutdown_fallback.clone()
+            };
+            vec![
+                Step::Wall(text(wall) + "\n"),
+                Step::Shutdown { argv, fallbacks },
+            ]
         }
         DefaultAction::KillPower { before, after } => {
             let mut argv: Vec<String> = settings
@@ -235,14 +252,28 @@ mod tests {
             steps(&["doshutdown", "myups", "1", "1"]),
             [
                 Step::Wall("UPS myups initiated Shutdown Sequence\n".into()),
-                Step::Command(vec![
-                    "/sbin/shutdown".into(),
-                    "-h".into(),
-                    "now".into(),
-                    "apcupsd UPS myups initiated shutdown".into()
-                ])
+                Step::Shutdown {
+                    argv: vec![
+                        "/sbin/shutdown".into(),
+                        "-h".into(),
+                        "now".into(),
+                        "apcupsd UPS myups initiated shutdown".into()
+                    ],
+                    fallbacks: vec![
+                        vec!["systemctl".into(), "poweroff".into()],
+                        vec!["poweroff".into()]
+                    ],
+                }
             ]
         );
+        match &steps(&["doreboot", "myups", "1", "1"])[1] {
+            Step::Shutdown { argv, fallbacks } => {
+                assert_eq!(argv[1], "-r");
+                assert_eq!(fallbacks[0], ["systemctl", "reboot"]);
+                assert_eq!(fallbacks[1], ["reboot"]);
+            }
+            other => panic!("{other:?}"),
+        }
         assert_eq!(
             steps(&["killpower"]),
             [

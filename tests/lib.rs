@@ -10,6 +10,7 @@ mod daemon;
 mod differential;
 mod docs;
 mod examples;
+mod faults;
 mod hooks;
 mod killpower;
 mod mail;

@@ -83,7 +83,23 @@ pub const VARIABLES: &[(&str, Option<&str>, &str)] = &[
         None,
         "also append apccontrol's log lines to this file",
     ),
+    (
+        "SHUTDOWN_FALLBACK",
+        Some(DEFAULT_SHUTDOWN_FALLBACK),
+        "`:`-separated commands doshutdown tries in turn when SHUTDOWN is missing or fails; empty: none",
+    ),
+    (
+        "REBOOT_FALLBACK",
+        Some(DEFAULT_REBOOT_FALLBACK),
+        "`:`-separated commands doreboot tries in turn when SHUTDOWN is missing or fails; empty: none",
+    ),
 ];
+
+/// What doshutdown tries, in order, when `SHUTDOWN -h now` cannot be run or
+/// fails. Bare names: found on PATH, as the stock script finds `wall`.
+pub const DEFAULT_SHUTDOWN_FALLBACK: &str = "systemctl poweroff:poweroff";
+/// What doreboot tries, in order, when `SHUTDOWN -r now` cannot be run or fails.
+pub const DEFAULT_REBOOT_FALLBACK: &str = "systemctl reboot:reboot";
 
 /// Variables the stock script itself sets, which a copied config may mention.
 const STOCK_INTERNALS: &[&str] = &["prefix", "exec_prefix", "APCPID", "SCRIPTSHELL"];
@@ -111,6 +127,11 @@ pub struct Settings {
     pub hook_timeout: Option<Duration>,
     /// An extra log file, if any.
     pub logfile: Option<PathBuf>,
+    /// Commands (each split into words) doshutdown tries in turn when
+    /// SHUTDOWN is missing or fails.
+    pub shutdown_fallback: Vec<Vec<String>>,
+    /// The same for doreboot.
+    pub reboot_fallback: Vec<Vec<String>>,
 }
 
 /// A problem found while reading the settings: it never stops an event.
@@ -169,6 +190,8 @@ impl Settings {
                 .get("LOGFILE")
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from),
+            shutdown_fallback: command_list(&get("SHUTDOWN_FALLBACK")),
+            reboot_fallback: command_list(&get("REBOOT_FALLBACK")),
         };
         (settings, problems)
     }
@@ -177,6 +200,16 @@ impl Settings {
     pub fn powerfail_path(&self) -> PathBuf {
         self.pwrfaildir.join("powerfail")
     }
+}
+
+/// A `:`-separated list of commands, each split into words; empty entries
+/// are dropped, so an empty value means no command at all.
+pub fn command_list(value: &str) -> Vec<Vec<String>> {
+    value
+        .split(':')
+        .map(|c| c.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+        .filter(|c| !c.is_empty())
+        .collect()
 }
 
 fn default_of(name: &str) -> Option<&'static str> {
@@ -411,15 +444,24 @@ fn wrapper_script(scriptdir: &Path, names: &[&str], find_unknown: bool) -> Strin
     s
 }
 
-struct Records {
-    known: BTreeMap<String, String>,
-    assigned: Vec<String>,
-    exported: Option<Vec<(OsString, OsString)>>,
+/// What the config wrapper reported: the import of `SCRIPTDIR/config`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Records {
+    /// The known variables that are set, with their values.
+    pub known: BTreeMap<String, String>,
+    /// Names the file assigned that were not set before it ran.
+    pub assigned: Vec<String>,
+    /// The exported environment, when the shell could list it completely.
+    pub exported: Option<Vec<(OsString, OsString)>>,
 }
 
-/// Parse the wrapper's output. `None` when the known-variables section never
-/// started (the file exited or exec'd before we could report).
-fn parse_records(out: &[u8]) -> Option<Records> {
+/// Parse the wrapper's output: NUL-separated records, sections started by
+/// `\x01K` (known `NAME=value`), `\x01A` (assigned names), `\x01E`
+/// (exported `NAME=value`, raw bytes) and closed by `\x01Z`. `None` when the
+/// known-variables section never started (the file exited or exec'd before
+/// we could report). Public for the fuzz target; whatever the bytes, it
+/// never panics.
+pub fn parse_records(out: &[u8]) -> Option<Records> {
     use std::os::unix::ffi::OsStringExt;
     let mut known = BTreeMap::new();
     let mut assigned = Vec::new();
@@ -488,6 +530,24 @@ mod tests {
         assert_eq!(s.hook_timeout, Some(Duration::from_secs(60)));
         assert_eq!(s.scriptdir, Path::new("/etc/apcupsd"));
         assert_eq!(s.logfile, None);
+        assert_eq!(
+            s.shutdown_fallback,
+            [vec!["systemctl", "poweroff"], vec!["poweroff"]]
+        );
+        assert_eq!(
+            s.reboot_fallback,
+            [vec!["systemctl", "reboot"], vec!["reboot"]]
+        );
+    }
+
+    #[test]
+    fn fallback_lists_split_on_colons_and_may_be_empty() {
+        assert_eq!(
+            command_list(" /x/a  -f : :b"),
+            [vec!["/x/a", "-f"], vec!["b"]]
+        );
+        assert!(command_list("").is_empty());
+        assert!(command_list(" : ").is_empty());
     }
 
     #[test]

@@ -337,9 +337,18 @@ pub fn reap_children(log: &mut Log) {
 /// believable outage, fresh otherwise (a corrupt file is logged and ignored).
 fn start_monitor(conf: &ApcupsdConf, now: Mono, log: &mut Log) -> (Monitor, Option<OutageState>) {
     let thresholds = Thresholds::from_conf(conf);
-    match fs::read_to_string(&conf.state_file) {
-        Err(_) => (Monitor::new(thresholds, now), None),
-        Ok(text) => match OutageState::parse(&text) {
+    // Bytes, not a string: a state file that is not UTF-8 is corrupt, and
+    // says so below, rather than silently ignored.
+    match fs::read(&conf.state_file) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Monitor::new(thresholds, now), None),
+        Err(e) => {
+            log.warning(&format!(
+                "cannot read the state file {}: {e}; starting fresh",
+                conf.state_file.display()
+            ));
+            (Monitor::new(thresholds, now), None)
+        }
+        Ok(bytes) => match OutageState::parse(&String::from_utf8_lossy(&bytes)) {
             Ok(state) => {
                 log.notice(&format!(
                     "resuming from {}: {}",
@@ -490,6 +499,40 @@ pub fn run(options: &Options) -> Result<(), DaemonError> {
     Ok(())
 }
 
+/// At most this many NIS server problem lines per minute reach the log: 500
+/// bad connections must not become 500 journal lines.
+const NIS_LOG_PER_MINUTE: u32 = 20;
+
+/// The NIS server's log sink, rate-limited per minute.
+struct NisLog {
+    log: Log,
+    window: Instant,
+    lines: u32,
+}
+
+impl NisLog {
+    fn line(&mut self, line: &str) {
+        if self.window.elapsed() >= Duration::from_secs(60) {
+            if self.lines > NIS_LOG_PER_MINUTE {
+                let dropped = self.lines - NIS_LOG_PER_MINUTE;
+                self.log.warning(&format!(
+                    "NIS server: {dropped} more problem lines in the last minute were not logged"
+                ));
+            }
+            self.window = Instant::now();
+            self.lines = 0;
+        }
+        self.lines = self.lines.saturating_add(1);
+        if self.lines <= NIS_LOG_PER_MINUTE {
+            self.log.warning(line);
+        } else if self.lines == NIS_LOG_PER_MINUTE + 1 {
+            self.log.warning(&format!(
+                "NIS server: more than {NIS_LOG_PER_MINUTE} problems this minute; counting the rest, not logging them"
+            ));
+        }
+    }
+}
+
 fn start_nis(
     conf: &ApcupsdConf,
     published: Arc<RwLock<UpsStatus>>,
@@ -506,14 +549,27 @@ fn start_nis(
             return None;
         }
     };
-    let nis_log = Arc::new(std::sync::Mutex::new(Log::new("laptop-upsd")));
+    let mut nis_log = Log::new("laptop-upsd");
+    nis_log.echo_to_stderr(Level::Warning);
+    let nis_log = Arc::new(std::sync::Mutex::new(NisLog {
+        log: nis_log,
+        window: Instant::now(),
+        lines: 0,
+    }));
     let config = ServerConfig {
         events_file: conf.events_file.clone(),
         log: Arc::new(move |line: &str| {
             if let Ok(mut log) = nis_log.lock() {
-                log.warning(line);
+                log.line(line);
             }
         }),
+        // At the cap, a newcomer always gets a slot: the connection that has
+        // waited longest is closed. A well-behaved client (apcaccess, a
+        // slave) finishes its exchange in milliseconds, so under a flood the
+        // longest waiter is nearly always the flood; refusing newcomers
+        // instead would let 32 silent sockets lock every client out for
+        // the eviction delay (tests/faults.rs, NIS under attack).
+        evict_after: Duration::ZERO,
         ..ServerConfig::default()
     };
     match server.spawn(published, config) {

@@ -1,0 +1,860 @@
+//! Fault injection (issue 9): each test breaks one thing apccontrol,
+//! laptop-upsd or the NIS server depends on, and asserts both what still
+//! happens and the log line that says what went wrong. `docs/fault-matrix.md`
+//! lists them.
+//!
+//! Safety: no test may reach the real `shutdown`, `systemctl`, `poweroff`,
+//! `reboot` or `wall`. Every scene here has logging stubs for all of them,
+//! first on PATH, and the fallbacks point at the stubs by absolute path. A
+//! config that is refused or broken leaves SHUTDOWN at its default
+//! `/sbin/shutdown`, so [`run_unconfigured`] only accepts events whose
+//! default action cannot shut anything down.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::{now_nanos, Run, Scene};
+
+/// A scene whose SHUTDOWN fallbacks are stubs too.
+fn scene() -> Scene {
+    let s = Scene::new();
+    for name in ["systemctl", "poweroff", "reboot"] {
+        s.stub(name, "exit 0");
+    }
+    let bin = s.bin.display().to_string();
+    s.config(&format!(
+        "SHUTDOWN_FALLBACK='{bin}/systemctl poweroff:{bin}/poweroff'"
+    ))
+    .config(&format!(
+        "REBOOT_FALLBACK='{bin}/systemctl reboot:{bin}/reboot'"
+    ))
+}
+
+/// Events whose default action is at most a wall: safe to run when the
+/// config may not be evaluated (SHUTDOWN would be the real /sbin/shutdown).
+const HARMLESS: &[&str] = &["onbattery", "offbattery", "commfailure", "powerout"];
+
+/// Run an event in a scene whose config may be refused or fail: only
+/// harmless events, so a defaulted SHUTDOWN can never be reached. WALL then
+/// defaults to `wall`, which PATH resolves to the scene's stub.
+fn run_unconfigured(scene: &Scene, event: &str) -> Run {
+    assert!(
+        HARMLESS.contains(&event),
+        "{event} could reach the real /sbin/shutdown with a broken config"
+    );
+    assert!(scene.bin.join("wall").exists());
+    scene.run(&[event, "ups", "1", "1"])
+}
+
+fn log_has(run: &Run, needle: &str) {
+    assert!(
+        run.log.contains(needle),
+        "log lacks {needle:?}\n{}",
+        run.dump()
+    );
+}
+
+fn stderr_has(run: &Run, needle: &str) {
+    assert!(
+        String::from_utf8_lossy(&run.stderr).contains(needle),
+        "stderr lacks {needle:?}\n{}",
+        run.dump()
+    );
+}
+
+fn names(run: &Run) -> Vec<String> {
+    run.calls.iter().map(|c| c.name.clone()).collect()
+}
+
+// ---- SHUTDOWN missing or failing: the fallbacks ----
+
+#[test]
+fn missing_shutdown_falls_back_to_systemctl_poweroff() {
+    let s = scene().config("SHUTDOWN=/nonexistent/shutdown");
+    let run = s.run(&["doshutdown", "ups", "1", "1"]);
+    assert_eq!(run.status, 0, "{}", run.dump());
+    assert_eq!(names(&run), ["wall", "systemctl"], "{}", run.dump());
+    assert_eq!(run.calls_to("systemctl")[0].argv, ["poweroff"]);
+    log_has(&run, "/nonexistent/shutdown");
+    log_has(
+        &run,
+        "alert: `doshutdown`: shutdown command failed; falling back to `",
+    );
+    log_has(&run, "systemctl poweroff` succeeded");
+}
+
+#[test]
+fn failing_shutdown_and_systemctl_fall_back_to_poweroff() {
+    let s = scene();
+    s.stub(
+        "shutdown",
+        "echo 'Failed to talk to init daemon.' >&2; exit 1",
+    );
+    s.stub(
+        "systemctl",
+        "echo 'System has not been booted with systemd' >&2; exit 1",
+    );
+    let run = s.run(&["doshutdown", "ups", "1", "1"]);
+    assert_eq!(run.status, 0, "{}", run.dump());
+    assert_eq!(
+        names(&run),
+        ["wall", "shutdown", "systemctl", "poweroff"],
+        "{}",
+        run.dump()
+    );
+    log_has(
+        &run,
+        "failed (exit status 1): Failed to talk to init daemon.",
+    );
+    log_has(&run, "fallback `");
+    log_has(&run, "System has not been booted with systemd");
+    log_has(&run, "poweroff` succeeded");
+}
+
+#[test]
+fn when_every_fallback_fails_the_run_fails_loudly() {
+    let s = scene();
+    for name in ["shutdown", "systemctl", "poweroff"] {
+        s.stub(name, "exit 1");
+    }
+    let run = s.run(&["doshutdown", "ups", "1", "1"]);
+    assert_eq!(run.status, 1, "{}", run.dump());
+    assert_eq!(names(&run), ["wall", "shutdown", "systemctl", "poweroff"]);
+    log_has(
+        &run,
+        "all 2 fallbacks failed too: THIS MACHINE IS NOT SHUTTING DOWN",
+    );
+    stderr_has(&run, "THIS MACHINE IS NOT SHUTTING DOWN");
+}
+
+#[test]
+fn doreboot_falls_back_to_systemctl_reboot_then_reboot() {
+    let s = scene().config("SHUTDOWN=/nonexistent/shutdown");
+    s.stub("systemctl", "exit 1");
+    let run = s.run(&["doreboot", "ups", "1", "1"]);
+    assert_eq!(run.status, 0, "{}", run.dump());
+    assert_eq!(
+        names(&run),
+        ["wall", "systemctl", "reboot"],
+        "{}",
+        run.dump()
+    );
+    assert_eq!(run.calls_to("systemctl")[0].argv, ["reboot"]);
+    assert!(run.calls_to("poweroff").is_empty());
+    log_has(&run, "reboot` succeeded");
+}
+
+#[test]
+fn default_fallbacks_are_found_on_path() {
+    // No SHUTDOWN_FALLBACK in the config: the defaults, bare names, resolve
+    // on PATH, where the scene's stubs come first.
+    let s = Scene::new().config("SHUTDOWN=/nonexistent/shutdown");
+    for name in ["systemctl", "poweroff"] {
+        s.stub(name, "exit 1");
+        assert!(s.bin.join(name).exists());
+    }
+    let run = s.run(&["doshutdown", "ups", "1", "1"]);
+    assert_eq!(
+        names(&run),
+        ["wall", "systemctl", "poweroff"],
+        "{}",
+        run.dump()
+    );
+    log_has(&run, "falling back to `systemctl poweroff`");
+    log_has(&run, "falling back to `poweroff`");
+}
+
+#[test]
+fn an_empty_fallback_list_means_none() {
+    let s = scene()
+        .config("SHUTDOWN=/nonexistent/shutdown")
+        .config("SHUTDOWN_FALLBACK=");
+    let run = s.run(&["doshutdown", "ups", "1", "1"]);
+    assert_eq!(run.status, 127, "{}", run.dump());
+    assert_eq!(names(&run), ["wall"]);
+    log_has(
+        &run,
+        "no fallback configured: THIS MACHINE IS NOT SHUTTING DOWN",
+    );
+}
+
+// ---- hooks that misbehave ----
+
+#[test]
+fn a_hook_ignoring_sigterm_is_killed_and_the_shutdown_still_runs() {
+    let s = scene().config("HOOK_TIMEOUT=1");
+    s.hook("doshutdown", "trap '' TERM\nsleep 60\nexit 99", 0o755);
+    let run = s.run(&["doshutdown", "ups", "1", "1"]);
+    assert_eq!(run.status, 0, "{}", run.dump());
+    assert_eq!(names(&run), ["hook:doshutdown", "wall", "shutdown"]);
+    // 1 s budget + 2 s grace between TERM and KILL, plus slack.
+    assert!(run.elapsed < Duration::from_secs(8), "{}", run.dump());
+    log_has(
+        &run,
+        "stopped with SIGKILL because HOOK_TIMEOUT was reached (not a veto)",
+    );
+}
+
+#[test]
+fn a_hook_killed_by_a_signal_is_not_a_veto() {
+    let s = scene();
+    s.hook("doshutdown", "kill -SEGV $$\nexit 99", 0o755);
+    let run = s.run(&["doshutdown", "ups", "1", "1"]);
+    assert_eq!(
+        names(&run),
+        ["hook:doshutdown", "wall", "shutdown"],
+        "{}",
+        run.dump()
+    );
+    log_has(&run, "killed by SIGSEGV");
+}
+
+#[test]
+fn a_hook_that_is_a_directory_is_skipped_with_a_reason() {
+    let s = scene();
+    fs::create_dir(s.sd.join("doshutdown")).unwrap();
+    let run = s.run(&["doshutdown", "ups", "1", "1"]);
+    assert_eq!(names(&run), ["wall", "shutdown"], "{}", run.dump());
+    log_has(&run, "warning: skipping hook ");
+    log_has(&run, "/doshutdown: ");
+}
+
+#[test]
+fn a_dangling_symlink_hook_is_skipped_with_a_reason() {
+    let s = scene();
+    std::os::unix::fs::symlink("/nonexistent/hook", s.sd.join("doshutdown")).unwrap();
+    let run = s.run(&["doshutdown", "ups", "1", "1"]);
+    assert_eq!(names(&run), ["wall", "shutdown"], "{}", run.dump());
+    log_has(&run, "warning: skipping hook ");
+    log_has(&run, "symlink");
+}
+
+#[test]
+fn a_hook_with_a_missing_interpreter_is_reported_and_the_shutdown_runs() {
+    let s = scene();
+    let path = s.sd.join("doshutdown");
+    fs::write(&path, "#!/nonexistent/interpreter\nexit 99\n").unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    let run = s.run(&["doshutdown", "ups", "1", "1"]);
+    assert_eq!(run.status, 0, "{}", run.dump());
+    assert_eq!(names(&run), ["wall", "shutdown"], "{}", run.dump());
+    log_has(&run, "error: hook ");
+    log_has(&run, "/doshutdown for `doshutdown`: ");
+}
+
+// ---- wall missing or hanging ----
+
+#[test]
+fn a_missing_wall_prints_the_message_and_the_shutdown_runs() {
+    let s = scene().config("WALL=/nonexistent/wall");
+    let run = s.run(&["doshutdown", "ups", "1", "1"]);
+    assert_eq!(names(&run), ["shutdown"], "{}", run.dump());
+    assert_eq!(
+        String::from_utf8_lossy(&run.stdout),
+        "UPS ups initiated Shutdown Sequence\n"
+    );
+    log_has(
+        &run,
+        "alert: wall failed, message not broadcast: UPS ups initiated Shutdown Sequence",
+    );
+}
+
+#[test]
+fn a_hanging_wall_delays_the_shutdown_by_at_most_the_wall_deadline() {
+    let s = scene();
+    s.stub("wall", "trap '' TERM\nsleep 60");
+    let started = now_nanos();
+    let run = s.run(&["doshutdown", "ups", "1", "1"]);
+    let shutdown = run.calls_to("shutdown");
+    assert_eq!(shutdown.len(), 1, "{}", run.dump());
+    let delay = Duration::from_nanos((shutdown[0].at_nanos - started) as u64);
+    eprintln!("hanging wall: shutdown started {delay:?} after apccontrol");
+    // WALL_DEADLINE (5 s) + the 2 s grace for a wall that ignores TERM.
+    assert!(delay < Duration::from_secs(9), "{delay:?}\n{}", run.dump());
+    assert!(delay >= Duration::from_secs(5), "{delay:?}");
+    log_has(&run, "stopped with SIGKILL");
+    log_has(&run, "wall failed, message not broadcast");
+}
+
+// ---- the config file ----
+
+#[test]
+fn a_config_with_a_syntax_error_uses_the_defaults() {
+    let s = Scene::new().config("if then fi (");
+    let run = run_unconfigured(&s, "onbattery");
+    assert_eq!(run.status, 0, "{}", run.dump());
+    assert_eq!(names(&run), ["wall"], "{}", run.dump());
+    stderr_has(&run, "failed to evaluate");
+    stderr_has(&run, "using the defaults");
+}
+
+#[test]
+fn a_config_that_hangs_is_stopped_after_five_seconds() {
+    let s = Scene::new().config("trap '' TERM; sleep 60");
+    let run = run_unconfigured(&s, "onbattery");
+    assert_eq!(names(&run), ["wall"], "{}", run.dump());
+    // CONFIG_DEADLINE + grace.
+    assert!(run.elapsed < Duration::from_secs(10), "{}", run.dump());
+    stderr_has(
+        &run,
+        "took longer than 5 s to evaluate and was stopped; using the defaults",
+    );
+}
+
+#[test]
+fn a_world_writable_config_is_refused_when_root() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: the ownership rule applies to root only");
+        return;
+    }
+    let s = Scene::new().config("WALL=/nonexistent/should-not-be-used");
+    fs::set_permissions(s.sd.join("config"), fs::Permissions::from_mode(0o666)).unwrap();
+    let run = run_unconfigured(&s, "onbattery");
+    assert_eq!(names(&run), ["wall"], "{}", run.dump());
+    stderr_has(
+        &run,
+        "writable by group or others (mode 0666); not evaluating it",
+    );
+}
+
+// ---- logging and stdout ----
+
+#[test]
+fn a_run_without_dev_log_completes() {
+    let s = scene().config("WALL=/nonexistent/wall");
+    let run = if Path::new("/dev/log").exists() {
+        // Hide the socket in a private mount namespace.
+        let mut cmd = Command::new("unshare");
+        cmd.args(["--mount", "--propagation", "private", "sh", "-c"])
+            .arg("mount --bind /dev/null /dev/log && exec \"$0\" \"$@\"")
+            .arg(s.sd.join("apccontrol"))
+            .args(["doshutdown", "ups", "1", "1"]);
+        let run = s.execute(cmd);
+        if run.calls.is_empty() && run.status != 0 {
+            eprintln!("skipped: no mount namespace here\n{}", run.dump());
+            return;
+        }
+        run
+    } else {
+        s.run(&["doshutdown", "ups", "1", "1"])
+    };
+    // 127: the missing wall is the run's status; the shutdown still ran.
+    assert_eq!(run.status, 127, "{}", run.dump());
+    assert_eq!(names(&run), ["shutdown"], "{}", run.dump());
+    log_has(&run, "wall failed, message not broadcast");
+}
+
+#[test]
+fn a_closed_stdout_does_not_stop_the_shutdown() {
+    let s = scene().config("WALL=/nonexistent/wall");
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg("exec \"$0\" \"$@\" >&-")
+        .arg(s.sd.join("apccontrol"))
+        .args(["doshutdown", "ups", "1", "1"]);
+    let run = s.execute(cmd);
+    assert_eq!(run.status, 127, "{}", run.dump());
+    assert_eq!(names(&run), ["shutdown"], "{}", run.dump());
+    log_has(&run, "wall failed, message not broadcast");
+}
+
+#[test]
+fn a_full_stdout_does_not_stop_the_shutdown() {
+    let s = scene().config("WALL=/nonexistent/wall");
+    let mut cmd = Command::new(s.sd.join("apccontrol"));
+    cmd.args(["doshutdown", "ups", "1", "1"]);
+    cmd.stdout(Stdio::from(
+        fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap(),
+    ));
+    let mut run = s.execute(cmd);
+    run.stdout.clear();
+    assert_eq!(run.status, 127, "{}", run.dump());
+    assert_eq!(names(&run), ["shutdown"], "{}", run.dump());
+    log_has(&run, "wall failed, message not broadcast");
+    // The usage text goes to stdout too: an unknown event on a full stdout.
+    let mut cmd = Command::new(s.sd.join("apccontrol"));
+    cmd.arg("bogus");
+    cmd.stdout(Stdio::from(
+        fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap(),
+    ));
+    let run = s.execute(cmd);
+    assert_eq!(run.status, 1, "{}", run.dump());
+}
+
+// ---- laptop-upsd ----
+
+use crate::daemon::Laptop;
+
+fn daemon_running(laptop: &mut Laptop) -> bool {
+    laptop
+        .daemon
+        .as_mut()
+        .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+}
+
+fn stderr_of(laptop: &Laptop) -> String {
+    fs::read_to_string(laptop.path("stderr")).unwrap_or_default()
+}
+
+#[test]
+fn power_supply_files_that_vanish_or_hold_garbage_never_stop_the_daemon() {
+    let mut laptop = Laptop::new("BATTERYLEVEL 50");
+    laptop.start();
+    std::thread::sleep(Duration::from_millis(1200));
+    let supply = laptop.root.join("sys/class/power_supply");
+    // Files vanish (a battery pulled, a driver reloading), one by one and
+    // then whole directories, between and during reads.
+    for name in ["capacity", "energy_now", "status", "present"] {
+        let _ = fs::remove_file(supply.join("BAT0").join(name));
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    fs::remove_dir_all(supply.join("BAT0")).unwrap();
+    fs::remove_dir_all(supply.join("AC")).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    // Garbage: binary bytes, huge numbers, empty files, no newline.
+    laptop.sysfs(true, 80);
+    for (file, value) in [
+        ("AC/online", &b"\xff\xfe\0\x01"[..]),
+        ("BAT0/capacity", b"99999999999999999999999999"),
+        ("BAT0/energy_now", b""),
+        ("BAT0/status", b"\x00Discharging\xff"),
+        ("BAT0/voltage_now", b"-1"),
+        ("BAT0/power_now", b"NaN"),
+    ] {
+        fs::write(supply.join(file), value).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(daemon_running(&mut laptop), "{}", laptop.dump());
+    // Back to a sane tree: a real outage is still handled.
+    laptop.sysfs(true, 80);
+    std::thread::sleep(Duration::from_millis(1500));
+    laptop.sysfs(false, 80);
+    laptop.wait_for("onbattery", Duration::from_secs(8));
+    let events = laptop.events();
+    assert!(
+        !events.iter().any(|e| e == "doshutdown" || e == "loadlimit"),
+        "{}",
+        laptop.dump()
+    );
+    assert!(daemon_running(&mut laptop), "{}", laptop.dump());
+    let stderr = stderr_of(&laptop);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn an_adapter_flapping_at_10_hz_for_a_minute_gives_a_bounded_number_of_events() {
+    let mut laptop = Laptop::new("");
+    laptop.start();
+    std::thread::sleep(Duration::from_millis(1200));
+    // The adapter and the battery's status flip together, as a bad plug
+    // makes them do: every 100 ms for a minute.
+    let end = Instant::now() + Duration::from_secs(60);
+    let mut flips = 0u32;
+    while Instant::now() < end {
+        laptop.sysfs(flips % 2 == 1, 80);
+        flips += 1;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // End on mains, with the battery saying so too.
+    laptop.sysfs(true, 80);
+    std::thread::sleep(Duration::from_secs(3));
+    let events = laptop.events();
+    eprintln!(
+        "{flips} adapter flips in 60 s gave {} apccontrol runs",
+        events.len()
+    );
+    assert!(daemon_running(&mut laptop), "{}", laptop.dump());
+    // At most one transition per poll (POLLTIME 1): never one per flip.
+    assert!(
+        events.len() <= 2 * 62,
+        "{} events for {flips} flips\n{}",
+        events.len(),
+        laptop.dump()
+    );
+    assert!(
+        !events.iter().any(|e| e == "doshutdown"),
+        "{}",
+        laptop.dump()
+    );
+    // The final state is right: on mains.
+    if let Some(last) = events
+        .iter()
+        .rev()
+        .find(|e| *e == "powerout" || *e == "mainsback")
+    {
+        assert_eq!(last, "mainsback", "{}", laptop.dump());
+    }
+    let status = Command::new(crate::daemon::laptop_upsd_bin())
+        .arg("-f")
+        .arg(&laptop.conf)
+        .arg("--root")
+        .arg(&laptop.root)
+        .arg("--status")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(text.contains("ONLINE"), "{text}");
+}
+
+#[test]
+fn an_events_file_on_a_full_device_still_shuts_down() {
+    let mut laptop = Laptop::new("BATTERYDROP 50\nBATTERYLEVEL 5\nEVENTSFILE /dev/full");
+    laptop.sysfs(true, 60);
+    laptop.start();
+    std::thread::sleep(Duration::from_millis(1200));
+    laptop.sysfs(false, 60);
+    laptop.wait_for("onbattery", Duration::from_secs(5));
+    laptop.sysfs(false, 29);
+    laptop.wait_for("doshutdown", Duration::from_secs(12));
+    assert!(daemon_running(&mut laptop), "{}", laptop.dump());
+    let stderr = stderr_of(&laptop);
+    assert!(stderr.contains("/dev/full"), "{stderr}");
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+}
+
+#[test]
+fn a_corrupt_state_file_at_start_is_ignored_with_a_log_line() {
+    let mut laptop = Laptop::new("TIMEOUT 3");
+    fs::write(
+        laptop.path("state"),
+        b"\x00\xffversion=banana\noutage_start=yesterday\n",
+    )
+    .unwrap();
+    laptop.start();
+    std::thread::sleep(Duration::from_millis(1200));
+    assert!(daemon_running(&mut laptop), "{}", laptop.dump());
+    // No outage was resumed from the garbage: nothing happened.
+    assert!(laptop.events().is_empty(), "{}", laptop.dump());
+    let stderr = stderr_of(&laptop);
+    assert!(
+        stderr.contains("ignoring the corrupt state file"),
+        "{stderr}"
+    );
+    laptop.sysfs(false, 80);
+    laptop.wait_for("doshutdown", Duration::from_secs(10));
+    assert_eq!(
+        laptop.events(),
+        ["powerout", "onbattery", "timeout", "doshutdown"],
+        "{}",
+        laptop.dump()
+    );
+}
+
+#[test]
+fn a_state_file_from_a_clock_that_jumped_back_neither_waits_an_hour_nor_repeats() {
+    // The wall clock stepped back an hour since the state was saved: the
+    // saved outage "starts" in the future. The daemon's timers run on the
+    // monotonic clock; the only wall-clock input is this file, and a future
+    // time counts as "now", so TIMEOUT still fires TIMEOUT seconds later.
+    let mut laptop = Laptop::new("TIMEOUT 3");
+    laptop.sysfs(false, 80);
+    let future = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
+    fs::write(
+        laptop.path("state"),
+        format!(
+            "# laptop-upsd outage state\nversion=1\noutage_start={future}\nonbattery_at={future}\n\
+             charge_at_start=80\nlogins_prohibited=false\nshutdown_started=false\n\
+             cumulative_on_battery=0\ntransfers=1\n"
+        ),
+    )
+    .unwrap();
+    let started = Instant::now();
+    laptop.start();
+    laptop.wait_for("timeout", Duration::from_secs(10));
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(6), "{took:?}\n{}", laptop.dump());
+    // Resumed: no second powerout or onbattery.
+    assert_eq!(
+        laptop.events(),
+        ["timeout", "doshutdown"],
+        "{}",
+        laptop.dump()
+    );
+}
+
+// ---- the NIS server, inside the real laptop-upsd ----
+
+/// VmRSS and VmHWM of a process, in KiB.
+fn memory_kib(pid: u32) -> (u64, u64) {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+fn threads_of(pid: u32) -> usize {
+    fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |d| d.count())
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One well-behaved `status` exchange: connect, ask, read to the end marker.
+fn status_exchange(port: u16) -> Result<Duration, String> {
+    use std::io::{Read, Write};
+    let started = Instant::now();
+    let mut s = std::net::TcpStream::connect_timeout(
+        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_secs(1),
+    )
+    .map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok();
+    s.write_all(b"\0\x06status")
+        .map_err(|e| format!("write: {e}"))?;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !got.ends_with(b"\0\0") {
+        match s.read(&mut buf) {
+            Ok(0) => return Err(format!("closed after {} bytes", got.len())),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => return Err(format!("read: {e} after {} bytes", got.len())),
+        }
+    }
+    if !String::from_utf8_lossy(&got).contains("STATUS") {
+        return Err("no STATUS line".into());
+    }
+    Ok(started.elapsed())
+}
+
+/// A tiny deterministic generator for garbage.
+fn xorshift(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+#[test]
+fn the_nis_server_stays_bounded_and_answers_under_attack() {
+    use std::io::Write;
+    use std::net::TcpStream;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let port = free_port();
+    let mut laptop = Laptop::new(&format!("NETSERVER on\nNISIP 127.0.0.1\nNISPORT {port}"));
+    laptop.start();
+    let pid = laptop.daemon.as_ref().unwrap().id();
+    let ready = Instant::now() + Duration::from_secs(5);
+    while status_exchange(port).is_err() {
+        assert!(Instant::now() < ready, "no NIS server\n{}", laptop.dump());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for _ in 0..20 {
+        status_exchange(port).unwrap();
+    }
+    let (rss_before, _) = memory_kib(pid);
+    let threads_before = threads_of(pid);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut attackers = Vec::new();
+    // 500 connections opened at once and held.
+    let held: Vec<TcpStream> = (0..500)
+        .filter_map(|_| TcpStream::connect(addr).ok())
+        .collect();
+    assert!(held.len() >= 450, "only {} connections opened", held.len());
+    // Slow clients: one byte a second, reconnecting when dropped.
+    for _ in 0..20 {
+        let stop = Arc::clone(&stop);
+        attackers.push(std::thread::spawn(move || {
+            let request = b"\0\x06status";
+            while !stop.load(Ordering::Relaxed) {
+                let Ok(mut s) = TcpStream::connect(addr) else {
+                    std::thread::sleep(Duration::from_millis(100));
+                    continue;
+                };
+                for byte in request.iter().cycle() {
+                    if stop.load(Ordering::Relaxed) || s.write_all(&[*byte]).is_err() {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            }
+        }));
+    }
+    // Oversized packets and random bytes, as fast as the server takes them.
+    for seed in 1..=4u64 {
+        let stop = Arc::clone(&stop);
+        attackers.push(std::thread::spawn(move || {
+            let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            while !stop.load(Ordering::Relaxed) {
+                let Ok(mut s) = TcpStream::connect(addr) else {
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                };
+                let payload: Vec<u8> = if seed % 2 == 0 {
+                    // Claims 65535 bytes, then sends some of them.
+                    let mut p = vec![0xff, 0xff];
+                    p.extend(std::iter::repeat_n(b'A', 4096));
+                    p
+                } else {
+                    let len = (xorshift(&mut state) % 2048) as usize;
+                    (0..len).map(|_| xorshift(&mut state) as u8).collect()
+                };
+                let _ = s.write_all(&payload);
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }));
+    }
+
+    // A well-behaved client, throughout.
+    let mut worst = Duration::ZERO;
+    let mut answered = 0;
+    let end = Instant::now() + Duration::from_secs(15);
+    let mut hwm_seen = 0;
+    while Instant::now() < end {
+        match status_exchange(port) {
+            Ok(took) => {
+                worst = worst.max(took);
+                answered += 1;
+            }
+            Err(e) => panic!(
+                "a well-behaved client was not answered: {e}\n{}",
+                laptop.dump()
+            ),
+        }
+        hwm_seen = hwm_seen.max(memory_kib(pid).1);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    stop.store(true, Ordering::Relaxed);
+    drop(held);
+    for a in attackers {
+        a.join().unwrap();
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let (rss_after, hwm) = memory_kib(pid);
+    let threads_peak_bound = threads_of(pid);
+    eprintln!(
+        "NIS under attack: {answered} answers, worst {worst:?}; VmRSS {rss_before} -> {rss_after} KiB, \
+         VmHWM {hwm} KiB (peak seen {hwm_seen}); threads {threads_before} -> {threads_peak_bound}"
+    );
+    assert!(
+        worst < Duration::from_secs(1),
+        "worst answer took {worst:?}"
+    );
+    assert!(answered >= 30, "{answered}");
+    // Bounded: at most 2 x 32 connection threads with small stacks.
+    let hwm = hwm.max(hwm_seen);
+    assert!(
+        hwm < rss_before + 64 * 1024,
+        "VmHWM {hwm} KiB vs {rss_before} KiB before"
+    );
+    assert!(daemon_running(&mut laptop), "{}", laptop.dump());
+    let stderr = stderr_of(&laptop);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        stderr.contains("connections open; closing the longest-waiting one"),
+        "{stderr}"
+    );
+    // 500 evictions are not 500 log lines.
+    assert!(
+        stderr.contains("problems this minute; counting the rest, not logging them"),
+        "{stderr}"
+    );
+    assert!(stderr.lines().count() < 60, "{stderr}");
+}
+
+// ---- the fuzz corpora, replayed on stable Rust ----
+
+/// Every committed seed (and any crash reproducer added later) of every fuzz
+/// target runs through the same parser here, so `cargo test` guards what
+/// the fuzzers found without nightly or cargo-fuzz. `scripts/test-all` runs
+/// the real fuzzers only when asked (FUZZ_SECONDS).
+#[test]
+fn every_fuzz_seed_replays_through_its_parser() {
+    use apccontrol::nis::frame::{read_packet, Packet};
+    use apccontrol::power::{procfs, sysfs};
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
+    let mut replayed = 0;
+    for target in fs::read_dir(&corpus).unwrap() {
+        let target = target.unwrap().path();
+        let name = target.file_name().unwrap().to_string_lossy().into_owned();
+        for seed in fs::read_dir(&target).unwrap() {
+            let data = fs::read(seed.unwrap().path()).unwrap();
+            let text = String::from_utf8_lossy(&data);
+            match name.as_str() {
+                "apcupsd_conf" => {
+                    let _ = apccontrol::config::apcupsd_conf::parse(&text);
+                }
+                "script_config_records" => {
+                    if let Some(r) = apccontrol::config::script_config::parse_records(&data) {
+                        let _ = apccontrol::config::Settings::from_vars(&r.known, Path::new("/x"));
+                    }
+                }
+                "sysfs_values" => {
+                    let mut files = sysfs::SupplyFiles::new();
+                    for (i, v) in text.split('\0').enumerate() {
+                        let key = sysfs::BATTERY_FILES[i % sysfs::BATTERY_FILES.len()];
+                        files.insert(key.to_string(), v.to_string());
+                        let _ = (
+                            sysfs::parse_online(v),
+                            sysfs::parse_micro(v),
+                            sysfs::parse_int(v),
+                        );
+                    }
+                    let _ = sysfs::parse_battery(&files);
+                    let _ = sysfs::parse_type(&text);
+                }
+                "procfs_values" => {
+                    let (info, state) = text.split_once('\0').unwrap_or((&text, &text));
+                    let _ = procfs::battery_from(
+                        &procfs::parse_info(info),
+                        &procfs::parse_state(state),
+                    );
+                    let _ = (procfs::parse_amount(&text), procfs::parse_ac_state(&text));
+                }
+                "nis_request" => {
+                    let source =
+                        std::sync::RwLock::new(apccontrol::nis::status::UpsStatus::default());
+                    let reply = apccontrol::nis::server::reply_to_request(&data, &source, None);
+                    assert!(reply.ends_with(&[0, 0]));
+                }
+                "nis_status_report" => {
+                    let report = apccontrol::nis::report::StatusReport::parse_bytes(&data);
+                    let _ = (
+                        report.header(),
+                        report.status_flags(),
+                        report.number("BCHARGE"),
+                    );
+                }
+                "nis_frame" => {
+                    if let Some((&limit, mut stream)) = data.split_first() {
+                        let max = usize::from(limit) * 4;
+                        while let Ok(Packet::Data(p)) = read_packet(&mut stream, max) {
+                            assert!(p.len() <= max);
+                        }
+                    }
+                }
+                other => panic!("fuzz/corpus/{other}: no replay for this target; add one here"),
+            }
+            replayed += 1;
+        }
+    }
+    assert!(replayed >= 7 * 4, "only {replayed} seeds");
+}
