@@ -47,6 +47,14 @@ fn main() {
         return;
     }
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // `cargo bench` passes --bench; `cargo test --all-targets` does not, and
+    // must not start a ten-minute measurement.
+    if !args.iter().any(|a| a == "--bench")
+        && args.first().map(String::as_str) != Some("--uevent-latency")
+    {
+        println!("perf: not a test; run scripts/bench to measure");
+        return;
+    }
     if args.first().map(String::as_str) == Some("--uevent-latency") {
         // Child mode, inside a private network namespace (see `latency`).
         let out = args.get(1).expect("--uevent-latency needs an output file");

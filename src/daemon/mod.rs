@@ -570,6 +570,9 @@ fn start_nis(
         // instead would let 32 silent sockets lock every client out for
         // the eviction delay (tests/faults.rs, NIS under attack).
         evict_after: Duration::ZERO,
+        // apcupsd has no cap at all; 128 keeps 64 honest clients polling at
+        // once (Home Assistant, exporters, slaves) clear of eviction.
+        max_connections: 128,
         ..ServerConfig::default()
     };
     match server.spawn(published, config) {

@@ -421,6 +421,8 @@ fn admit(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>) {
     };
     let spawned = thread::Builder::new()
         .name("nis-client".into())
+        // A connection needs a few KiB: small stacks keep a full house cheap.
+        .stack_size(128 * 1024)
         .spawn(move || {
             let shared = Arc::clone(&guard.shared);
             let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
