@@ -702,7 +702,7 @@ fn bench_apccontrol(table: &mut Table) {
     let stock_config_cost = m(with, "stock_bare") - m(without, "stock_bare");
     let ours_slower = m(with, "ours") > m(with, "stock");
     table.note(format!(
-        "With a config, ours evaluates it in a separate `/bin/sh` under a 5 s limit (it must survive a config that hangs or calls `exit`): that adds {} per event, where the stock script sources it in its own shell for {}. {} A bare `sh -c :` is only {}: most of the cost is the wrapper script in `src/config/script_config.rs` (`wrapper_script`), which runs `set | sed` twice, `env -0`, and a `$(echo $__apc_before)` command substitution (a fork) for every shell variable (27 forks and 5 execs for one `powerout` with a one-line config, counted with `strace -f`). \
+        "With a config, ours evaluates it in a separate `/bin/sh` under a 5 s limit (it must survive a config that hangs or calls `exit`): that adds {} per event, where the stock script sources it in its own shell for {}. {} A bare `sh -c :` takes {}; the wrapper (`wrapper_script` in `src/config/script_config.rs`) starts `/bin/sh` and, from it, `env -0` to learn the environment the hooks would see, so two process starts where the stock script starts none. (The typo detection that cost a subshell per shell variable runs only for `--check` since f480493; it made an event 9.5x slower in the first run of this bench.) \
          Without a config no shell is started.",
         ms(config_cost),
         ms(stock_config_cost),
@@ -1146,6 +1146,15 @@ fn bench_rest(table: &mut Table) {
                 ms(v.cpu_ms),
                 REST_WINDOW.as_secs(),
                 if *phase == "battery" { "1 s (fast poll)" } else { "60 s" }
+            ));
+        }
+    }
+    if let Some((_, u, _)) = phases.last() {
+        if u.main_wakeups > 1 {
+            table.note(format!(
+                "Mains wakeups missed: laptop-upsd's main thread switched {} times in {} s. Its loop asks for one wake per POLLTIME on mains (poll(2) with a 60 s timeout right after mainsback, and no timer deadline, checked by tracing the daemon alone on a fake tree: one poll in 45 s), and every kernel uevent on the machine, whatever its subsystem, also wakes it; what wakes it more often inside this harness is not yet explained.",
+                u.main_wakeups,
+                REST_WINDOW.as_secs()
             ));
         }
     }
