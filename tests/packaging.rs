@@ -554,19 +554,7 @@ fn config_page_documents_every_variable_and_directive() {
         .unwrap()
         .replace("\\-", "-");
     let mut names: Vec<&str> = VARIABLES.iter().map(|(n, _, _)| *n).collect();
-    names.extend([
-        "MAIL_TO",
-        "MAIL_FROM",
-        "MAIL_EVENTS",
-        "SMTP_HOST",
-        "SMTP_PORT",
-        "SMTP_TLS",
-        "SMTP_USER",
-        "SMTP_PASSWORD_FILE",
-        "SMTP_CA_FILE",
-        "SMTP_TIMEOUT",
-        "OUTBOX_DIR",
-    ]);
+    names.extend(apccontrol::notify::known_variables());
     // The apcupsd.conf directives laptop-upsd reads (src/config/apcupsd_conf.rs).
     let source = fs::read_to_string(manifest_dir().join("src/config/apcupsd_conf.rs")).unwrap();
     let directives: Vec<String> = source
