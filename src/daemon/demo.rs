@@ -224,7 +224,7 @@ pub fn run() -> Result<(), DemoError> {
         let now = Mono::from_secs(t as i64);
         let effects = monitor.step(source.read(), now);
         let snapshot = monitor.snapshot(now);
-        if !effects.is_empty() || (t % 600 == 0 && t > 0) {
+        if !effects.is_empty() || (t.is_multiple_of(600) && t > 0) {
             let runtime = snapshot
                 .runtime
                 .map(|r| format!("{} min left", r.as_secs() / 60))

@@ -169,13 +169,13 @@ mod tests {
             254usize, 255, 256, 509, 510, 511, 3000, 12_749, 12_750, 12_751, 40_000,
         ] {
             let mut data = b"first\n".to_vec();
-            data.extend(std::iter::repeat(b'L').take(len));
+            data.extend(std::iter::repeat_n(b'L', len));
             data.push(b'\n');
             for i in 0..7 {
                 data.extend(format!("short {i}\n").bytes());
             }
             cases.push(data.clone());
-            data.extend(std::iter::repeat(b'T').take(len)); // unterminated tail
+            data.extend(std::iter::repeat_n(b'T', len)); // unterminated tail
             cases.push(data);
         }
         for data in cases {
