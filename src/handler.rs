@@ -401,13 +401,10 @@ fn shutdown(
     log: &mut Log,
 ) -> StepResult {
     log.notice(&format!("running {}", argv.join(" ")));
-    let first = match effects.command(argv) {
-        StepResult::Done => return StepResult::Done,
-        failed @ StepResult::Failed { .. } => failed,
+    let StepResult::Failed { status, message } = effects.command(argv) else {
+        return StepResult::Done;
     };
-    if let StepResult::Failed { message, .. } = &first {
-        log.error(&format!("`{event}`: {message}"));
-    }
+    log.error(&format!("`{event}`: {message}"));
     for fallback in fallbacks {
         log.line(
             Level::Alert,
@@ -429,19 +426,14 @@ fn shutdown(
             }
         }
     }
-    match first {
-        StepResult::Failed { status, message } => StepResult::Failed {
-            status,
-            message: format!(
-                "{message}; {}: THIS MACHINE IS NOT SHUTTING DOWN",
-                if fallbacks.is_empty() {
-                    "no fallback configured".to_string()
-                } else {
-                    format!("all {} fallbacks failed too", fallbacks.len())
-                }
-            ),
-        },
-        StepResult::Done => StepResult::Done,
+    let why = if fallbacks.is_empty() {
+        "no fallback configured".to_string()
+    } else {
+        format!("all {} fallbacks failed too", fallbacks.len())
+    };
+    StepResult::Failed {
+        status,
+        message: format!("{message}; {why}: THIS MACHINE IS NOT SHUTTING DOWN"),
     }
 }
 

@@ -16,6 +16,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::notify::free_port;
 use crate::support::{now_nanos, Run, Scene};
 
 /// A scene whose SHUTDOWN fallbacks are stubs too.
@@ -440,7 +441,7 @@ fn power_supply_files_that_vanish_or_hold_garbage_never_stop_the_daemon() {
     std::thread::sleep(Duration::from_millis(1500));
     laptop.sysfs(false, 80);
     laptop.wait_for("onbattery", Duration::from_secs(8));
-    let events = laptop.events();
+    let events = laptop.settled_events();
     assert!(
         !events.iter().any(|e| e == "doshutdown" || e == "loadlimit"),
         "{}",
@@ -468,7 +469,7 @@ fn an_adapter_flapping_at_10_hz_for_a_minute_gives_a_bounded_number_of_events() 
     // End on mains, with the battery saying so too.
     laptop.sysfs(true, 80);
     std::thread::sleep(Duration::from_secs(3));
-    let events = laptop.events();
+    let events = laptop.settled_events();
     eprintln!(
         "{flips} adapter flips in 60 s gave {} apccontrol runs",
         events.len()
@@ -543,7 +544,7 @@ fn a_corrupt_state_file_at_start_is_ignored_with_a_log_line() {
     laptop.sysfs(false, 80);
     laptop.wait_for("doshutdown", Duration::from_secs(10));
     assert_eq!(
-        laptop.events(),
+        laptop.settled_events(),
         ["powerout", "onbattery", "timeout", "doshutdown"],
         "{}",
         laptop.dump()
@@ -579,7 +580,7 @@ fn a_state_file_from_a_clock_that_jumped_back_neither_waits_an_hour_nor_repeats(
     assert!(took < Duration::from_secs(6), "{took:?}\n{}", laptop.dump());
     // Resumed: no second powerout or onbattery.
     assert_eq!(
-        laptop.events(),
+        laptop.settled_events(),
         ["timeout", "doshutdown"],
         "{}",
         laptop.dump()
@@ -604,14 +605,6 @@ fn memory_kib(pid: u32) -> (u64, u64) {
 
 fn threads_of(pid: u32) -> usize {
     fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |d| d.count())
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// One well-behaved `status` exchange: connect, ask, read to the end marker.
