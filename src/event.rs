@@ -398,18 +398,25 @@ impl FromStr for Event {
 }
 
 /// Fill a message template: `{ups}` becomes the UPS name, `{apcupsd}` the
-/// APCUPSD command.
-pub fn fill(template: &str, ups: &str, apcupsd: &str) -> String {
-    fill_placeholders(template, &[("ups", ups), ("apcupsd", apcupsd)])
+/// APCUPSD command. Bytes, as the stock script's `echo` writes them: a UPS
+/// name need not be UTF-8.
+pub fn fill(template: &str, ups: &[u8], apcupsd: &[u8]) -> Vec<u8> {
+    fill_bytes(template, &[("ups", ups), ("apcupsd", apcupsd)])
 }
 
 /// Replace each `{name}` in one pass; substituted values are not scanned
 /// again (a UPS named `{ups}` stays `{ups}`), unknown `{...}` are kept.
 pub fn fill_placeholders(template: &str, values: &[(&str, &str)]) -> String {
-    let mut out = String::with_capacity(template.len() + 32);
+    let values: Vec<(&str, &[u8])> = values.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
+    // Only whole UTF-8 values go in, and the template is UTF-8.
+    String::from_utf8_lossy(&fill_bytes(template, &values)).into_owned()
+}
+
+fn fill_bytes(template: &str, values: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(template.len() + 32);
     let mut rest = template;
     'scan: while let Some(start) = rest.find('{') {
-        out.push_str(&rest[..start]);
+        out.extend_from_slice(rest[..start].as_bytes());
         let tail = &rest[start..];
         for (name, value) in values {
             if let Some(after) = tail
@@ -417,15 +424,15 @@ pub fn fill_placeholders(template: &str, values: &[(&str, &str)]) -> String {
                 .and_then(|t| t.strip_prefix(name))
                 .and_then(|t| t.strip_prefix('}'))
             {
-                out.push_str(value);
+                out.extend_from_slice(value);
                 rest = after;
                 continue 'scan;
             }
         }
-        out.push('{');
+        out.push(b'{');
         rest = &tail[1..];
     }
-    out.push_str(rest);
+    out.extend_from_slice(rest.as_bytes());
     out
 }
 
@@ -463,20 +470,21 @@ mod tests {
         assert_eq!(
             fill(
                 "Power failure on UPS {ups}. Running on batteries.",
-                "my{ups}",
-                ""
+                b"my{ups}",
+                b""
             ),
-            "Power failure on UPS my{ups}. Running on batteries."
+            b"Power failure on UPS my{ups}. Running on batteries."
         );
         assert_eq!(
             fill(
                 "Apccontrol doing: {apcupsd} --killpower on UPS {ups}",
-                "",
-                "/sbin/apcupsd"
+                b"",
+                b"/sbin/apcupsd"
             ),
-            "Apccontrol doing: /sbin/apcupsd --killpower on UPS "
+            b"Apccontrol doing: /sbin/apcupsd --killpower on UPS "
         );
-        assert_eq!(fill("{x} {", "u", "a"), "{x} {");
+        assert_eq!(fill("{x} {", b"u", b"a"), b"{x} {");
+        assert_eq!(fill("UPS {ups}!", b"K\xfcche", b""), b"UPS K\xfcche!");
     }
 
     #[test]

@@ -6,17 +6,21 @@
 //! [`crate::plan`]; the side effects behind [`Effects`]; this module only
 //! sequences them and says what happened.
 
+use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::actions::{DryRun, Effects, Live, StepResult};
-use crate::config::script_config::{ConfigSource, ScriptConfig, DEFAULT_SCRIPTDIR};
+use crate::actions::{DryRun, Effects, Live, Rehearsal, StepResult};
+use crate::config::script_config::{
+    self, CommandLine, ConfigSource, Judge, ScriptConfig, ShellArgs, DEFAULT_SCRIPTDIR,
+};
 use crate::config::Settings;
 use crate::hooks;
 use crate::log::{Level, Log};
 use crate::notify::{self, event_mail::EventMail};
-use crate::plan::{self, EventName, Invocation, Plan, Step};
+use crate::plan::{self, show_arg, EventName, Invocation, Plan, Step};
+use crate::process::Context;
 
 /// Directories that hold programs, not hooks: an apccontrol installed there
 /// looks for hooks in `/etc/apcupsd`.
@@ -29,6 +33,18 @@ const PROGRAM_DIRS: &[&str] = &[
     "/usr/local/sbin",
 ];
 
+/// How a run treats the default action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// An event: hooks, default action and mail, for real.
+    Live,
+    /// `--dry-run`: print every step, run nothing (the config is still
+    /// evaluated, as an event would, to show what it would choose).
+    DryRun,
+    /// `--test`: hooks and mail for real, the default action printed.
+    Test,
+}
+
 /// What the binary parsed from its command line.
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -36,12 +52,13 @@ pub struct Request {
     pub argv0: OsString,
     /// `--scriptdir`, if given.
     pub scriptdir: Option<PathBuf>,
-    /// EVENT, if given.
-    pub event: Option<String>,
-    /// UPSNAME CONNECTED POWERED, as many as were given.
-    pub rest: Vec<String>,
-    /// `--dry-run`.
-    pub dry_run: bool,
+    /// EVENT, if given, byte for byte.
+    pub event: Option<OsString>,
+    /// Everything after EVENT, byte for byte (UPSNAME CONNECTED POWERED,
+    /// and any extra the stock script would ignore).
+    pub rest: Vec<OsString>,
+    /// Live, dry run or test.
+    pub mode: Mode,
     /// `--verbose`: every log line on stderr too.
     pub verbose: bool,
 }
@@ -81,19 +98,25 @@ pub fn program_name(argv0: &OsStr) -> String {
     s.rsplit('/').next().unwrap_or("apccontrol").to_string()
 }
 
-/// Run one event (or a dry run of it). Returns the exit status.
+/// Run one event: for real, as a dry run or as a test ([`Mode`]). Returns
+/// the exit status.
 pub fn handle(request: &Request) -> i32 {
-    let mut log = if request.dry_run {
-        Log::silent("apccontrol")
-    } else {
-        Log::new("apccontrol")
+    let mode = request.mode;
+    let mut log = match mode {
+        // A dry run writes nothing to syslog or LOGFILE: its lines would
+        // read like a real event's.
+        Mode::DryRun => Log::silent("apccontrol"),
+        Mode::Live | Mode::Test => Log::new("apccontrol"),
     };
+    if mode == Mode::Test {
+        log.mark("test run (apccontrol --test): ");
+    }
     log.echo_to_stderr(if request.verbose {
         Level::Info
     } else {
         Level::Warning
     });
-    let root = nix::unistd::geteuid().is_root();
+    let judge = Judge::for_this_process();
     let scriptdir = scriptdir_for(&request.argv0, request.scriptdir.as_deref());
     let event = EventName::parse(request.event.as_deref());
     let invocation = Invocation {
@@ -102,26 +125,41 @@ pub fn handle(request: &Request) -> i32 {
         program_name: program_name(&request.argv0),
     };
 
-    // An invalid name never reaches the file system.
-    let config = match invocation.event {
-        EventName::Invalid(_) => None,
-        _ => Some(ScriptConfig::load(
-            &scriptdir,
-            root,
-            notify::known_variables(),
-        )),
+    // An invalid name never reaches the file system. Otherwise the config
+    // runs once, as in the stock script, with $1.. the arguments as given.
+    let (config, shell) = match invocation.event {
+        EventName::Invalid(_) => (None, None),
+        _ => {
+            let call = ShellArgs {
+                zero: request.argv0.clone(),
+                args: request.event.iter().chain(&request.rest).cloned().collect(),
+            };
+            let (config, shell) = ScriptConfig::evaluate(
+                &scriptdir,
+                judge,
+                &call,
+                notify::known_variables(),
+                mode == Mode::Live,
+            );
+            (Some(config), shell)
+        }
     };
-    let vars = config.as_ref().map(|c| c.vars.clone()).unwrap_or_default();
-    let (settings, problems) = Settings::from_vars(&vars, &scriptdir);
-    if let Some(logfile) = &settings.logfile {
-        if let Err(e) = log.append_to(logfile) {
-            log.warning(&e);
+    let (settings, problems) = match &config {
+        Some(config) => Settings::from_config(config, &scriptdir),
+        None => Settings::from_vars(&BTreeMap::new(), &scriptdir),
+    };
+    if mode != Mode::DryRun {
+        if let Some(logfile) = &settings.logfile {
+            if let Err(e) = log.append_to(logfile) {
+                log.warning(&e);
+            }
         }
     }
+    let args: Vec<String> = invocation.rest.iter().map(|a| show_arg(a)).collect();
     log.notice(&format!(
         "event `{}` args [{}] (SCRIPTDIR {})",
         invocation.event.as_str(),
-        invocation.rest.join("] ["),
+        args.join("] ["),
         scriptdir.display()
     ));
     if let Some(config) = &config {
@@ -136,7 +174,7 @@ pub fn handle(request: &Request) -> i32 {
     }
 
     let found = match invocation.event.hook_name() {
-        Some(name) => hooks::find(&settings.scriptdir, name, root),
+        Some(name) => hooks::find(&settings.scriptdir, name, judge),
         None if invocation.event.as_str().is_empty() => {
             log.notice("no event given");
             hooks::Found::default()
@@ -150,73 +188,131 @@ pub fn handle(request: &Request) -> i32 {
         }
     };
     let plan = plan::plan(&invocation, &settings, found);
-    let env = hook_environment(config.as_ref(), &settings, invocation.event.as_str());
+    let context = config
+        .as_ref()
+        .map(|c| c.context.clone())
+        .unwrap_or_else(script_config::default_context);
+    let mut env = hook_environment(&context, invocation.event.as_str());
+    if mode == Mode::Test {
+        env.push(("APCCONTROL_TEST".into(), "1".into()));
+    }
 
-    let mail = match (&invocation.event, request.dry_run) {
-        (EventName::Known(event), false) => EventMail::prepare(
+    let vars = config.as_ref().map(|c| c.vars.clone()).unwrap_or_default();
+    let mail = match &invocation.event {
+        EventName::Known(event) => EventMail::prepare(
             notify::event_mail::settings_from(&vars, &mut log),
             *event,
-            invocation.padded_args(),
+            invocation.args_text().each_ref().map(String::as_str),
         ),
         _ => None,
     };
 
-    if request.dry_run {
-        println!(
-            "dry run: apccontrol {} {} (SCRIPTDIR {}, config {})",
-            invocation.event.as_str(),
-            invocation.rest.join(" "),
-            settings.scriptdir.display(),
-            match config.as_ref().map(|c| &c.source) {
-                Some(ConfigSource::Evaluated) => "read",
-                Some(ConfigSource::Refused(_)) => "refused",
-                Some(ConfigSource::Failed(_)) => "failed, defaults used",
-                _ => "absent, defaults used",
+    match mode {
+        Mode::DryRun => {
+            println!(
+                "dry run: apccontrol {} {} (SCRIPTDIR {}, config {})",
+                invocation.event.as_str(),
+                args.join(" "),
+                settings.scriptdir.display(),
+                config_state(config.as_ref())
+            );
+            if let Some(mail) = &mail {
+                println!("would queue mail {}", mail.describe());
             }
-        );
-        execute(&plan, &settings, &env, &mut DryRun, &mut log)
-    } else {
-        // Mail is queued before the hooks and delivered after the default
-        // action: never in front of a shutdown (see `notify`).
-        if let Some(mail) = &mail {
-            mail.queue(&settings.scriptdir, &mut log);
+            execute(&plan, &settings, &env, &mut DryRun, &mut log)
         }
-        let status = execute(&plan, &settings, &env, &mut Live, &mut log);
-        if let Some(mail) = &mail {
-            mail.deliver(&mut log);
+        Mode::Test => {
+            println!(
+                "test run: apccontrol {} {} (SCRIPTDIR {}, config {}): the hooks and the mail \
+                 run for real; the default action is printed, not done",
+                invocation.event.as_str(),
+                args.join(" "),
+                settings.scriptdir.display(),
+                config_state(config.as_ref())
+            );
+            let mail = mail.map(EventMail::as_test);
+            if let Some(mail) = &mail {
+                match mail.queue(&settings.scriptdir, &mut log) {
+                    Some(path) => println!("mail queued as {}", path.display()),
+                    None => println!("mail could NOT be queued (see the log lines above)"),
+                }
+            }
+            let mut rehearsal = Rehearsal::new(Live::new(context, None));
+            let mut status = execute(&plan, &settings, &env, &mut rehearsal, &mut log);
+            if rehearsal.hooks_failed() {
+                status = status.max(1);
+            }
+            if let Some(mail) = &mail {
+                let report = mail.deliver(&mut log);
+                println!("mail: {}", report.summary());
+                if !report.is_clean() {
+                    status = status.max(1);
+                }
+            }
+            status
         }
-        status
+        Mode::Live => {
+            // Mail is queued before the hooks and delivered after the default
+            // action: never in front of a shutdown (see `notify`).
+            if let Some(mail) = &mail {
+                mail.queue(&settings.scriptdir, &mut log);
+            }
+            let mut live = Live::new(context, shell);
+            let status = execute(&plan, &settings, &env, &mut live, &mut log);
+            live.finish();
+            if let Some(mail) = &mail {
+                mail.deliver(&mut log);
+            }
+            status
+        }
+    }
+}
+
+fn config_state(config: Option<&ScriptConfig>) -> &'static str {
+    match config.map(|c| &c.source) {
+        Some(ConfigSource::Evaluated) => "read",
+        Some(ConfigSource::Refused(_)) => "refused",
+        Some(ConfigSource::Failed(_)) => "failed, defaults used",
+        _ => "absent, defaults used",
     }
 }
 
 /// The config variables and SCRIPTDIR for a run that is not an event
-/// (`--flush-outbox`, `--test-mail`).
-fn load_vars(
-    request: &Request,
-    log: &mut Log,
-) -> (PathBuf, std::collections::BTreeMap<String, String>) {
-    let root = nix::unistd::geteuid().is_root();
+/// (`--flush-outbox`, `--test-mail`): the config's declarations only, so
+/// its side effects do not run (a timer runs the flush every 15 minutes).
+fn load_vars(request: &Request, log: &mut Log) -> (PathBuf, BTreeMap<String, String>) {
     let scriptdir = scriptdir_for(&request.argv0, request.scriptdir.as_deref());
-    let config = ScriptConfig::load(&scriptdir, root, notify::known_variables());
+    let config = ScriptConfig::read_declarations(
+        &scriptdir,
+        Judge::for_this_process(),
+        notify::known_variables(),
+    );
     report_config(&config, log);
     (scriptdir, config.vars)
 }
 
-/// The mail settings, or a message saying why there are none.
-fn mail_settings(request: &Request, log: &mut Log) -> Result<notify::MailSettings, String> {
+/// The mail settings: `Ok(None)` when mail is not configured.
+fn mail_settings(
+    request: &Request,
+    log: &mut Log,
+) -> Result<(PathBuf, BTreeMap<String, String>, Option<notify::MailSettings>), String> {
     let (scriptdir, vars) = load_vars(request, log);
     match notify::MailSettings::from_vars(&vars) {
-        Ok(Some(settings)) => Ok(settings),
-        Ok(None) => Err(format!(
-            "mail is not configured: set MAIL_TO or SMTP_HOST in {}",
-            scriptdir.join("config").display()
-        )),
+        Ok(settings) => Ok((scriptdir, vars, settings)),
         Err(e) => Err(format!("{}: {e}", scriptdir.join("config").display())),
     }
 }
 
+fn not_configured(scriptdir: &Path) -> String {
+    format!(
+        "mail is not configured: set MAIL_TO or SMTP_HOST in {}",
+        scriptdir.join("config").display()
+    )
+}
+
 /// `apccontrol --flush-outbox`: deliver what is queued. Exit 0 when the
-/// outbox is empty afterwards.
+/// outbox is empty afterwards, and when mail is not configured and nothing
+/// waits (the timer must not fail on hosts that send no mail).
 pub fn flush_outbox(request: &Request) -> i32 {
     let mut log = Log::new("apccontrol");
     log.echo_to_stderr(if request.verbose {
@@ -224,12 +320,30 @@ pub fn flush_outbox(request: &Request) -> i32 {
     } else {
         Level::Warning
     });
-    let settings = match mail_settings(request, &mut log) {
-        Ok(settings) => settings,
+    let (scriptdir, vars, settings) = match mail_settings(request, &mut log) {
+        Ok(found) => found,
         Err(message) => {
             eprintln!("apccontrol: {message}");
             return 1;
         }
+    };
+    let Some(settings) = settings else {
+        let dir = vars
+            .get("OUTBOX_DIR")
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(notify::settings::defaults::OUTBOX_DIR));
+        let waiting = notify::Outbox::new(&dir).queued().unwrap_or_default().len();
+        if waiting == 0 {
+            println!("{}; nothing to flush", not_configured(&scriptdir));
+            return 0;
+        }
+        eprintln!(
+            "apccontrol: {}, and {waiting} message(s) wait in {}",
+            not_configured(&scriptdir),
+            dir.display()
+        );
+        return 1;
     };
     let report = notify::deliver(&settings, Instant::now() + Duration::from_secs(60));
     println!("{}", report.summary());
@@ -246,7 +360,11 @@ pub fn test_mail(request: &Request) -> i32 {
     let mut log = Log::silent("apccontrol");
     log.echo_to_stderr(Level::Warning);
     let settings = match mail_settings(request, &mut log) {
-        Ok(settings) => settings,
+        Ok((_, _, Some(settings))) => settings,
+        Ok((scriptdir, _, None)) => {
+            eprintln!("apccontrol: {}", not_configured(&scriptdir));
+            return 1;
+        }
         Err(message) => {
             eprintln!("apccontrol: {message}");
             return 1;
@@ -273,24 +391,14 @@ fn report_config(config: &ScriptConfig, log: &mut Log) {
 }
 
 /// The environment hooks run with: what the stock script's hooks see (the
-/// exported variables after sourcing the config), plus `APCCONTROL_EVENT`.
-pub fn hook_environment(
-    config: Option<&ScriptConfig>,
-    settings: &Settings,
-    event: &str,
-) -> Vec<(OsString, OsString)> {
-    let mut env: Vec<(OsString, OsString)> = match config.and_then(|c| c.exported.clone()) {
-        Some(exported) => exported,
-        None => {
-            let mut env: Vec<_> = std::env::vars_os()
-                .filter(|(k, _)| k != "SYSADMIN" && k != "APCUPSD_MAIL")
-                .collect();
-            env.push(("SYSADMIN".into(), settings.sysadmin.clone().into()));
-            env.push(("APCUPSD_MAIL".into(), settings.apcupsd_mail.clone().into()));
-            env
-        }
+/// exported variables after sourcing the config, SYSADMIN and APCUPSD_MAIL
+/// among them), plus `APCCONTROL_EVENT`.
+pub fn hook_environment(context: &Context, event: &str) -> Vec<(OsString, OsString)> {
+    let mut env: Vec<(OsString, OsString)> = match &context.env {
+        Some(env) => env.clone(),
+        None => std::env::vars_os().collect(),
     };
-    env.retain(|(k, _)| k != "APCCONTROL_EVENT");
+    env.retain(|(k, _)| k != "APCCONTROL_EVENT" && k != "APCCONTROL_TEST");
     env.push(("APCCONTROL_EVENT".into(), event.into()));
     env
 }
@@ -323,18 +431,35 @@ pub fn execute(
         }
         let level = match &run.outcome {
             hooks::HookOutcome::Ran(crate::process::Outcome::TimedOut { .. })
-            | hooks::HookOutcome::NotStarted => Level::Error,
-            hooks::HookOutcome::CouldNotStart(_) => Level::Error,
+            | hooks::HookOutcome::NotStarted
+            | hooks::HookOutcome::CouldNotStart(_) => Level::Error,
             _ => Level::Info,
         };
-        log.line(
-            level,
-            &format!(
-                "hook {name} for `{event}`: {} after {:.3} s",
-                run.outcome,
+        let line = match &run.outcome {
+            // Name the interpreter, `^M` and all, not the hook, which exists.
+            hooks::HookOutcome::CouldNotStart(crate::process::SpawnError::InterpreterNotFound {
+                interpreter,
+                ..
+            }) => format!(
+                "interpreter `{interpreter}` not found for hook {name}; `{event}` goes on{}",
+                if interpreter.ends_with("^M") {
+                    " (its #! line ends in a carriage return: the file has DOS line endings; \
+                     fix it with `sed -i 's/\\r$//' FILE`)"
+                } else {
+                    ""
+                }
+            ),
+            outcome => format!(
+                "hook {name} for `{event}`: {outcome} after {:.3} s",
                 run.elapsed.as_secs_f64()
             ),
-        );
+        };
+        log.line(level, &line);
+        if run.left_running {
+            log.info(&format!(
+                "hook {name} left a process running; what it prints from now on goes to syslog"
+            ));
+        }
         if run.outcome.is_veto() && veto.is_none() {
             veto = Some(&planned.hook.path);
         }
@@ -362,13 +487,17 @@ pub fn execute(
                 effects.sleep(*duration);
                 StepResult::Done
             }
-            Step::Command(argv) => {
-                log.notice(&format!("running {}", argv.join(" ")));
-                effects.command(argv)
+            Step::Command { command, args } => {
+                log.notice(&format!("running {}", command_text(command, args)));
+                effects.command(command, args)
             }
-            Step::Shutdown { argv, fallbacks } => shutdown(effects, event, argv, fallbacks, log),
+            Step::Shutdown {
+                command,
+                args,
+                fallbacks,
+            } => shutdown(effects, event, command, args, fallbacks, log),
             Step::Usage(text) => {
-                effects.print(text);
+                effects.print(text.as_bytes());
                 StepResult::Done
             }
         };
@@ -390,18 +519,42 @@ pub fn execute(
     status
 }
 
+fn command_text(command: &CommandLine, args: &[OsString]) -> String {
+    command
+        .words
+        .iter()
+        .cloned()
+        .chain(args.iter().map(|a| show_arg(a)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Run SHUTDOWN; when it cannot be started or fails, log why and try each
 /// fallback in turn until one works. A fallback that works makes the step a
 /// success (the machine is going down); the SHUTDOWN failure stays logged.
+/// SHUTDOWN set to `:` or to nothing means no shutdown, as in the stock
+/// script: no fallback then.
 fn shutdown(
     effects: &mut dyn Effects,
     event: &str,
-    argv: &[String],
-    fallbacks: &[Vec<String>],
+    command: &CommandLine,
+    args: &[OsString],
+    fallbacks: &[CommandLine],
     log: &mut Log,
 ) -> StepResult {
-    log.notice(&format!("running {}", argv.join(" ")));
-    let StepResult::Failed { status, message } = effects.command(argv) else {
+    if command.is_noop() || command.is_empty() {
+        log.line(
+            Level::Alert,
+            &format!(
+                "`{event}`: SHUTDOWN is `{}` in the config, so this machine is not shut down \
+                 (as with the stock script)",
+                command.display()
+            ),
+        );
+        return effects.command(command, args);
+    }
+    log.notice(&format!("running {}", command_text(command, args)));
+    let StepResult::Failed { status, message } = effects.command(command, args) else {
         return StepResult::Done;
     };
     log.error(&format!("`{event}`: {message}"));
@@ -410,14 +563,14 @@ fn shutdown(
             Level::Alert,
             &format!(
                 "`{event}`: shutdown command failed; falling back to `{}`",
-                fallback.join(" ")
+                fallback.display()
             ),
         );
-        match effects.command(fallback) {
+        match effects.command(fallback, &[]) {
             StepResult::Done => {
                 log.notice(&format!(
                     "`{event}`: fallback `{}` succeeded",
-                    fallback.join(" ")
+                    fallback.display()
                 ));
                 return StepResult::Done;
             }
@@ -439,19 +592,30 @@ fn shutdown(
 
 /// Wall a message; if wall is missing or fails, print it on stdout instead
 /// (Debian does this for killpower; we do it for every event) and log it.
+/// WALL set to nothing or `:` sends no message and is no failure, as in the
+/// stock script.
 fn wall_or_print(
     effects: &mut dyn Effects,
     settings: &Settings,
-    text: &str,
+    text: &[u8],
     log: &mut Log,
 ) -> StepResult {
+    if settings.wall.is_empty() || settings.wall.is_noop() {
+        log.info(&format!(
+            "WALL is `{}`: no wall message, as with the stock script",
+            settings.wall.display()
+        ));
+    }
     match effects.wall(&settings.wall, text) {
         StepResult::Done => StepResult::Done,
         StepResult::Failed { status, message } => {
             effects.print(text);
             log.line(
                 Level::Alert,
-                &format!("wall failed, message not broadcast: {}", text.trim_end()),
+                &format!(
+                    "wall failed, message not broadcast: {}",
+                    String::from_utf8_lossy(text).trim_end()
+                ),
             );
             StepResult::Failed {
                 status,

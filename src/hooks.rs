@@ -9,9 +9,11 @@
 //!    `^[A-Za-z0-9_-]+$` (run-parts' rule), in C-locale byte order, that is a
 //!    regular executable file. These get `EVENT UPSNAME CONNECTED POWERED`.
 //!
-//! Running as root, a hook or `hooks.d/` that is writable by group or others,
-//! or not owned by root, is refused. Every file passed over is reported as a
-//! [`Skipped`] with its reason, so it can be logged.
+//! Running as root ([`Judge::AsRoot`]), a hook or `hooks.d/` that is
+//! writable by group or others, or not owned by root, is refused, and a file
+//! is executable when any execute bit is set, as root's `access(2)` says.
+//! `--check` judges as root whoever runs it. Every file passed over is
+//! reported as a [`Skipped`] with its reason, so it can be logged.
 //!
 //! A hook's result is a [`HookOutcome`], not an error: exit 99 is a veto,
 //! anything else lets the default action run, and a hook we stopped at the
@@ -21,9 +23,11 @@ use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use std::os::unix::fs::PermissionsExt;
+
 use nix::unistd::{access, AccessFlags};
 
-use crate::config::script_config::unsafe_ownership;
+use crate::config::script_config::{unsafe_ownership, Judge};
 use crate::process::{Outcome, SpawnError};
 
 /// The exit status with which a hook vetoes the default action.
@@ -110,15 +114,14 @@ pub fn valid_hook_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-/// Find the hooks for `event_name` in `scriptdir`. `refuse_unsafe` applies
-/// the root ownership rule (pass `true` when running as root).
-pub fn find(scriptdir: &Path, event_name: &str, refuse_unsafe: bool) -> Found {
+/// Find the hooks for `event_name` in `scriptdir`, by `judge`'s rules.
+pub fn find(scriptdir: &Path, event_name: &str, judge: Judge) -> Found {
     let mut found = Found::default();
 
     let legacy = scriptdir.join(event_name);
     // Like the stock `[ -f ] && [ -x ]`: nothing at all is silent.
     if fs::symlink_metadata(&legacy).is_ok() {
-        match check_file(&legacy, refuse_unsafe) {
+        match check_file(&legacy, judge) {
             Ok(()) => found.hooks.push(Hook {
                 path: legacy,
                 kind: HookKind::Legacy,
@@ -141,7 +144,7 @@ pub fn find(scriptdir: &Path, event_name: &str, refuse_unsafe: bool) -> Found {
         });
         return found;
     }
-    if refuse_unsafe {
+    if judge.refuses_unsafe() {
         if let Some(why) = unsafe_ownership(&dir_meta) {
             found.skipped.push(Skipped {
                 path: dir,
@@ -170,7 +173,7 @@ pub fn find(scriptdir: &Path, event_name: &str, refuse_unsafe: bool) -> Found {
         let path = dir.join(&name);
         let valid = name.to_str().is_some_and(valid_hook_name);
         let verdict = if valid {
-            check_file(&path, refuse_unsafe)
+            check_file(&path, judge)
         } else {
             Err(SkipReason::BadName)
         };
@@ -185,7 +188,7 @@ pub fn find(scriptdir: &Path, event_name: &str, refuse_unsafe: bool) -> Found {
     found
 }
 
-fn check_file(path: &Path, refuse_unsafe: bool) -> Result<(), SkipReason> {
+fn check_file(path: &Path, judge: Judge) -> Result<(), SkipReason> {
     let meta = match fs::metadata(path) {
         Ok(meta) => meta,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -196,12 +199,17 @@ fn check_file(path: &Path, refuse_unsafe: bool) -> Result<(), SkipReason> {
     if !meta.is_file() {
         return Err(SkipReason::NotRegularFile);
     }
-    if refuse_unsafe {
+    if judge.refuses_unsafe() {
         if let Some(why) = unsafe_ownership(&meta) {
             return Err(SkipReason::Unsafe(why));
         }
     }
-    if access(path, AccessFlags::X_OK).is_err() {
+    let executable = match judge {
+        // Root may execute a regular file with any execute bit.
+        Judge::AsRoot => meta.permissions().mode() & 0o111 != 0,
+        Judge::AsCaller => access(path, AccessFlags::X_OK).is_ok(),
+    };
+    if !executable {
         return Err(SkipReason::NotExecutable);
     }
     Ok(())
@@ -281,7 +289,7 @@ mod tests {
         fs::create_dir(hd.join("subdir")).unwrap();
         symlink(hd.join("missing"), hd.join("dangling")).unwrap();
 
-        let found = find(sd, "onbattery", false);
+        let found = find(sd, "onbattery", Judge::AsCaller);
         let names: Vec<_> = found
             .hooks
             .iter()

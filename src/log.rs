@@ -61,6 +61,7 @@ pub struct Log {
     syslog: Option<Logger<LoggerBackend, Formatter3164>>,
     file: Option<File>,
     stderr_from: Option<Level>,
+    mark: String,
 }
 
 impl std::fmt::Debug for Log {
@@ -87,6 +88,7 @@ impl Log {
             syslog: syslog::unix(formatter).ok(),
             file: None,
             stderr_from: None,
+            mark: String::new(),
         }
     }
 
@@ -97,7 +99,14 @@ impl Log {
             syslog: None,
             file: None,
             stderr_from: None,
+            mark: String::new(),
         }
+    }
+
+    /// Start every line with `mark` (e.g. `test run: `), so nobody takes
+    /// the lines of a rehearsal for a real event.
+    pub fn mark(&mut self, mark: &str) {
+        self.mark = mark.to_string();
     }
 
     /// Also write lines at `level` or more serious to stderr.
@@ -119,7 +128,7 @@ impl Log {
 
     /// Log one line.
     pub fn line(&mut self, level: Level, message: &str) {
-        let message = cut(message);
+        let message = cut(&format!("{}{message}", self.mark));
         if let Some(syslog) = self.syslog.as_mut() {
             let result = match level {
                 Level::Alert => syslog.alert(&message),
@@ -204,6 +213,18 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains("test["), "{text}");
         assert!(text.trim_end().ends_with("warning: hello"), "{text}");
+    }
+
+    #[test]
+    fn marked_lines_say_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let mut log = Log::silent("test");
+        log.mark("test run: ");
+        log.append_to(&path).unwrap();
+        log.notice("event");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.trim_end().ends_with("notice: test run: event"), "{text}");
     }
 
     #[test]

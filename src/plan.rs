@@ -5,9 +5,12 @@
 //! executes it through [`crate::actions::Effects`], and `--dry-run` prints
 //! the same plan instead. The exact texts come from [`crate::event`].
 
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::config::script_config::CommandLine;
 use crate::config::Settings;
 use crate::event::{fill, DefaultAction, Event};
 use crate::hooks::{Found, Hook, HookKind, Skipped};
@@ -27,11 +30,12 @@ pub enum EventName {
 }
 
 impl EventName {
-    /// Classify the first argument.
-    pub fn parse(arg: Option<&str>) -> EventName {
-        match arg {
+    /// Classify the first argument, taken as apcupsd passed it (any bytes).
+    pub fn parse(arg: Option<&OsStr>) -> EventName {
+        match arg.map(|a| (a.to_str(), a)) {
             None => EventName::Invalid(String::new()),
-            Some(name) => match name.parse::<Event>() {
+            Some((None, bytes)) => EventName::Invalid(bytes.to_string_lossy().into_owned()),
+            Some((Some(name), _)) => match name.parse::<Event>() {
                 Ok(event) => EventName::Known(event),
                 Err(_) if is_safe_name(name) => EventName::Unknown(name.to_string()),
                 Err(_) => EventName::Invalid(name.to_string()),
@@ -69,22 +73,37 @@ fn is_safe_name(name: &str) -> bool {
 pub struct Invocation {
     /// The event.
     pub event: EventName,
-    /// The other arguments, as given (zero to three of them).
-    pub rest: Vec<String>,
+    /// The other arguments, byte for byte as given (any number; the stock
+    /// script uses the first three).
+    pub rest: Vec<OsString>,
     /// Our own name (basename of argv\[0\]), for the usage text.
     pub program_name: String,
 }
 
 impl Invocation {
     /// The UPS name, empty when missing.
-    pub fn ups(&self) -> &str {
-        self.rest.first().map(String::as_str).unwrap_or("")
+    pub fn ups(&self) -> &[u8] {
+        self.rest.first().map(|u| u.as_bytes()).unwrap_or(b"")
     }
 
-    /// UPSNAME CONNECTED POWERED, empty strings for missing ones.
-    pub fn padded_args(&self) -> [&str; 3] {
-        let get = |i: usize| self.rest.get(i).map(String::as_str).unwrap_or("");
+    /// UPSNAME CONNECTED POWERED, empty for missing ones; extras ignored.
+    pub fn padded_args(&self) -> [&OsStr; 3] {
+        let get = |i: usize| self.rest.get(i).map(OsString::as_os_str).unwrap_or_default();
         [get(0), get(1), get(2)]
+    }
+
+    /// UPSNAME CONNECTED POWERED as text, for log lines and mail:
+    /// bytes that are not UTF-8 shown as `\xNN`.
+    pub fn args_text(&self) -> [String; 3] {
+        self.padded_args().map(show_arg)
+    }
+}
+
+/// An argument as text: UTF-8 as is, other bytes as `\xNN`.
+pub fn show_arg(arg: &OsStr) -> String {
+    match arg.to_str() {
+        Some(text) => text.to_string(),
+        None => arg.as_bytes().escape_ascii().to_string(),
     }
 }
 
@@ -94,33 +113,40 @@ pub struct PlannedHook {
     /// The hook.
     pub hook: Hook,
     /// Its arguments.
-    pub args: Vec<String>,
+    pub args: Vec<OsString>,
 }
 
 /// One step of a default action.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
     /// Pipe these bytes into the WALL command; on failure write them to stdout.
-    Wall(String),
+    Wall(Vec<u8>),
     /// The same, only if this file exists when the step runs (mainsback).
     WallIfExists {
         /// The powerfail file.
         path: PathBuf,
         /// The message.
-        text: String,
+        text: Vec<u8>,
     },
     /// Wait.
     Sleep(Duration),
-    /// Run a command and wait for it (`apcupsd --killpower`).
-    Command(Vec<String>),
+    /// Run a command and wait for it (`APCUPSD --killpower`).
+    Command {
+        /// The command.
+        command: CommandLine,
+        /// Its arguments after the command's own words.
+        args: Vec<OsString>,
+    },
     /// Run `SHUTDOWN -h|-r now MESSAGE`; if it cannot be started or fails,
     /// try each fallback in turn until one works (SHUTDOWN_FALLBACK or
     /// REBOOT_FALLBACK).
     Shutdown {
-        /// The SHUTDOWN command line.
-        argv: Vec<String>,
+        /// The SHUTDOWN command.
+        command: CommandLine,
+        /// `-h|-r now MESSAGE`.
+        args: Vec<OsString>,
         /// What to try next, in order.
-        fallbacks: Vec<Vec<String>>,
+        fallbacks: Vec<CommandLine>,
     },
     /// Print the usage text on stdout.
     Usage(String),
@@ -149,11 +175,12 @@ pub fn plan(invocation: &Invocation, settings: &Settings, found: Found) -> Plan 
         .into_iter()
         .map(|hook| {
             let args = match hook.kind {
-                // As the stock script: only the arguments we were given.
-                HookKind::Legacy => invocation.rest.clone(),
-                HookKind::Directory => std::iter::once(invocation.event.as_str())
+                // As the stock script's `${2} ${3} ${4}`: the arguments we
+                // were given, extras ignored.
+                HookKind::Legacy => invocation.rest.iter().take(3).cloned().collect(),
+                HookKind::Directory => std::iter::once(OsStr::new(invocation.event.as_str()))
                     .chain(invocation.padded_args())
-                    .map(str::to_string)
+                    .map(OsStr::to_os_string)
                     .collect(),
             };
             PlannedHook { hook, args }
@@ -181,42 +208,49 @@ pub fn usage_text(program_name: &str) -> String {
     )
 }
 
-fn default_steps(event: Event, ups: &str, settings: &Settings) -> Vec<Step> {
-    let text = |template: &str| fill(template, ups, &settings.apcupsd);
+fn default_steps(event: Event, ups: &[u8], settings: &Settings) -> Vec<Step> {
+    let text = |template: &str| fill(template, ups, settings.apcupsd.as_bytes());
+    let line = |template: &str| {
+        let mut bytes = text(template);
+        bytes.push(b'\n');
+        bytes
+    };
     match event.default_action() {
         DefaultAction::Nothing => Vec::new(),
-        DefaultAction::Wall(template) => vec![Step::Wall(text(template) + "\n")],
+        DefaultAction::Wall(template) => vec![Step::Wall(line(template))],
         DefaultAction::WallIfPowerfail(message) => vec![Step::WallIfExists {
             path: settings.powerfail_path(),
-            text: message.to_string(),
+            text: message.as_bytes().to_vec(),
         }],
         DefaultAction::Shutdown { wall, flag, reason } => {
-            let mut argv = settings.shutdown.clone();
-            argv.extend([flag.to_string(), "now".to_string(), text(reason)]);
+            let args = vec![
+                OsString::from(flag),
+                OsString::from("now"),
+                OsString::from_vec(text(reason)),
+            ];
             let fallbacks = if flag == "-r" {
                 settings.reboot_fallback.clone()
             } else {
                 settings.shutdown_fallback.clone()
             };
             vec![
-                Step::Wall(text(wall) + "\n"),
-                Step::Shutdown { argv, fallbacks },
+                Step::Wall(line(wall)),
+                Step::Shutdown {
+                    command: settings.shutdown.clone(),
+                    args,
+                    fallbacks,
+                },
             ]
         }
-        DefaultAction::KillPower { before, after } => {
-            let mut argv: Vec<String> = settings
-                .apcupsd
-                .split_whitespace()
-                .map(str::to_string)
-                .collect();
-            argv.push("--killpower".to_string());
-            vec![
-                Step::Wall(text(before) + "\n"),
-                Step::Sleep(settings.killpower_delay),
-                Step::Command(argv),
-                Step::Wall(text(after) + "\n"),
-            ]
-        }
+        DefaultAction::KillPower { before, after } => vec![
+            Step::Wall(line(before)),
+            Step::Sleep(settings.killpower_delay),
+            Step::Command {
+                command: settings.apcupsd_command.clone(),
+                args: vec![OsString::from("--killpower")],
+            },
+            Step::Wall(line(after)),
+        ],
     }
 }
 
@@ -232,8 +266,8 @@ mod tests {
 
     fn invocation(args: &[&str]) -> Invocation {
         Invocation {
-            event: EventName::parse(args.first().copied()),
-            rest: args.iter().skip(1).map(|s| s.to_string()).collect(),
+            event: EventName::parse(args.first().map(OsStr::new)),
+            rest: args.iter().skip(1).map(OsString::from).collect(),
             program_name: "apccontrol".into(),
         }
     }
@@ -253,24 +287,24 @@ mod tests {
             [
                 Step::Wall("UPS myups initiated Shutdown Sequence\n".into()),
                 Step::Shutdown {
-                    argv: vec![
-                        "/sbin/shutdown".into(),
+                    command: s.shutdown.clone(),
+                    args: vec![
                         "-h".into(),
                         "now".into(),
                         "apcupsd UPS myups initiated shutdown".into()
                     ],
-                    fallbacks: vec![
-                        vec!["systemctl".into(), "poweroff".into()],
-                        vec!["poweroff".into()]
-                    ],
+                    fallbacks: s.shutdown_fallback.clone(),
                 }
             ]
         );
+        assert_eq!(s.shutdown.words, ["/sbin/shutdown"]);
         match &steps(&["doreboot", "myups", "1", "1"])[1] {
-            Step::Shutdown { argv, fallbacks } => {
-                assert_eq!(argv[1], "-r");
-                assert_eq!(fallbacks[0], ["systemctl", "reboot"]);
-                assert_eq!(fallbacks[1], ["reboot"]);
+            Step::Shutdown {
+                args, fallbacks, ..
+            } => {
+                assert_eq!(args[0], "-r");
+                assert_eq!(fallbacks[0].words, ["systemctl", "reboot"]);
+                assert_eq!(fallbacks[1].words, ["reboot"]);
             }
             other => panic!("{other:?}"),
         }
@@ -279,10 +313,31 @@ mod tests {
             [
                 Step::Wall("Apccontrol doing: /sbin/apcupsd --killpower on UPS \n".into()),
                 Step::Sleep(Duration::from_secs(10)),
-                Step::Command(vec!["/sbin/apcupsd".into(), "--killpower".into()]),
+                Step::Command {
+                    command: s.apcupsd_command.clone(),
+                    args: vec!["--killpower".into()]
+                },
                 Step::Wall("Apccontrol has done: /sbin/apcupsd --killpower on UPS \n".into()),
             ]
         );
+        assert_eq!(
+            steps(&["onbattery", "-n", "1", "1", "extra"]),
+            [Step::Wall(
+                "Power failure on UPS -n. Running on batteries.\n".into()
+            )]
+        );
+        let kueche = Invocation {
+            event: EventName::Known(Event::Onbattery),
+            rest: vec![OsString::from_vec(b"K\xfcche".to_vec())],
+            program_name: "apccontrol".into(),
+        };
+        assert_eq!(
+            plan(&kueche, &s, Found::default()).default_action,
+            [Step::Wall(
+                b"Power failure on UPS K\xfcche. Running on batteries.\n".to_vec()
+            )]
+        );
+        assert_eq!(kueche.args_text()[0], "K\\xfcche");
         assert_eq!(
             steps(&["mainsback", "u"]),
             [Step::WallIfExists {
@@ -320,9 +375,14 @@ mod tests {
             assert_eq!(p.exit_status, 1);
             assert_eq!(p.default_action, [Step::Usage(usage_text("apccontrol"))]);
         }
-        assert_eq!(EventName::parse(Some("bogus")).hook_name(), Some("bogus"));
-        assert_eq!(EventName::parse(Some("a/b")).hook_name(), None);
-        assert_eq!(EventName::parse(Some("..")).hook_name(), None);
+        let parse = |name: &str| EventName::parse(Some(OsStr::new(name)));
+        assert_eq!(parse("bogus").hook_name(), Some("bogus"));
+        assert_eq!(parse("a/b").hook_name(), None);
+        assert_eq!(parse("..").hook_name(), None);
+        assert_eq!(
+            EventName::parse(Some(&OsString::from_vec(b"on\xff".to_vec()))).hook_name(),
+            None
+        );
         assert_eq!(EventName::parse(None).hook_name(), None);
     }
 
@@ -342,9 +402,17 @@ mod tests {
             ],
             skipped: vec![],
         };
-        let p = plan(&invocation(&["onbattery", "my ups", "1"]), &s, found);
+        let p = plan(&invocation(&["onbattery", "my ups", "1"]), &s, found.clone());
         assert_eq!(p.hooks[0].args, ["my ups", "1"]);
         assert_eq!(p.hooks[1].args, ["onbattery", "my ups", "1", ""]);
+        // Extras are ignored, as the stock script's `${2} ${3} ${4}`.
+        let p = plan(
+            &invocation(&["onbattery", "u", "1", "1", "extra"]),
+            &s,
+            found,
+        );
+        assert_eq!(p.hooks[0].args, ["u", "1", "1"]);
+        assert_eq!(p.hooks[1].args, ["onbattery", "u", "1", "1"]);
     }
 
     #[test]

@@ -921,19 +921,22 @@ impl Session {
     }
 
     /// Close its stdin and wait for it to end, at most until `deadline`
-    /// (then its process group is stopped). Output a background process
+    /// (then its process group is stopped). Returns how it ended and what it
+    /// wrote on stderr since it was last taken. Output a background process
     /// still writes goes to syslog.
-    pub fn finish(mut self, deadline: Instant) -> Outcome {
+    pub fn finish(mut self, deadline: Instant) -> (Outcome, Vec<u8>) {
         drop(self.stdin.take());
         let outcome = wait_until(&mut self.child, Some(deadline));
+        let mut stderr = Vec::new();
         if let Some(reader) = self.reader.take() {
             reader.wait_eof(Instant::now() + DRAIN);
-            let (_, open) = reader.stop();
+            let (outputs, open) = reader.stop();
+            stderr = outputs.stderr.bytes;
             for (_, pipe) in open {
                 hand_off(pipe, &self.label);
             }
         }
-        outcome
+        (outcome, stderr)
     }
 }
 
@@ -1132,6 +1135,8 @@ mod tests {
             session.read_until(b"never", Instant::now() + Duration::from_millis(50)),
             Reply::TimedOut
         );
-        assert_eq!(session.finish(soon()), Outcome::Exited(0));
+        let (outcome, stderr) = session.finish(soon());
+        assert_eq!(outcome, Outcome::Exited(0));
+        assert_eq!(stderr, b"err one\n");
     }
 }

@@ -1,9 +1,16 @@
-//! `apccontrol EVENT [UPSNAME [CONNECTED [POWERED]]]`: argv in, exit status
-//! out. Everything else is in the library ([`apccontrol::handler`]).
+//! `apccontrol [OPTIONS] EVENT [UPSNAME [CONNECTED [POWERED]]]`: argv in,
+//! exit status out. Everything else is in the library ([`apccontrol::handler`]).
+//!
+//! apcupsd passes its arguments, not options: a UPS may be called `-n` or
+//! `--scriptdir=/tmp`, and its name need not be UTF-8. So options are only
+//! recognised before EVENT, and from EVENT on every argument is taken
+//! verbatim, as bytes; extras are ignored as the stock script ignores them.
+//! We split argv ourselves and give clap only the options part.
 
+use std::ffi::{OsStr, OsString};
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 /// apcupsd's event handler: runs your hooks, then the stock default action
 /// (wall, shutdown, apcupsd --killpower) unless a hook exits 99.
@@ -13,69 +20,137 @@ use clap::Parser;
     version,
     about = "apcupsd's event handler: runs your hooks, then the stock default action (wall, \
 shutdown, apcupsd --killpower) unless a hook exits 99.",
+    override_usage = "apccontrol [OPTIONS] EVENT [UPSNAME [CONNECTED [POWERED]]]\n       \
+apccontrol [--scriptdir DIR] --test EVENT [UPSNAME]\n       \
+apccontrol [--scriptdir DIR] --check | --flush-outbox | --test-mail",
     after_help = "EVENT is one of: annoyme battattach battdetach changeme commfailure commok \
 doreboot doshutdown emergency endselftest failing killpower loadlimit mainsback offbattery \
-onbattery powerout remotedown runlimit startselftest timeout.\n\n\
+onbattery powerout remotedown runlimit startselftest timeout. Options go before EVENT: from \
+EVENT on, every argument is taken as apcupsd passed it (a UPS may be called -n).\n\n\
 SCRIPTDIR is --scriptdir, else the directory apccontrol was started from (apcupsd runs \
-SCRIPTDIR/apccontrol), else /etc/apcupsd. Settings are read from SCRIPTDIR/config. \
-See apccontrol(8)."
+SCRIPTDIR/apccontrol), else /etc/apcupsd. Settings are read from SCRIPTDIR/config, sourced \
+as the stock script sources it. See apccontrol(8)."
 )]
 struct Cli {
     /// Look for hooks and the config in DIR.
     #[arg(long, value_name = "DIR")]
     scriptdir: Option<std::path::PathBuf>,
 
-    /// Print what would be done, in order, and do nothing.
+    /// Print what would be done, in order (hooks, messages, commands, the
+    /// mail it would queue), and do nothing.
     #[arg(long, short = 'n')]
     dry_run: bool,
 
+    /// Rehearse an outage: run the hooks and the mail of EVENT for real,
+    /// under the same deadlines, print each hook's exit status, duration,
+    /// output and veto, and print the default action instead of doing it.
+    /// UPSNAME defaults to this host's name.
+    #[arg(long, conflicts_with = "dry_run")]
+    test: bool,
+
     /// Report every problem in SCRIPTDIR (hooks, permissions, config,
-    /// commands) without running anything; exit 0 only if there is none.
-    #[arg(long, conflicts_with_all = ["dry_run", "event"])]
+    /// commands) as apcupsd's root run would see it, without running
+    /// anything; exit 0 only if there is none.
+    #[arg(long, conflicts_with_all = ["dry_run", "test"])]
     check: bool,
 
     /// Send what the mail outbox holds (safe at any time, e.g. at boot or
-    /// from a timer); exit 0 when nothing is left queued.
-    #[arg(long, conflicts_with_all = ["dry_run", "event", "check"])]
+    /// from a timer); exit 0 when nothing is left queued or mail is not
+    /// configured.
+    #[arg(long, conflicts_with_all = ["dry_run", "test", "check"])]
     flush_outbox: bool,
 
     /// Send a test mail now and say what happened at each step.
-    #[arg(long, conflicts_with_all = ["dry_run", "event", "check", "flush_outbox"])]
+    #[arg(long, conflicts_with_all = ["dry_run", "test", "check", "flush_outbox"])]
     test_mail: bool,
 
     /// Also print every log line on stderr.
     #[arg(long, short = 'v')]
     verbose: bool,
+}
 
-    /// The event, as apcupsd passes it.
-    #[arg(value_name = "EVENT")]
-    event: Option<String>,
+/// Options that take a value in the next argument.
+const TAKES_VALUE: &[&str] = &["--scriptdir"];
 
-    /// UPSNAME CONNECTED POWERED, as apcupsd passes them.
-    #[arg(value_name = "ARGS", num_args = 0..=3, allow_hyphen_values = true)]
-    rest: Vec<String>,
+/// argv without argv\[0\]: the options before EVENT, and EVENT with
+/// everything after it. `--` ends the options.
+fn split_arguments(args: Vec<OsString>) -> (Vec<OsString>, Vec<OsString>) {
+    let mut options = Vec::new();
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        let bytes = arg.as_encoded_bytes();
+        if arg == "--" {
+            break;
+        }
+        if bytes.len() < 2 || bytes[0] != b'-' {
+            let mut positional = vec![arg];
+            positional.extend(args);
+            return (options, positional);
+        }
+        let takes_value = TAKES_VALUE.iter().any(|o| arg == OsStr::new(o));
+        options.push(arg);
+        if takes_value {
+            if let Some(value) = args.next() {
+                options.push(value);
+            }
+        }
+    }
+    (options, args.collect())
 }
 
 fn main() -> ExitCode {
-    let argv0 = std::env::args_os()
-        .next()
-        .unwrap_or_else(|| "apccontrol".into());
-    let cli = Cli::parse();
+    let mut argv = std::env::args_os();
+    let argv0 = argv.next().unwrap_or_else(|| "apccontrol".into());
+    let (options, positional) = split_arguments(argv.collect());
+    let cli = Cli::parse_from(std::iter::once(argv0.clone()).chain(options));
+    let mut positional = positional.into_iter();
+    let event = positional.next();
+    let mut rest: Vec<OsString> = positional.collect();
+
+    let standalone = cli.check || cli.flush_outbox || cli.test_mail;
+    if standalone && event.is_some() {
+        Cli::command()
+            .error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "--check, --flush-outbox and --test-mail take no EVENT",
+            )
+            .exit();
+    }
     if cli.check {
         return check(&argv0, cli.scriptdir.as_deref());
     }
-    let (flush, test_mail) = (cli.flush_outbox, cli.test_mail);
+    let mode = if cli.test {
+        if event.is_none() {
+            Cli::command()
+                .error(
+                    clap::error::ErrorKind::MissingRequiredArgument,
+                    "--test needs an EVENT to rehearse, e.g. apccontrol --test doshutdown",
+                )
+                .exit();
+        }
+        // As apcupsd calls it: UPSNAME 1 1, the name defaulting to the host's.
+        rest.truncate(1);
+        if rest.is_empty() {
+            rest.push(apccontrol::notify::local_hostname().into());
+        }
+        rest.extend(["1".into(), "1".into()]);
+        apccontrol::handler::Mode::Test
+    } else if cli.dry_run {
+        apccontrol::handler::Mode::DryRun
+    } else {
+        apccontrol::handler::Mode::Live
+    };
     let request = apccontrol::handler::Request {
         argv0,
         scriptdir: cli.scriptdir,
-        event: cli.event,
-        rest: cli.rest,
-        dry_run: cli.dry_run,
+        event,
+        rest,
+        mode,
         verbose: cli.verbose,
     };
-    let status = if flush {
+    let status = if cli.flush_outbox {
         apccontrol::handler::flush_outbox(&request)
-    } else if test_mail {
+    } else if cli.test_mail {
         apccontrol::handler::test_mail(&request)
     } else {
         apccontrol::handler::handle(&request)
@@ -83,23 +158,65 @@ fn main() -> ExitCode {
     ExitCode::from(u8::try_from(status).unwrap_or(1))
 }
 
-fn check(argv0: &std::ffi::OsStr, scriptdir: Option<&std::path::Path>) -> ExitCode {
+fn check(argv0: &OsStr, scriptdir: Option<&std::path::Path>) -> ExitCode {
+    use apccontrol::check::Severity;
     let scriptdir = apccontrol::handler::scriptdir_for(argv0, scriptdir);
-    let root = nix::unistd::geteuid().is_root();
-    let findings = apccontrol::check::check(&scriptdir, root, &[]);
+    let uid = nix::unistd::geteuid();
+    if !uid.is_root() {
+        println!(
+            "{}: checked as apcupsd's run as root would judge it (you are uid {uid}: \
+             files only root can read are not checked)",
+            scriptdir.display()
+        );
+    }
+    let findings = apccontrol::check::check(&scriptdir, &[]);
     for finding in &findings {
         println!("{finding}");
     }
-    if findings.is_empty() {
+    let problems = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Problem)
+        .count();
+    if problems == 0 {
         println!("{}: all is well", scriptdir.display());
         ExitCode::SUCCESS
     } else {
         println!(
             "{}: {} problem{} found",
             scriptdir.display(),
-            findings.len(),
-            if findings.len() == 1 { "" } else { "s" }
+            problems,
+            if problems == 1 { "" } else { "s" }
         );
         ExitCode::FAILURE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(args: &[&str]) -> (Vec<OsString>, Vec<OsString>) {
+        split_arguments(args.iter().map(OsString::from).collect())
+    }
+
+    #[test]
+    fn options_stop_at_the_event() {
+        let (o, p) = split(&["-n", "--scriptdir", "/x", "doshutdown", "-n", "1", "1"]);
+        assert_eq!(o, ["-n", "--scriptdir", "/x"]);
+        assert_eq!(p, ["doshutdown", "-n", "1", "1"]);
+        let (o, p) = split(&["onbattery", "--scriptdir=/tmp", "-v", "1", "extra"]);
+        assert!(o.is_empty());
+        assert_eq!(p, ["onbattery", "--scriptdir=/tmp", "-v", "1", "extra"]);
+        let (o, p) = split(&["--", "-odd"]);
+        assert!(o.is_empty());
+        assert_eq!(p, ["-odd"]);
+        let (o, p) = split(&["--help"]);
+        assert_eq!(o, ["--help"]);
+        assert!(p.is_empty());
+        let (o, p) = split(&["--scriptdir=/x", "--check"]);
+        assert_eq!(o, ["--scriptdir=/x", "--check"]);
+        assert!(p.is_empty());
+        let (_, p) = split(&["-", "x"]);
+        assert_eq!(p, ["-", "x"]);
     }
 }

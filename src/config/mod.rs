@@ -7,5 +7,6 @@
 
 pub mod apcupsd_conf;
 pub mod script_config;
+pub mod shell;
 
 pub use script_config::{ConfigSource, ScriptConfig, Settings};

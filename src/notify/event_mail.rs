@@ -19,7 +19,7 @@ use crate::event::Event;
 use crate::log::Log;
 use crate::nis;
 
-use super::{deliver, notice_now, queue, MailSettings, Notice};
+use super::{compose, deliver, notice_now, outbox_of, FlushReport, MailSettings, Notice};
 
 /// How long reading the UPS status for a mail body may take.
 pub const NIS_DEADLINE: Duration = Duration::from_secs(2);
@@ -28,11 +28,17 @@ pub const DELIVERY_DEADLINE: Duration = Duration::from_secs(20);
 /// How long delivery may take once the shutdown command has been issued.
 pub const DELIVERY_AFTER_SHUTDOWN: Duration = Duration::from_secs(10);
 
+/// The first line of the body of a mail sent by `apccontrol --test`.
+pub const TEST_NOTE: &str = "This is a test (apccontrol --test): the power did not fail, and the default\naction of the event was printed, not done.";
+/// What the subject of a mail sent by `apccontrol --test` starts with.
+pub const TEST_SUBJECT: &str = "[apccontrol --test] ";
+
 /// The mail of this run, if one is wanted.
 #[derive(Debug)]
 pub struct EventMail {
     settings: MailSettings,
     notice: Notice,
+    test: bool,
 }
 
 /// Mail settings from the config variables, with a log line when they are
@@ -58,33 +64,62 @@ impl EventMail {
         settings.wants(event).then(|| EventMail {
             notice: notice_now(event, args[0], args[1], args[2]),
             settings,
+            test: false,
         })
     }
 
+    /// Mark the mail as sent by `apccontrol --test`, in its subject and
+    /// its first body line.
+    pub fn as_test(mut self) -> EventMail {
+        self.test = true;
+        self
+    }
+
+    /// Recipients and subject, for `--dry-run`.
+    pub fn describe(&self) -> String {
+        let to: Vec<String> = self.settings.to.iter().map(|a| a.to_string()).collect();
+        format!(
+            "to {} via {}: \"{}\"",
+            to.join(", "),
+            self.settings.describe_transport(),
+            compose(&self.notice, None).subject
+        )
+    }
+
     /// Write the message to the outbox. `scriptdir` locates apcupsd.conf
-    /// for NISIP and NISPORT.
-    pub fn queue(&self, scriptdir: &Path, log: &mut Log) {
+    /// for NISIP and NISPORT. The spool file, when it was written.
+    pub fn queue(&self, scriptdir: &Path, log: &mut Log) -> Option<std::path::PathBuf> {
         let status = if self.notice.event.stops_machine() {
             None
         } else {
             nis_status(scriptdir, log)
         };
-        match queue(&self.settings, &self.notice, status.as_deref()) {
-            Ok(Some(path)) => log.info(&format!(
-                "mail for `{}` queued as {}",
-                self.notice.event,
-                path.display()
-            )),
-            Ok(None) => {}
-            Err(e) => log.error(&format!(
-                "cannot queue the mail for `{}`: {e}",
-                self.notice.event
-            )),
+        let mut composed = compose(&self.notice, status.as_deref());
+        if self.test {
+            composed.subject = format!("{TEST_SUBJECT}{}", composed.subject);
+            composed.body = format!("{TEST_NOTE}\n\n{}", composed.body);
+        }
+        match outbox_of(&self.settings).enqueue(&composed) {
+            Ok(path) => {
+                log.info(&format!(
+                    "mail for `{}` queued as {}",
+                    self.notice.event,
+                    path.display()
+                ));
+                Some(path)
+            }
+            Err(e) => {
+                log.error(&format!(
+                    "cannot queue the mail for `{}`: {e}",
+                    self.notice.event
+                ));
+                None
+            }
         }
     }
 
     /// Try to deliver what the outbox holds, within a bounded time.
-    pub fn deliver(&self, log: &mut Log) {
+    pub fn deliver(&self, log: &mut Log) -> FlushReport {
         let budget = if self.notice.event.stops_machine() {
             DELIVERY_AFTER_SHUTDOWN
         } else {
@@ -97,6 +132,7 @@ impl EventMail {
         } else {
             log.warning(&line);
         }
+        report
     }
 }
 
