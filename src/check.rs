@@ -444,7 +444,8 @@ fn check_hook(
     let Some(text) = read_head(path) else {
         return;
     };
-    if text.contains("\r\n") && !text.lines().next().unwrap_or("").ends_with('\r') {
+    let first_line = text.split('\n').next().unwrap_or("");
+    if text.contains("\r\n") && !first_line.ends_with('\r') {
         findings.problem(
             path.to_path_buf(),
             "has DOS (CRLF) line endings: to the shell `exit 99\\r` is no number and every \

@@ -546,9 +546,13 @@ fn shutdown(
         log.line(
             Level::Alert,
             &format!(
-                "`{event}`: SHUTDOWN is `{}` in the config, so this machine is not shut down \
+                "`{event}`: SHUTDOWN is {} in the config, so this machine is not shut down \
                  (as with the stock script)",
-                command.display()
+                if command.is_empty() {
+                    "empty".to_string()
+                } else {
+                    format!("`{}`", command.display())
+                }
             ),
         );
         return effects.command(command, args);

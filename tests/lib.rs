@@ -11,6 +11,7 @@ mod differential;
 mod docs;
 mod examples;
 mod faults;
+mod fidelity;
 mod hooks;
 mod killpower;
 mod mail;

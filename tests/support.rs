@@ -7,6 +7,7 @@
 //! every scene writes a config that points WALL, SHUTDOWN and APCUPSD at the
 //! stubs, and PATH for the stock script puts the stub directory first.
 
+use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -186,6 +187,16 @@ impl Scene {
         );
     }
 
+    /// A stub that records its calls as `name`, at any path (e.g. a second
+    /// directory a config puts on PATH), then runs `behaviour`.
+    pub fn stub_at(&self, path: &Path, name: &str, read_stdin: bool, behaviour: &str) {
+        write_exec(
+            path,
+            &stub_script(&self.calls, name, read_stdin, behaviour),
+            0o755,
+        );
+    }
+
     /// A legacy hook `SCRIPTDIR/<event>` that records its call, then runs `body`.
     pub fn hook(&self, event: &str, body: &str, mode: u32) {
         let script = stub_script(&self.calls, &format!("hook:{event}"), false, body);
@@ -254,6 +265,66 @@ impl Scene {
         let mut cmd = Command::new(self.stock_copy());
         cmd.args(args);
         self.execute(cmd)
+    }
+
+    /// Run our apccontrol as a daemonised apcupsd runs it (facts §3.2):
+    /// `SCRIPTDIR/apccontrol ARGS`, stdin, stdout and stderr on /dev/null
+    /// opened read-only, SIGHUP, SIGINT, SIGPIPE and SIGTERM blocked, in `/`.
+    pub fn run_as_apcupsd<S: AsRef<OsStr>>(&self, args: &[S]) -> Run {
+        let mut cmd = Command::new(self.sd.join("apccontrol"));
+        cmd.args(args);
+        self.launch_as_apcupsd(cmd)
+    }
+
+    /// The stock script copy, launched the same way.
+    pub fn run_stock_as_apcupsd<S: AsRef<OsStr>>(&self, args: &[S]) -> Run {
+        let mut cmd = Command::new(self.stock_copy());
+        cmd.args(args);
+        self.launch_as_apcupsd(cmd)
+    }
+
+    /// Run a command as apcupsd launches apccontrol; stdout and stderr are
+    /// lost, as under apcupsd, so a [`Run`] has only calls, status and log.
+    #[allow(unsafe_code)]
+    pub fn launch_as_apcupsd(&self, mut cmd: Command) -> Run {
+        use std::os::unix::process::CommandExt;
+        let null = || Stdio::from(fs::File::open("/dev/null").unwrap());
+        cmd.stdin(null())
+            .stdout(null())
+            .stderr(null())
+            .current_dir("/")
+            .env("PATH", self.path_env());
+        // SAFETY: runs in the child between fork and exec and only calls
+        // sigprocmask(2), which is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| {
+                use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+                let mut blocked = SigSet::empty();
+                for signal in [
+                    Signal::SIGHUP,
+                    Signal::SIGINT,
+                    Signal::SIGPIPE,
+                    Signal::SIGTERM,
+                ] {
+                    blocked.add(signal);
+                }
+                nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&blocked), None)
+                    .map_err(std::io::Error::from)
+            });
+        }
+        self.clear_calls();
+        let _ = fs::remove_file(self.logfile());
+        let start = Instant::now();
+        let status = cmd.status().unwrap();
+        let elapsed = start.elapsed();
+        Run {
+            status: status.code().unwrap_or(-1),
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+            calls: self.read_calls(),
+            elapsed,
+            log: fs::read_to_string(self.logfile()).unwrap_or_default(),
+        }
     }
 
     /// Run any command in this scene and collect what the stubs recorded.
