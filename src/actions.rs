@@ -598,7 +598,10 @@ mod tests {
     fn empty_and_colon_walls_do_nothing_and_succeed() {
         let mut live = Live::default();
         assert_eq!(live.wall(&CommandLine::split(""), b"x\n"), StepResult::Done);
-        assert_eq!(live.wall(&CommandLine::split(":"), b"x\n"), StepResult::Done);
+        assert_eq!(
+            live.wall(&CommandLine::split(":"), b"x\n"),
+            StepResult::Done
+        );
         assert_eq!(
             live.command(&CommandLine::split(": ignored"), &["-h".into()]),
             StepResult::Done

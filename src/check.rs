@@ -19,9 +19,7 @@ use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::config::script_config::{
-    self, CommandLine, ConfigSource, Found, Judge, ScriptConfig,
-};
+use crate::config::script_config::{self, CommandLine, ConfigSource, Found, Judge, ScriptConfig};
 use crate::config::Settings;
 use crate::event::Event;
 use crate::hooks::{self, HookKind, SkipReason};
@@ -206,7 +204,10 @@ fn check_config(config: &ScriptConfig, findings: &mut Findings) {
     let own: Vec<&String> = found
         .assigned_elsewhere
         .iter()
-        .filter(|n| script_config::is_known_variable(n) || crate::notify::known_variables().contains(&n.as_str()))
+        .filter(|n| {
+            script_config::is_known_variable(n)
+                || crate::notify::known_variables().contains(&n.as_str())
+        })
         .collect();
     if !own.is_empty() {
         let names: Vec<&str> = own.iter().map(|n| n.as_str()).collect();
@@ -278,10 +279,7 @@ fn check_commands(
                 _ => "killpower runs nothing, as with the stock script (which tries to run `--killpower`)",
             };
             if name == "WALL" {
-                findings.note(
-                    None,
-                    format!("WALL is empty: {what} ({at_run_time})"),
-                );
+                findings.note(None, format!("WALL is empty: {what} ({at_run_time})"));
             } else {
                 findings.problem(
                     None,
@@ -361,7 +359,9 @@ fn executable_by_root(path: &Path) -> bool {
 /// pipe into it.
 fn mail_command_missing(apcupsd_mail: &str, path_var: Option<&str>) -> Option<String> {
     let program = apcupsd_mail.split_whitespace().next()?;
-    resolve(program, path_var).err().map(|_| program.to_string())
+    resolve(program, path_var)
+        .err()
+        .map(|_| program.to_string())
 }
 
 /// What a hook's exit 99 means when the hook does not run.
@@ -400,10 +400,7 @@ fn check_hooks(scriptdir: &Path, missing_mail: Option<&str>, findings: &mut Find
                     format!("will not run: {}", skipped.reason),
                     format!("refuses it: it does not run{veto}"),
                 ),
-                reason => (
-                    format!("will not run: {reason}"),
-                    format!("skips it{veto}"),
-                ),
+                reason => (format!("will not run: {reason}"), format!("skips it{veto}")),
             };
             findings.problem(skipped.path, message, at_run_time);
         }
@@ -450,7 +447,10 @@ fn check_hook(
             path.to_path_buf(),
             "has DOS (CRLF) line endings: to the shell `exit 99\\r` is no number and every \
              command ends in a carriage return (fix with `sed -i 's/\\r$//' FILE`)",
-            format!("the hook runs, but fails in odd ways{}", lost_veto(path, event, kind)),
+            format!(
+                "the hook runs, but fails in odd ways{}",
+                lost_veto(path, event, kind)
+            ),
         );
     }
     let vetoes_shutdown = event == Event::Doshutdown || kind == HookKind::Directory;
@@ -706,8 +706,8 @@ fn distance(a: &str, b: &str) -> usize {
     for (i, row) in d.iter_mut().enumerate() {
         row[0] = i;
     }
-    for j in 0..=b.len() {
-        d[0][j] = j;
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
     }
     for i in 1..=a.len() {
         for j in 1..=b.len() {
@@ -738,8 +738,12 @@ mod tests {
 
     #[test]
     fn exit_99_detection() {
-        assert!(always_exits_99("#!/bin/sh\n# notify only\nlogger x\nexit 99\n"));
-        assert!(!always_exits_99("#!/bin/sh\n[ -f /x ] && exit 0\nexit 99\n"));
+        assert!(always_exits_99(
+            "#!/bin/sh\n# notify only\nlogger x\nexit 99\n"
+        ));
+        assert!(!always_exits_99(
+            "#!/bin/sh\n[ -f /x ] && exit 0\nexit 99\n"
+        ));
         assert!(!always_exits_99("#!/bin/sh\nexit 99\necho unreachable\n"));
         assert!(!always_exits_99("#!/bin/sh\nexit 0\n"));
         assert!(exits_99("#!/bin/sh\n[ -f /x ] && exit 99\nexit 0\n"));
@@ -777,7 +781,13 @@ mod tests {
         assert_eq!(near_event("offbatery"), Some("offbattery"));
         assert_eq!(near_event("doshutdwon"), Some("doshutdown"));
         assert_eq!(near_event("comok"), Some("commok"));
-        for unrelated in ["apcupsd.conf", "multimon.conf", "notes.txt", "backup", "commfail"] {
+        for unrelated in [
+            "apcupsd.conf",
+            "multimon.conf",
+            "notes.txt",
+            "backup",
+            "commfail",
+        ] {
             assert_eq!(near_event(unrelated), None, "{unrelated}");
         }
         assert!(near("hooks.d", "hook.d"));

@@ -416,7 +416,7 @@ fn fill_bytes(template: &str, values: &[(&str, &[u8])]) -> Vec<u8> {
     let mut out = Vec::with_capacity(template.len() + 32);
     let mut rest = template;
     'scan: while let Some(start) = rest.find('{') {
-        out.extend_from_slice(rest[..start].as_bytes());
+        out.extend_from_slice(&rest.as_bytes()[..start]);
         let tail = &rest[start..];
         for (name, value) in values {
             if let Some(after) = tail

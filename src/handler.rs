@@ -291,14 +291,23 @@ fn load_vars(request: &Request, log: &mut Log) -> (PathBuf, BTreeMap<String, Str
     (scriptdir, config.vars)
 }
 
-/// The mail settings: `Ok(None)` when mail is not configured.
-fn mail_settings(
-    request: &Request,
-    log: &mut Log,
-) -> Result<(PathBuf, BTreeMap<String, String>, Option<notify::MailSettings>), String> {
+/// What `--flush-outbox` and `--test-mail` read.
+struct MailConfig {
+    scriptdir: PathBuf,
+    vars: BTreeMap<String, String>,
+    /// `None` when mail is not configured.
+    settings: Option<notify::MailSettings>,
+}
+
+/// The mail settings, or a message saying why they are wrong.
+fn mail_settings(request: &Request, log: &mut Log) -> Result<MailConfig, String> {
     let (scriptdir, vars) = load_vars(request, log);
     match notify::MailSettings::from_vars(&vars) {
-        Ok(settings) => Ok((scriptdir, vars, settings)),
+        Ok(settings) => Ok(MailConfig {
+            scriptdir,
+            vars,
+            settings,
+        }),
         Err(e) => Err(format!("{}: {e}", scriptdir.join("config").display())),
     }
 }
@@ -320,7 +329,11 @@ pub fn flush_outbox(request: &Request) -> i32 {
     } else {
         Level::Warning
     });
-    let (scriptdir, vars, settings) = match mail_settings(request, &mut log) {
+    let MailConfig {
+        scriptdir,
+        vars,
+        settings,
+    } = match mail_settings(request, &mut log) {
         Ok(found) => found,
         Err(message) => {
             eprintln!("apccontrol: {message}");
@@ -360,8 +373,11 @@ pub fn test_mail(request: &Request) -> i32 {
     let mut log = Log::silent("apccontrol");
     log.echo_to_stderr(Level::Warning);
     let settings = match mail_settings(request, &mut log) {
-        Ok((_, _, Some(settings))) => settings,
-        Ok((scriptdir, _, None)) => {
+        Ok(MailConfig {
+            settings: Some(settings),
+            ..
+        }) => settings,
+        Ok(MailConfig { scriptdir, .. }) => {
             eprintln!("apccontrol: {}", not_configured(&scriptdir));
             return 1;
         }
@@ -437,10 +453,9 @@ pub fn execute(
         };
         let line = match &run.outcome {
             // Name the interpreter, `^M` and all, not the hook, which exists.
-            hooks::HookOutcome::CouldNotStart(crate::process::SpawnError::InterpreterNotFound {
-                interpreter,
-                ..
-            }) => format!(
+            hooks::HookOutcome::CouldNotStart(
+                crate::process::SpawnError::InterpreterNotFound { interpreter, .. },
+            ) => format!(
                 "interpreter `{interpreter}` not found for hook {name}; `{event}` goes on{}",
                 if interpreter.ends_with("^M") {
                     " (its #! line ends in a carriage return: the file has DOS line endings; \

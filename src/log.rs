@@ -224,7 +224,10 @@ mod tests {
         log.append_to(&path).unwrap();
         log.notice("event");
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.trim_end().ends_with("notice: test run: event"), "{text}");
+        assert!(
+            text.trim_end().ends_with("notice: test run: event"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -88,7 +88,12 @@ impl Invocation {
 
     /// UPSNAME CONNECTED POWERED, empty for missing ones; extras ignored.
     pub fn padded_args(&self) -> [&OsStr; 3] {
-        let get = |i: usize| self.rest.get(i).map(OsString::as_os_str).unwrap_or_default();
+        let get = |i: usize| {
+            self.rest
+                .get(i)
+                .map(OsString::as_os_str)
+                .unwrap_or_default()
+        };
         [get(0), get(1), get(2)]
     }
 
@@ -402,7 +407,11 @@ mod tests {
             ],
             skipped: vec![],
         };
-        let p = plan(&invocation(&["onbattery", "my ups", "1"]), &s, found.clone());
+        let p = plan(
+            &invocation(&["onbattery", "my ups", "1"]),
+            &s,
+            found.clone(),
+        );
         assert_eq!(p.hooks[0].args, ["my ups", "1"]);
         assert_eq!(p.hooks[1].args, ["onbattery", "my ups", "1", ""]);
         // Extras are ignored, as the stock script's `${2} ${3} ${4}`.

@@ -355,7 +355,10 @@ pub enum SpawnError {
         program: String,
     },
     /// The program exists, but the interpreter its `#!` line names does not.
-    #[error("interpreter `{interpreter}` not found for `{program}`{}", crlf_hint(interpreter))]
+    #[error(
+        "interpreter `{interpreter}` not found for `{program}`{}",
+        crlf_hint(interpreter)
+    )]
     InterpreterNotFound {
         /// The program as given.
         program: String,
@@ -478,7 +481,8 @@ struct Captured {
 impl Captured {
     fn push(&mut self, chunk: &[u8], cap: usize) {
         let room = cap.saturating_sub(self.bytes.len());
-        self.bytes.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        self.bytes
+            .extend_from_slice(&chunk[..chunk.len().min(room)]);
         if chunk.len() > room {
             self.truncated = true;
         }
@@ -1073,11 +1077,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let hook = dir.path().join("onbattery");
         std::fs::write(&hook, "#!/bin/sh\r\nexit 0\r\n").unwrap();
-        std::fs::set_permissions(
-            &hook,
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        )
-        .unwrap();
+        std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
         let err = run(&Spec::new(&hook), None).unwrap_err();
         assert_eq!(err.shell_status(), 127);
         let text = err.to_string();
@@ -1106,7 +1107,10 @@ mod tests {
         )
         .unwrap();
         let text = String::from_utf8_lossy(&done.stdout).into_owned();
-        assert_eq!(text, format!("this:unset\n0027\n{}\n", dir.path().display()));
+        assert_eq!(
+            text,
+            format!("this:unset\n0027\n{}\n", dir.path().display())
+        );
         let gone = Context {
             cwd: Some("/nonexistent/dir".into()),
             ..Context::default()

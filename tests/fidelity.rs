@@ -86,7 +86,11 @@ fn ups_names_that_look_like_options_are_names() {
         assert_eq!(shutdown.len(), 1, "{name}: {}", ours.dump());
         assert_eq!(
             shutdown[0].argv,
-            ["-h", "now", &format!("apcupsd UPS {name} initiated shutdown")],
+            [
+                "-h",
+                "now",
+                &format!("apcupsd UPS {name} initiated shutdown")
+            ],
             "{name}"
         );
         let (_, ours) = same(&scene, &["onbattery", name, "1", "1"]);
@@ -136,9 +140,16 @@ fn options_before_the_event_still_work() {
         .args(["-n", "doshutdown", "-v", "1", "1"]);
     let run = scene.execute(cmd);
     assert_eq!(run.status, 0, "{}", run.dump());
-    assert!(run.calls.is_empty(), "a dry run calls nothing: {}", run.dump());
+    assert!(
+        run.calls.is_empty(),
+        "a dry run calls nothing: {}",
+        run.dump()
+    );
     let out = String::from_utf8_lossy(&run.stdout);
-    assert!(out.contains("\"apcupsd UPS -v initiated shutdown\""), "{out}");
+    assert!(
+        out.contains("\"apcupsd UPS -v initiated shutdown\""),
+        "{out}"
+    );
 }
 
 // ---- the config is a shell script the stock way ----
@@ -238,7 +249,11 @@ fn empty_or_colon_commands_do_what_the_stock_script_does() {
             ours.dump()
         );
         if config.starts_with("WALL") {
-            assert!(ours.calls_to("wall").is_empty(), "{config}: {}", ours.dump());
+            assert!(
+                ours.calls_to("wall").is_empty(),
+                "{config}: {}",
+                ours.dump()
+            );
             assert_eq!(ours.status, 0);
         }
         if config == "SHUTDOWN=" {
@@ -272,10 +287,18 @@ fn shell_functions_as_commands_are_called_as_the_stock_script_calls_them() {
     );
     assert_eq!(
         ours.calls_to("shutdown")[0].argv,
-        ["via-function", "-h", "now", "apcupsd UPS u initiated shutdown"]
+        [
+            "via-function",
+            "-h",
+            "now",
+            "apcupsd UPS u initiated shutdown"
+        ]
     );
     let (_, ours) = same(&scene, &["killpower", "u"]);
-    assert_eq!(ours.calls_to("apcupsd")[0].argv, ["via-function", "--killpower"]);
+    assert_eq!(
+        ours.calls_to("apcupsd")[0].argv,
+        ["via-function", "--killpower"]
+    );
     assert_eq!(ours.calls_to("wall").len(), 2);
 }
 
@@ -296,7 +319,11 @@ fn the_configs_side_effects_run_once_per_event_and_never_for_check_or_flush() {
     let lines = || fs::read_to_string(&count).unwrap_or_default();
     let (_, ours) = same(&scene, &["doshutdown", "u", "1", "1"]);
     assert_eq!(ours.calls_to("wall").len(), 1, "{}", ours.dump());
-    assert_eq!(lines(), "doshutdown\ndoshutdown\n", "once for stock, once for ours");
+    assert_eq!(
+        lines(),
+        "doshutdown\ndoshutdown\n",
+        "once for stock, once for ours"
+    );
     for flag in ["--check", "--flush-outbox", "--test-mail"] {
         let out = Command::new(apccontrol_bin())
             .arg("--scriptdir")
@@ -356,10 +383,17 @@ fn a_crlf_hook_fails_as_in_the_stock_script_and_the_log_names_the_interpreter() 
     fs::write(&hook, "#!/bin/sh\r\nexit 99\r\n").unwrap();
     fs::set_permissions(&hook, fs::Permissions::from_mode(0o755)).unwrap();
     let (_, ours) = same(&scene, &["doshutdown", "u", "1", "1"]);
-    assert_eq!(ours.calls_to("shutdown").len(), 1, "no veto: {}", ours.dump());
+    assert_eq!(
+        ours.calls_to("shutdown").len(),
+        1,
+        "no veto: {}",
+        ours.dump()
+    );
     assert!(
-        ours.log
-            .contains(&format!("interpreter `/bin/sh^M` not found for hook {}", hook.display())),
+        ours.log.contains(&format!(
+            "interpreter `/bin/sh^M` not found for hook {}",
+            hook.display()
+        )),
         "{}",
         ours.dump()
     );
@@ -427,7 +461,10 @@ fn check_notes_shell_functions_and_flags_an_empty_shutdown() {
     let scene = Scene::new().config("WALL=no-such-wall-xyz");
     let (status, text) = check(&scene);
     assert_eq!(status, 1, "{text}");
-    assert!(text.contains("WALL: `no-such-wall-xyz` is not on PATH"), "{text}");
+    assert!(
+        text.contains("WALL: `no-such-wall-xyz` is not on PATH"),
+        "{text}"
+    );
 }
 
 /// Root refuses a group-writable hook; `--check` says so whoever runs it,
@@ -435,17 +472,16 @@ fn check_notes_shell_functions_and_flags_an_empty_shutdown() {
 #[test]
 fn check_judges_as_root_whoever_runs_it() {
     let scene = Scene::new();
-    scene.hook("doshutdown", "[ -f /etc/keep-up ] && exit 99\nexit 0", 0o775);
+    scene.hook(
+        "doshutdown",
+        "[ -f /etc/keep-up ] && exit 99\nexit 0",
+        0o775,
+    );
     fs::set_permissions(scene.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
     let as_root = nix::unistd::geteuid().is_root();
     let mut cmd = if as_root {
         let mut c = Command::new("setpriv");
-        c.args([
-            "--reuid=nobody",
-            "--regid=nogroup",
-            "--clear-groups",
-            "--",
-        ]);
+        c.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"]);
         c.arg(apccontrol_bin());
         c
     } else {
@@ -459,7 +495,10 @@ fn check_judges_as_root_whoever_runs_it() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(text.contains("checked as apcupsd's run as root would judge it"), "{text}");
+    assert!(
+        text.contains("checked as apcupsd's run as root would judge it"),
+        "{text}"
+    );
     assert!(text.contains("doshutdown: will not run: refused"), "{text}");
     assert!(
         text.contains("its exit 99 cannot veto doshutdown"),
@@ -500,10 +539,7 @@ fn test_runs_hooks_and_mail_for_real_and_prints_the_default_action() {
     assert_eq!(run.calls_to("hook:doshutdown")[0].argv, ["myups", "1", "1"]);
     assert!(run.calls_to("shutdown").is_empty(), "{}", run.dump());
     assert!(run.calls_to("wall").is_empty(), "{}", run.dump());
-    assert_eq!(
-        fs::read_to_string(&env_seen).unwrap(),
-        "from the hook 1\n"
-    );
+    assert_eq!(fs::read_to_string(&env_seen).unwrap(), "from the hook 1\n");
     for needle in [
         "exit status 0 after",
         "no veto",
@@ -522,7 +558,10 @@ fn test_runs_hooks_and_mail_for_real_and_prints_the_default_action() {
     assert!(mails[0].contains("This is a test"), "{}", mails[0]);
     assert!(!run.log.is_empty());
     for line in run.log.lines() {
-        assert!(line.contains("test run (apccontrol --test): "), "unmarked: {line}");
+        assert!(
+            line.contains("test run (apccontrol --test): "),
+            "unmarked: {line}"
+        );
     }
 }
 

@@ -449,12 +449,12 @@ impl ScriptConfig {
 
     /// The file when it exists and `judge` accepts it; otherwise the config
     /// says why not.
-    fn admit(scriptdir: &Path, judge: Judge) -> Result<PathBuf, ScriptConfig> {
+    fn admit(scriptdir: &Path, judge: Judge) -> Result<PathBuf, Box<ScriptConfig>> {
         let path = scriptdir.join("config");
         let mut config = ScriptConfig::new(path.clone());
         let meta = match std::fs::metadata(&path) {
             Ok(meta) if meta.is_file() => meta,
-            _ => return Err(config),
+            _ => return Err(Box::new(config)),
         };
         if judge.refuses_unsafe() {
             if let Some(reason) = unsafe_ownership(&meta) {
@@ -463,7 +463,7 @@ impl ScriptConfig {
                     path.display(),
                     p = path.display()
                 ));
-                return Err(config);
+                return Err(Box::new(config));
             }
         }
         Ok(path)
@@ -482,7 +482,7 @@ impl ScriptConfig {
     ) -> (ScriptConfig, Option<ConfigShell>) {
         let path = match Self::admit(scriptdir, judge) {
             Ok(path) => path,
-            Err(config) => return (config, None),
+            Err(config) => return (*config, None),
         };
         let mut config = ScriptConfig::new(path.clone());
         let shell = config.run_wrapper(scriptdir, Source::File(&path), call, extra_known);
@@ -508,7 +508,7 @@ impl ScriptConfig {
     pub fn read_declarations(scriptdir: &Path, judge: Judge, extra_known: &[&str]) -> ScriptConfig {
         let path = match Self::admit(scriptdir, judge) {
             Ok(path) => path,
-            Err(config) => return config,
+            Err(config) => return *config,
         };
         let mut config = ScriptConfig::new(path.clone());
         let text = match std::fs::read(&path) {
@@ -967,7 +967,6 @@ pub fn syntax_errors(path: &Path) -> Vec<String> {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1051,7 +1050,7 @@ mod tests {
 
     #[test]
     fn records_parse_sections_and_detect_an_early_exit() {
-        let out = b"\x01K\0WALL=wall -n\0SYSADMIN=ops\0\x01U\0027\n\0\x01D\0/srv/x\n\0\x01X\0export A='1'\nexport B='x=y'\n\0\x01CWALL\0wall\0-n\0\x01P\0/usr/bin/wall\n\0\x01CSHUTDOWN\0\x01P\0\0\x01Z\0";
+        let out = b"\x01K\0WALL=wall -n\0SYSADMIN=ops\0\x01U\x00027\n\0\x01D\0/srv/x\n\0\x01X\0export A='1'\nexport B='x=y'\n\0\x01CWALL\0wall\0-n\0\x01P\0/usr/bin/wall\n\0\x01CSHUTDOWN\0\x01P\0\0\x01Z\0";
         let r = parse_records(out).unwrap();
         assert!(r.complete);
         assert_eq!(r.known["WALL"], "wall -n");
@@ -1185,5 +1184,4 @@ mod tests {
         let done = process::run(&Spec::new("/bin/sh").arg("-c").arg(script), None).unwrap();
         assert_eq!(done.stdout, b"-h|it's K\xfcche\n|$HOME `x`|");
     }
-
 }

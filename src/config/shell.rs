@@ -50,7 +50,10 @@ enum Token {
         quoted: bool,
     },
     /// An operator: `;` `;;` `&` `&&` `|` `||` `(` `)` or a redirection.
-    Op { span: Range<usize>, op: &'static str },
+    Op {
+        span: Range<usize>,
+        op: &'static str,
+    },
     /// An unquoted newline (heredoc bodies are skipped).
     Newline { at: usize },
 }
@@ -552,7 +555,10 @@ fn op_of(token: &Token) -> Option<&'static str> {
 /// Assignment words among these tokens: names an event run may set that a
 /// static read cannot.
 fn note_elsewhere(text: &[u8], tokens: &[Token], found: &mut Declarations) {
-    for token in tokens.iter().take_while(|t| !matches!(t, Token::Newline { .. })) {
+    for token in tokens
+        .iter()
+        .take_while(|t| !matches!(t, Token::Newline { .. }))
+    {
         if let Token::Word { span, .. } = token {
             if let Some(name) = assignment_name(&text[span.clone()]) {
                 found.assigned_elsewhere.push(name.to_string());
@@ -631,14 +637,11 @@ fn take_command(text: &[u8], tokens: &[Token], joined: bool, found: &mut Declara
         && !rest.is_empty()
         && words.iter().all(|(_, sub)| !sub)
         && rest.iter().all(|(w, _)| {
-            assignment_name(w).is_some()
-                || (keyword && std::str::from_utf8(w).is_ok_and(is_name))
+            assignment_name(w).is_some() || (keyword && std::str::from_utf8(w).is_ok_and(is_name))
         });
     if pure {
         if let (Some(first), Some(last)) = (tokens.first(), tokens.last()) {
-            found
-                .pieces
-                .push(text[first.start()..last.end()].to_vec());
+            found.pieces.push(text[first.start()..last.end()].to_vec());
         }
         found.assigned.extend(names.iter().map(|n| n.to_string()));
     } else {
@@ -720,12 +723,9 @@ pub fn parse_export_p(out: &[u8]) -> Option<Vec<(OsString, OsString)>> {
             continue;
         }
         let rest = &out[i..];
-        let after = if let Some(r) = rest.strip_prefix(b"export ") {
-            r
-        } else if let Some(r) = rest.strip_prefix(b"declare -x ") {
-            r
-        } else {
-            return None;
+        let after = match rest.strip_prefix(b"export ") {
+            Some(r) => r,
+            None => rest.strip_prefix(b"declare -x ")?,
         };
         i += rest.len() - after.len();
         let name_len = out[i..]
@@ -951,7 +951,8 @@ mod tests {
 
     #[test]
     fn export_p_of_dash_and_bash() {
-        let dash = b"export A='x'\nexport B='it'\"'\"'s'\nexport C='l1\nl2'\nexport D\nexport E=''\n";
+        let dash =
+            b"export A='x'\nexport B='it'\"'\"'s'\nexport C='l1\nl2'\nexport D\nexport E=''\n";
         let vars = parse_export_p(dash).unwrap();
         let pairs: Vec<(String, String)> = vars
             .iter()
