@@ -439,8 +439,18 @@ fn dpkg_install_upgrade_remove_purge_round_trip_restores_the_stock_script() {
     fs::write(r.path("/etc/apcupsd/hooks.d/mine"), "#!/bin/sh\n").unwrap();
 
     // Upgrade: the same version again runs preinst upgrade, postinst configure 0.1.0-1.
-    r.dpkg(&["-i", ours.to_str().unwrap()]);
+    // postinst prints what `apccontrol --check` finds (here: the hook above
+    // is not executable), and the install still succeeds.
+    let out = r.dpkg(&["-i", ours.to_str().unwrap()]);
     r.assert_installed("after reinstall");
+    let said =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("apccontrol --check --scriptdir /etc/apcupsd")
+            && said.contains("hooks.d/mine: will not run: not executable"),
+        "{}",
+        dump("reinstall", &out)
+    );
 
     // Remove: the link goes, the stock script is back, hooks.d stays.
     r.dpkg(&["-r", "apccontrol"]);
