@@ -688,7 +688,7 @@ fn bench_apccontrol(table: &mut Table) {
     ));
     if m(without, "ours") > m(without, "stock") {
         table.note(format!(
-            "Without a config we are slower too: our handler alone costs {} more than dash reading the stock script ({} vs {} for `powerout`): the apccontrol binary is {} KiB (Rust std, clap, rustls and lettre for the built-in mail) against dash's {} KiB. And each child is run through `process::run` with helper threads (exit watcher, stdout and stderr readers, plus a stdin writer for wall: 7 thread creations per onbattery event, seen with `strace -f`), so our overhead beyond the hook's and wall's own fork+exec is {} against the stock script's {}.",
+            "Without a config we are slower too: our handler alone costs {} more than dash reading the stock script ({} vs {} for `powerout`): the apccontrol binary is {} KiB (Rust std, clap, rustls and lettre for the built-in mail) against dash's {} KiB. And each child is run through `process::run` with helper threads (an exit watcher and one reader for stdout and stderr per child, plus a stdin writer for wall), so our overhead beyond the hook's and wall's own fork+exec is {} against the stock script's {}.",
             ms(m(without, "ours_bare") - m(without, "stock_bare")),
             ms(m(without, "ours_bare")),
             ms(m(without, "stock_bare")),
@@ -702,7 +702,7 @@ fn bench_apccontrol(table: &mut Table) {
     let stock_config_cost = m(with, "stock_bare") - m(without, "stock_bare");
     let ours_slower = m(with, "ours") > m(with, "stock");
     table.note(format!(
-        "With a config, ours evaluates it in a separate `/bin/sh` under a 5 s limit (it must survive a config that hangs or calls `exit`): that adds {} per event, where the stock script sources it in its own shell for {}. {} A bare `sh -c :` takes {}; the wrapper (`wrapper_script` in `src/config/script_config.rs`) starts `/bin/sh` and, from it, `env -0` to learn the environment the hooks would see, so two process starts where the stock script starts none. (The typo detection that cost a subshell per shell variable runs only for `--check` since f480493; it made an event 9.5x slower in the first run of this bench.) \
+        "With a config, ours evaluates it in a separate `/bin/sh` under a 5 s limit (it must survive a config that hangs or calls `exit`): that adds {} per event, where the stock script sources it in its own shell for {}. {} A bare `sh -c :` takes {}; the wrapper (`wrapper_script` in `src/config/script_config.rs`) starts `/bin/sh` once: it sources the config and reports the variables, the exported environment (`export -p`, a builtin), umask, working directory and where WALL, SHUTDOWN and APCUPSD are found, so one process start where the stock script starts none. (Typo detection reads the config's declarations and runs only for `--check`.) \
          Without a config no shell is started.",
         ms(config_cost),
         ms(stock_config_cost),
