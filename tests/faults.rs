@@ -795,6 +795,11 @@ fn every_fuzz_seed_replays_through_its_parser() {
                 "apcupsd_conf" => {
                     let _ = apccontrol::config::apcupsd_conf::parse(&text);
                 }
+                "config_declarations" => {
+                    let found = apccontrol::config::shell::declarations(&data);
+                    assert!(found.pieces.iter().all(|p| p.len() <= data.len()));
+                    let _ = apccontrol::config::shell::parse_export_p(&data);
+                }
                 "script_config_records" => {
                     if let Some(r) = apccontrol::config::script_config::parse_records(&data) {
                         let _ = apccontrol::config::Settings::from_vars(&r.known, Path::new("/x"));
