@@ -106,7 +106,20 @@ pub fn check(scriptdir: &Path, extra_known: &[&str]) -> Vec<Finding> {
 
     let mut known: Vec<&str> = crate::notify::known_variables().to_vec();
     known.extend_from_slice(extra_known);
-    let config = ScriptConfig::read_declarations(scriptdir, Judge::AsRoot, &known);
+    // Root's verdict on the file first; then its contents, read even when
+    // root would refuse it, so that fixing the owner is not the only news.
+    let config_path = scriptdir.join("config");
+    if let Some(why) = script_config::refusal(&config_path, Judge::AsRoot) {
+        findings.problem(
+            None,
+            why,
+            "the config is not read at all: the defaults apply (WALL=wall, \
+             SHUTDOWN=/sbin/shutdown, HOOK_TIMEOUT=60, no mail); what follows about it \
+             applies once root accepts it"
+                .to_string(),
+        );
+    }
+    let config = ScriptConfig::read_declarations(scriptdir, Judge::AsCaller, &known);
     check_config(&config, &mut findings);
     let (settings, problems) = Settings::from_config(&config, scriptdir);
     for problem in problems {
@@ -151,13 +164,7 @@ fn check_config(config: &ScriptConfig, findings: &mut Findings) {
         ConfigSource::Absent => return,
         ConfigSource::Evaluated => {}
         ConfigSource::Refused(why) => {
-            findings.problem(
-                None,
-                why.clone(),
-                "the config is not read at all: the defaults apply (WALL=wall, \
-                 SHUTDOWN=/sbin/shutdown, HOOK_TIMEOUT=60, no mail)"
-                    .to_string(),
-            );
+            findings.problem(None, why.clone(), None);
             return;
         }
         ConfigSource::Failed(why) => findings.problem(None, why.clone(), None),
@@ -402,7 +409,12 @@ fn check_hooks(scriptdir: &Path, missing_mail: Option<&str>, findings: &mut Find
                 ),
                 reason => (format!("will not run: {reason}"), format!("skips it{veto}")),
             };
-            findings.problem(skipped.path, message, at_run_time);
+            let refused = matches!(skipped.reason, SkipReason::Unsafe(_));
+            findings.problem(skipped.path.clone(), message, at_run_time);
+            if refused {
+                // What else is wrong with it matters once root accepts it.
+                check_hook(&skipped.path, event, kind, missing_mail, findings);
+            }
         }
         for hook in found.hooks {
             if seen.contains(&hook.path) {

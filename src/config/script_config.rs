@@ -452,19 +452,12 @@ impl ScriptConfig {
     fn admit(scriptdir: &Path, judge: Judge) -> Result<PathBuf, Box<ScriptConfig>> {
         let path = scriptdir.join("config");
         let mut config = ScriptConfig::new(path.clone());
-        let meta = match std::fs::metadata(&path) {
-            Ok(meta) if meta.is_file() => meta,
-            _ => return Err(Box::new(config)),
-        };
-        if judge.refuses_unsafe() {
-            if let Some(reason) = unsafe_ownership(&meta) {
-                config.source = ConfigSource::Refused(format!(
-                    "{} is {reason}; not evaluating it (fix with: chown root:root {p}; chmod go-w {p})",
-                    path.display(),
-                    p = path.display()
-                ));
-                return Err(Box::new(config));
-            }
+        if !path.is_file() {
+            return Err(Box::new(config));
+        }
+        if let Some(why) = refusal(&path, judge) {
+            config.source = ConfigSource::Refused(why);
+            return Err(Box::new(config));
         }
         Ok(path)
     }
@@ -676,6 +669,20 @@ impl ScriptConfig {
             );
         }
     }
+}
+
+/// Why `judge` refuses to source the config at `path`, or `None`.
+pub fn refusal(path: &Path, judge: Judge) -> Option<String> {
+    if !judge.refuses_unsafe() {
+        return None;
+    }
+    let meta = std::fs::metadata(path).ok()?;
+    let reason = unsafe_ownership(&meta)?;
+    Some(format!(
+        "{} is {reason}; not evaluating it (fix with: chown root:root {p}; chmod go-w {p})",
+        path.display(),
+        p = path.display()
+    ))
 }
 
 /// Why a file is unsafe to trust as root, or `None` if it is fine.
