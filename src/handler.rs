@@ -8,7 +8,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::actions::{DryRun, Effects, Live, StepResult};
 use crate::config::script_config::{ConfigSource, ScriptConfig, DEFAULT_SCRIPTDIR};
@@ -231,7 +231,7 @@ pub fn flush_outbox(request: &Request) -> i32 {
             return 1;
         }
     };
-    let report = notify::deliver(&settings, Instant::now() + Duration::from_secs(60));
+    let report = notify::deliver(&settings, crate::deadline::after(Duration::from_secs(60)));
     println!("{}", report.summary());
     log.notice(&format!("flush-outbox: {}", report.summary()));
     if report.is_clean() {
@@ -313,7 +313,7 @@ pub fn execute(
         ));
     }
 
-    let deadline = settings.hook_timeout.map(|t| Instant::now() + t);
+    let deadline = settings.hook_timeout.map(crate::deadline::after);
     let mut veto: Option<&Path> = None;
     for planned in &plan.hooks {
         let run = effects.run_hook(planned, env, deadline);

@@ -309,10 +309,7 @@ fn describe(
                 let spec = Spec::new(sd.join("apccontrol"))
                     .args(["--dry-run", event.name(), "laptop", "1", "1"])
                     .output_cap(16 * 1024);
-                match process::run(
-                    &spec,
-                    Some(std::time::Instant::now() + Duration::from_secs(10)),
-                ) {
+                match process::run(&spec, Some(crate::deadline::after(Duration::from_secs(10)))) {
                     Ok(done) => String::from_utf8_lossy(&done.stdout).into_owned(),
                     Err(e) => format!("could not run apccontrol: {e}\n"),
                 }

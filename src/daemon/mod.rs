@@ -601,7 +601,7 @@ fn wait(
     timeout: Duration,
     log: &mut Log,
 ) -> Wake {
-    let deadline = Instant::now() + timeout;
+    let deadline = crate::deadline::after(timeout);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
