@@ -46,12 +46,14 @@ pub struct Request {
     pub verbose: bool,
 }
 
-/// SCRIPTDIR: `--scriptdir` if given; else the directory of argv\[0\] when it
+/// SCRIPTDIR: `--scriptdir` if given (made absolute); else the directory of argv\[0\] when it
 /// has a `/` and is not a program directory (apcupsd runs
 /// `<SCRIPTDIR>/apccontrol`); else `/etc/apcupsd`.
 pub fn scriptdir_for(argv0: &OsStr, explicit: Option<&Path>) -> PathBuf {
     if let Some(dir) = explicit {
-        return dir.to_path_buf();
+        // Absolute before anything else: the config is evaluated and hooks
+        // run from other working directories, where `sd` would mean `sd/sd`.
+        return std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
     }
     let as_path = Path::new(argv0);
     if argv0.as_encoded_bytes().contains(&b'/') {
