@@ -11,6 +11,7 @@ mod differential;
 mod docs;
 mod examples;
 mod faults;
+mod guard;
 mod hooks;
 mod killpower;
 mod limits;
