@@ -294,7 +294,7 @@ impl Effects for Live {
         if wall.is_empty() || wall.is_noop() {
             return StepResult::Done;
         }
-        let deadline = Instant::now() + WALL_DEADLINE;
+        let deadline = crate::deadline::after(WALL_DEADLINE);
         match wall.found {
             Found::InShell => {
                 self.in_shell(&name_of(wall), &script_config::wall_line(text), deadline)
@@ -325,7 +325,7 @@ impl Effects for Live {
                 ),
             };
         }
-        let deadline = Instant::now() + COMMAND_DEADLINE;
+        let deadline = crate::deadline::after(COMMAND_DEADLINE);
         match (&command.found, command.variable) {
             (Found::InShell, Some(variable)) => self.in_shell(
                 &name_of(command),

@@ -20,6 +20,7 @@ pub mod actions;
 pub mod check;
 pub mod config;
 pub mod daemon;
+pub mod deadline;
 pub mod event;
 pub mod handler;
 pub mod hooks;
@@ -29,5 +30,6 @@ pub mod notify;
 pub mod plan;
 pub mod power;
 pub mod process;
+pub mod trust;
 
 pub use event::{DefaultAction, Event};

@@ -742,7 +742,7 @@ pub fn run(spec: &Spec, deadline: Option<Instant>) -> Result<Finished, SpawnErro
 
     // Give the reader a moment to collect what the child wrote just before
     // it exited; never wait for EOF beyond that.
-    reader.wait_eof(Instant::now() + DRAIN);
+    reader.wait_eof(crate::deadline::after(DRAIN));
     let (outputs, open) = reader.stop();
     let left_running = !open.is_empty();
     for (_, pipe) in open {
@@ -771,7 +771,7 @@ fn wait_until(child: &mut Child, deadline: Option<Instant>) -> Outcome {
     // Still running (or a zombie we have not reaped, so its pid and group id
     // cannot have been reused): stop the whole group.
     let _ = killpg(pid, Signal::SIGTERM);
-    if wait_for(&exited, Instant::now() + GRACE) {
+    if wait_for(&exited, crate::deadline::after(GRACE)) {
         return match reap(child) {
             Outcome::Exited(_) | Outcome::Signaled(_) => Outcome::TimedOut {
                 stopped_with: Signal::SIGTERM,
@@ -933,7 +933,7 @@ impl Session {
         let outcome = wait_until(&mut self.child, Some(deadline));
         let mut stderr = Vec::new();
         if let Some(reader) = self.reader.take() {
-            reader.wait_eof(Instant::now() + DRAIN);
+            reader.wait_eof(crate::deadline::after(DRAIN));
             let (outputs, open) = reader.stop();
             stderr = outputs.stderr.bytes;
             for (_, pipe) in open {

@@ -5,7 +5,7 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::Scene;
@@ -95,7 +95,7 @@ impl Laptop {
     }
 
     pub fn start(&mut self) {
-        let child = Command::new(laptop_upsd_bin())
+        let child = crate::support::command(laptop_upsd_bin())
             .arg("-f")
             .arg(&self.conf)
             .arg("--root")
@@ -348,6 +348,8 @@ fn a_restart_mid_outage_neither_repeats_onbattery_nor_resets_timeout() {
     laptop.start();
     laptop.wait_for("timeout", Duration::from_secs(10));
     let took = onbattery_seen.elapsed();
+    // doshutdown is started right after timeout, in the same poll.
+    laptop.wait_for("doshutdown", Duration::from_secs(5));
     assert_eq!(
         laptop.settled_events(),
         ["powerout", "onbattery", "timeout", "doshutdown"],
@@ -368,7 +370,7 @@ fn a_second_instance_refuses_to_start() {
     let mut laptop = Laptop::new("");
     laptop.start();
     std::thread::sleep(Duration::from_millis(500));
-    let out = Command::new(laptop_upsd_bin())
+    let out = crate::support::command(laptop_upsd_bin())
         .arg("-f")
         .arg(&laptop.conf)
         .arg("--root")
@@ -440,7 +442,7 @@ fn the_legacy_proc_acpi_files_of_the_2009_script_work() {
 fn status_prints_one_reading_in_apcaccess_format() {
     let laptop = Laptop::new("");
     laptop.sysfs(false, 42);
-    let out = Command::new(laptop_upsd_bin())
+    let out = crate::support::command(laptop_upsd_bin())
         .arg("-f")
         .arg(&laptop.conf)
         .arg("--root")
@@ -463,13 +465,13 @@ fn status_prints_one_reading_in_apcaccess_format() {
 
 #[test]
 fn bad_arguments_and_configs_are_clear_errors() {
-    let out = Command::new(laptop_upsd_bin())
+    let out = crate::support::command(laptop_upsd_bin())
         .arg("--frobnicate")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let laptop = Laptop::new("BATTERYLEVEL lots");
-    let out = Command::new(laptop_upsd_bin())
+    let out = crate::support::command(laptop_upsd_bin())
         .arg("-f")
         .arg(&laptop.conf)
         .output()
@@ -477,7 +479,7 @@ fn bad_arguments_and_configs_are_clear_errors() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("BATTERYLEVEL"), "{stderr}");
-    let out = Command::new(laptop_upsd_bin())
+    let out = crate::support::command(laptop_upsd_bin())
         .args(["-f", "/nonexistent/apcupsd.conf"])
         .output()
         .unwrap();
@@ -485,10 +487,15 @@ fn bad_arguments_and_configs_are_clear_errors() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/apcupsd.conf"));
 }
 
+/// The demo plays a whole outage and reaches nothing on the machine (issue
+/// 12): apccontrol runs only with `--dry-run`, so the `wall` first on PATH (a
+/// stub here) is never called, though the dry run shows what wall would get.
 #[test]
-fn the_demo_plays_a_whole_outage() {
-    let out = Command::new(laptop_upsd_bin())
+fn the_demo_plays_a_whole_outage_and_touches_nothing() {
+    let scene = Scene::new();
+    let out = crate::support::command(laptop_upsd_bin())
         .arg("--demo")
+        .env("PATH", scene.path_env())
         .output()
         .unwrap();
     assert!(
@@ -502,16 +509,37 @@ fn the_demo_plays_a_whole_outage() {
         "event onbattery",
         "would run hook:",
         "event loadlimit",
+        "why: BATTERYDROP 50: charge 49 % is half of 99 % at the outage start",
         "event doshutdown",
         "would run: /sbin/shutdown -h now \"apcupsd UPS laptop initiated shutdown\"",
+        "A real machine would now be shutting down",
         "\"Continuing with shutdown.\" (no trailing newline)",
         "STATUS   : SHUTTING DOWN",
+        "laptop-upsd --status",
+        "Laptop quick start",
     ] {
         assert!(
             text.contains(needle),
             "`{needle}` missing from the demo:\n{text}"
         );
     }
+    assert!(
+        scene.read_calls().is_empty(),
+        "the demo ran a live command: {:#?}\n{text}",
+        scene.read_calls()
+    );
+    // The timeline's clock and the events file's dates agree: the outage
+    // starts at the same time of day in both.
+    let unplugged = text
+        .lines()
+        .find(|l| l.contains("AC adapter unplugged"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.contains(&format!("{unplugged} ")) && l.contains("Power failure.")),
+        "the events file disagrees with the timeline at {unplugged}:\n{text}"
+    );
 }
 
 /// Our real apccontrol as laptop-upsd's SCRIPTDIR/apccontrol, with stub
@@ -556,4 +584,58 @@ fn the_stock_apccontrol_serves_as_laptop_upsds_handler() {
     });
     assert!(reached, "{:#?}\n{}", scene.read_calls(), laptop.dump());
     assert!(Path::new(&sd).join("apccontrol").exists());
+}
+
+/// `laptop-upsd --dry-run` watches the real (here: fake) supplies and
+/// decides as the daemon does, but only prints: the stub apccontrol never
+/// runs, and no powerfail, nologin, events, state or pid file appears.
+#[test]
+fn dry_run_watches_and_decides_but_does_nothing() {
+    let laptop = Laptop::new("BATTERYLEVEL 90\nNOLOGON always");
+    let stdout = laptop.dir.path().join("stdout");
+    let mut child = crate::support::command(laptop_upsd_bin())
+        .arg("--dry-run")
+        .arg("-f")
+        .arg(&laptop.conf)
+        .arg("--root")
+        .arg(&laptop.root)
+        .stdin(Stdio::null())
+        .stdout(fs::File::create(&stdout).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1200));
+    laptop.sysfs(false, 80);
+    let printed = || fs::read_to_string(&stdout).unwrap_or_default();
+    let end = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < end && !printed().contains("doshutdown testups 1 1") {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let _ = child.wait();
+    let text = printed();
+    let d = laptop.dir.path();
+    for needle in [
+        format!(
+            "would start: {}/sd/apccontrol onbattery testups 1 1",
+            d.display()
+        ),
+        format!(
+            "would start: {}/sd/apccontrol doshutdown testups 1 1",
+            d.display()
+        ),
+        "is not our apccontrol binary".to_string(),
+        format!("write {}/powerfail (dry run: not done)", d.display()),
+        format!("replace {}/nologin (dry run: not done)", d.display()),
+        "events file: ".to_string(),
+    ] {
+        assert!(text.contains(&needle), "`{needle}` missing:\n{text}");
+    }
+    assert!(laptop.calls().is_empty(), "{:?}", laptop.calls());
+    for name in ["powerfail", "nologin", "events", "state", "pid"] {
+        assert!(!d.join(name).exists(), "{name} was written in a dry run");
+    }
 }

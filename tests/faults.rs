@@ -13,25 +13,15 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::notify::free_port;
 use crate::support::{now_nanos, Run, Scene};
 
-/// A scene whose SHUTDOWN fallbacks are stubs too.
+/// A scene (whose SHUTDOWN fallbacks are stubs, as in every scene).
 fn scene() -> Scene {
-    let s = Scene::new();
-    for name in ["systemctl", "poweroff", "reboot"] {
-        s.stub(name, "exit 0");
-    }
-    let bin = s.bin.display().to_string();
-    s.config(&format!(
-        "SHUTDOWN_FALLBACK='{bin}/systemctl poweroff:{bin}/poweroff'"
-    ))
-    .config(&format!(
-        "REBOOT_FALLBACK='{bin}/systemctl reboot:{bin}/reboot'"
-    ))
+    Scene::new()
 }
 
 /// Events whose default action is at most a wall: safe to run when the
@@ -152,7 +142,9 @@ fn doreboot_falls_back_to_systemctl_reboot_then_reboot() {
 fn default_fallbacks_are_found_on_path() {
     // No SHUTDOWN_FALLBACK in the config: the defaults, bare names, resolve
     // on PATH, where the scene's stubs come first.
-    let s = Scene::new().config("SHUTDOWN=/nonexistent/shutdown");
+    let s = Scene::new()
+        .config("SHUTDOWN=/nonexistent/shutdown")
+        .config("unset SHUTDOWN_FALLBACK");
     for name in ["systemctl", "poweroff"] {
         s.stub(name, "exit 1");
         assert!(s.bin.join(name).exists());
@@ -328,7 +320,7 @@ fn a_run_without_dev_log_completes() {
     let s = scene().config("WALL=/nonexistent/wall");
     let run = if Path::new("/dev/log").exists() {
         // Hide the socket in a private mount namespace.
-        let mut cmd = Command::new("unshare");
+        let mut cmd = crate::support::command("unshare");
         cmd.args(["--mount", "--propagation", "private", "sh", "-c"])
             .arg("mount --bind /dev/null /dev/log && exec \"$0\" \"$@\"")
             .arg(s.sd.join("apccontrol"))
@@ -351,7 +343,7 @@ fn a_run_without_dev_log_completes() {
 #[test]
 fn a_closed_stdout_does_not_stop_the_shutdown() {
     let s = scene().config("WALL=/nonexistent/wall");
-    let mut cmd = Command::new("sh");
+    let mut cmd = crate::support::command("sh");
     cmd.arg("-c")
         .arg("exec \"$0\" \"$@\" >&-")
         .arg(s.sd.join("apccontrol"))
@@ -365,7 +357,7 @@ fn a_closed_stdout_does_not_stop_the_shutdown() {
 #[test]
 fn a_full_stdout_does_not_stop_the_shutdown() {
     let s = scene().config("WALL=/nonexistent/wall");
-    let mut cmd = Command::new(s.sd.join("apccontrol"));
+    let mut cmd = crate::support::command(s.sd.join("apccontrol"));
     cmd.args(["doshutdown", "ups", "1", "1"]);
     cmd.stdout(Stdio::from(
         fs::OpenOptions::new()
@@ -379,7 +371,7 @@ fn a_full_stdout_does_not_stop_the_shutdown() {
     assert_eq!(names(&run), ["shutdown"], "{}", run.dump());
     log_has(&run, "wall failed, message not broadcast");
     // The usage text goes to stdout too: an unknown event on a full stdout.
-    let mut cmd = Command::new(s.sd.join("apccontrol"));
+    let mut cmd = crate::support::command(s.sd.join("apccontrol"));
     cmd.arg("bogus");
     cmd.stdout(Stdio::from(
         fs::OpenOptions::new()
@@ -495,7 +487,7 @@ fn an_adapter_flapping_at_10_hz_for_a_minute_gives_a_bounded_number_of_events() 
     {
         assert_eq!(last, "mainsback", "{}", laptop.dump());
     }
-    let status = Command::new(crate::daemon::laptop_upsd_bin())
+    let status = crate::support::command(crate::daemon::laptop_upsd_bin())
         .arg("-f")
         .arg(&laptop.conf)
         .arg("--root")

@@ -3,9 +3,11 @@
 //! touching the machine, plus helpers to run our apccontrol and a copy of the
 //! stock Debian script against it.
 //!
-//! No test may reach the real `wall`, `shutdown` or `apcupsd --killpower`:
-//! every scene writes a config that points WALL, SHUTDOWN and APCUPSD at the
-//! stubs, and PATH for the stock script puts the stub directory first.
+//! No test may reach the real `wall`, `shutdown`, `systemctl`, `poweroff`,
+//! `reboot`, `halt` or `apcupsd --killpower`: every scene has stubs for all
+//! of them, writes a config that points WALL, SHUTDOWN, APCUPSD and both
+//! fallback lists at the stubs, and puts the stub directory first on PATH.
+//! `scripts/test-all` guards the real ones besides (see `guard.rs`).
 
 use std::ffi::OsStr;
 use std::fs;
@@ -16,6 +18,18 @@ use std::time::{Duration, Instant};
 
 /// Where Debian's apcupsd package installs the reference script.
 pub const STOCK_APCCONTROL: &str = "/etc/apcupsd/apccontrol";
+
+/// A command that carries the name of the test that runs it
+/// (`APCCONTROL_TEST`, the test thread's name) to every process it starts,
+/// so that `scripts/guarded` can say which test reached a guarded command.
+/// Every test starts its processes through this.
+pub fn command(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut command = Command::new(program);
+    if let Some(name) = std::thread::current().name() {
+        command.env("APCCONTROL_TEST", name);
+    }
+    command
+}
 
 /// One command a stub recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,7 +143,15 @@ impl Scene {
             fs::create_dir_all(d).unwrap();
             fs::set_permissions(d, fs::Permissions::from_mode(0o755)).unwrap();
         }
-        for (name, stdin) in [("wall", true), ("shutdown", false), ("apcupsd", false)] {
+        for (name, stdin) in [
+            ("wall", true),
+            ("shutdown", false),
+            ("apcupsd", false),
+            ("systemctl", false),
+            ("poweroff", false),
+            ("reboot", false),
+            ("halt", false),
+        ] {
             write_exec(
                 &bin.join(name),
                 &stub_script(&calls, name, stdin, "exit 0"),
@@ -163,7 +185,9 @@ impl Scene {
 
     fn write_config(&self) {
         let mut text = format!(
-            "WALL={bin}/wall\nSHUTDOWN={bin}/shutdown\nAPCUPSD={bin}/apcupsd\nPWRFAILDIR={pf}\nKILLPOWER_DELAY=0\nLOGFILE={log}\n",
+            "WALL={bin}/wall\nSHUTDOWN={bin}/shutdown\nAPCUPSD={bin}/apcupsd\nPWRFAILDIR={pf}\nKILLPOWER_DELAY=0\nLOGFILE={log}\n\
+             SHUTDOWN_FALLBACK='{bin}/systemctl poweroff:{bin}/poweroff'\n\
+             REBOOT_FALLBACK='{bin}/systemctl reboot:{bin}/reboot'\n",
             bin = self.bin.display(),
             pf = self.pwrfail.display(),
             log = self.logfile().display()
@@ -255,14 +279,14 @@ impl Scene {
 
     /// Run our apccontrol as apcupsd does: `SCRIPTDIR/apccontrol ARGS`.
     pub fn run(&self, args: &[&str]) -> Run {
-        let mut cmd = Command::new(self.sd.join("apccontrol"));
+        let mut cmd = crate::support::command(self.sd.join("apccontrol"));
         cmd.args(args);
         self.execute(cmd)
     }
 
     /// Run the stock script copy with the same arguments.
     pub fn run_stock(&self, args: &[&str]) -> Run {
-        let mut cmd = Command::new(self.stock_copy());
+        let mut cmd = crate::support::command(self.stock_copy());
         cmd.args(args);
         self.execute(cmd)
     }
