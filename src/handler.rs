@@ -196,7 +196,7 @@ pub fn handle(request: &Request) -> i32 {
         .unwrap_or_else(script_config::default_context);
     let mut env = hook_environment(&context, invocation.event.as_str());
     if mode == Mode::Test {
-        env.push(("APCCONTROL_TEST".into(), "1".into()));
+        env.push(("APCCONTROL_TEST_RUN".into(), "1".into()));
     }
 
     let vars = config.as_ref().map(|c| c.vars.clone()).unwrap_or_default();
@@ -416,7 +416,7 @@ pub fn hook_environment(context: &Context, event: &str) -> Vec<(OsString, OsStri
         Some(env) => env.clone(),
         None => std::env::vars_os().collect(),
     };
-    env.retain(|(k, _)| k != "APCCONTROL_EVENT" && k != "APCCONTROL_TEST");
+    env.retain(|(k, _)| k != "APCCONTROL_EVENT" && k != "APCCONTROL_TEST_RUN");
     env.push(("APCCONTROL_EVENT".into(), event.into()));
     env
 }

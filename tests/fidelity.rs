@@ -11,11 +11,12 @@ use std::fs;
 use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::notify::{free_port, Smtpd};
-use crate::support::{apccontrol_bin, as_root, check_is_clean_but_for_ownership, Call, Run, Scene};
+use crate::support::{
+    apccontrol_bin, as_root, check_is_clean_but_for_ownership, command, Call, Run, Scene,
+};
 
 /// What must be equal between the stock script and ours: status, and each
 /// stub's name, argv and stdin (not its signal masks: we reset them for
@@ -134,7 +135,7 @@ fn extra_arguments_are_ignored_as_the_stock_script_ignores_them() {
 #[test]
 fn options_before_the_event_still_work() {
     let scene = Scene::new();
-    let mut cmd = Command::new(apccontrol_bin());
+    let mut cmd = command(apccontrol_bin());
     cmd.arg("--scriptdir")
         .arg(&scene.sd)
         .args(["-n", "doshutdown", "-v", "1", "1"]);
@@ -325,7 +326,7 @@ fn the_configs_side_effects_run_once_per_event_and_never_for_check_or_flush() {
         "once for stock, once for ours"
     );
     for flag in ["--check", "--flush-outbox", "--test-mail"] {
-        let out = Command::new(apccontrol_bin())
+        let out = command(apccontrol_bin())
             .arg("--scriptdir")
             .arg(&scene.sd)
             .arg(flag)
@@ -401,7 +402,7 @@ fn a_crlf_hook_fails_as_in_the_stock_script_and_the_log_names_the_interpreter() 
 }
 
 fn check(scene: &Scene) -> (i32, String) {
-    let out = Command::new(apccontrol_bin())
+    let out = command(apccontrol_bin())
         .args(["--check", "--scriptdir"])
         .arg(&scene.sd)
         .env("PATH", scene.path_env())
@@ -483,12 +484,12 @@ fn check_judges_as_root_whoever_runs_it() {
     );
     fs::set_permissions(scene.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
     let mut cmd = if as_root() {
-        let mut c = Command::new("setpriv");
+        let mut c = command("setpriv");
         c.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"]);
         c.arg(apccontrol_bin());
         c
     } else {
-        Command::new(apccontrol_bin())
+        command(apccontrol_bin())
     };
     let out = cmd
         .args(["--check", "--scriptdir"])
@@ -529,12 +530,12 @@ fn test_runs_hooks_and_mail_for_real_and_prints_the_default_action() {
     scene.hook(
         "doshutdown",
         &format!(
-            "echo \"from the hook $APCCONTROL_TEST\" > '{}'; echo hook says hi; exit 0",
+            "echo \"from the hook $APCCONTROL_TEST_RUN\" > '{}'; echo hook says hi; exit 0",
             env_seen.display()
         ),
         0o755,
     );
-    let mut cmd = Command::new(scene.sd.join("apccontrol"));
+    let mut cmd = command(scene.sd.join("apccontrol"));
     cmd.args(["--test", "doshutdown", "myups"]);
     let run = scene.execute(cmd);
     let out = String::from_utf8_lossy(&run.stdout);
@@ -573,7 +574,7 @@ fn test_shows_a_veto_and_a_hook_stopped_at_the_deadline() {
     let scene = Scene::new().config("HOOK_TIMEOUT=1");
     scene.hook("doshutdown", "exit 99", 0o755);
     scene.dir_hook("slow", "sleep 30", 0o755);
-    let mut cmd = Command::new(scene.sd.join("apccontrol"));
+    let mut cmd = command(scene.sd.join("apccontrol"));
     cmd.args(["--test", "doshutdown"]);
     let run = scene.execute(cmd);
     let out = String::from_utf8_lossy(&run.stdout);
@@ -583,10 +584,7 @@ fn test_shows_a_veto_and_a_hook_stopped_at_the_deadline() {
     assert!(!out.contains("would run:"), "vetoed: {out}");
     assert!(run.elapsed < Duration::from_secs(10), "{}", run.dump());
     assert!(run.calls_to("shutdown").is_empty());
-    let out = Command::new(apccontrol_bin())
-        .arg("--test")
-        .output()
-        .unwrap();
+    let out = command(apccontrol_bin()).arg("--test").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--test needs an EVENT"));
 }
@@ -594,7 +592,7 @@ fn test_shows_a_veto_and_a_hook_stopped_at_the_deadline() {
 #[test]
 fn dry_run_shows_the_mail_and_leaves_the_log_file_alone() {
     let scene = mail_config(Scene::new(), free_port());
-    let mut cmd = Command::new(scene.sd.join("apccontrol"));
+    let mut cmd = command(scene.sd.join("apccontrol"));
     cmd.args(["--dry-run", "onbattery", "myups", "1", "1"]);
     let run = scene.execute(cmd);
     let out = String::from_utf8_lossy(&run.stdout);

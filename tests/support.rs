@@ -295,14 +295,14 @@ impl Scene {
     /// `SCRIPTDIR/apccontrol ARGS`, stdin, stdout and stderr on /dev/null
     /// opened read-only, SIGHUP, SIGINT, SIGPIPE and SIGTERM blocked, in `/`.
     pub fn run_as_apcupsd<S: AsRef<OsStr>>(&self, args: &[S]) -> Run {
-        let mut cmd = Command::new(self.sd.join("apccontrol"));
+        let mut cmd = command(self.sd.join("apccontrol"));
         cmd.args(args);
         self.launch_as_apcupsd(cmd)
     }
 
     /// The stock script copy, launched the same way.
     pub fn run_stock_as_apcupsd<S: AsRef<OsStr>>(&self, args: &[S]) -> Run {
-        let mut cmd = Command::new(self.stock_copy());
+        let mut cmd = command(self.stock_copy());
         cmd.args(args);
         self.launch_as_apcupsd(cmd)
     }
