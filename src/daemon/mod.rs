@@ -19,7 +19,6 @@ pub mod uevent;
 use std::fs;
 use std::io::Write;
 use std::os::fd::AsFd;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -122,24 +121,20 @@ pub struct PidLock {
 impl PidLock {
     /// Take the lock or say who holds it.
     pub fn acquire(path: &Path) -> Result<PidLock, DaemonError> {
-        let file = fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o644)
-            .open(path)
-            .map_err(|source| DaemonError::PidFile {
-                path: path.to_path_buf(),
-                source,
-            })?;
+        // Never through a planted link or into someone else's file: a pid
+        // file in /run is written as root (crate::trust).
+        let file = crate::trust::create_flag(path, 0o644).map_err(|e| DaemonError::PidFile {
+            path: path.to_path_buf(),
+            source: std::io::Error::other(e),
+        })?;
         let mut lock =
             match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
                 Ok(lock) => lock,
                 Err((_, _)) => {
-                    let pid = fs::read_to_string(path)
+                    let pid = crate::trust::read_capped(path, 64)
                         .ok()
-                        .and_then(|s| s.trim().parse().ok());
+                        .flatten()
+                        .and_then(|b| String::from_utf8_lossy(&b).trim().parse().ok());
                     return Err(DaemonError::AlreadyRunning {
                         pid,
                         path: path.to_path_buf(),
@@ -276,26 +271,6 @@ impl<E: Effects> Effector<E> {
                 .error(&format!("Cannot exec {} {event}: {e}", program.display())),
         }
     }
-}
-
-/// Write a file by writing a temporary one beside it and renaming it over.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    let result = (|| {
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o644)
-            .open(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
 }
 
 /// Reap every finished child without blocking.
