@@ -446,6 +446,7 @@ fn serve<E: Effects>(
         None
     };
 
+    let mut coalescer = uevent::Coalescer::default();
     let exit_signal = loop {
         let at = now();
         let reading = source.read();
@@ -475,7 +476,13 @@ fn serve<E: Effects>(
             wake = wake.min(deadline);
         }
         let timeout = wake.since(now()).max(Duration::from_millis(50));
-        match wait(&signals, uevents.as_ref(), timeout, &mut effector.log) {
+        match wait(
+            &signals,
+            uevents.as_ref(),
+            &mut coalescer,
+            timeout,
+            &mut effector.log,
+        ) {
             Wake::Signal(signal) => break signal,
             Wake::Timer | Wake::Uevent => {}
         }
@@ -581,17 +588,27 @@ enum Wake {
     Signal(Signal),
 }
 
-/// Sleep until the timeout, a power_supply uevent, or a signal. SIGCHLD
-/// reaps and keeps sleeping; SIGHUP is logged (restart to reload).
+/// Sleep until the timeout, a power_supply uevent from the kernel (coalesced:
+/// see [`uevent::Coalescer`]), or a signal. SIGCHLD reaps and keeps
+/// sleeping; SIGHUP is logged (restart to reload).
 fn wait(
     signals: &SignalFd,
     uevents: Option<&uevent::Listener>,
+    coalescer: &mut uevent::Coalescer,
     timeout: Duration,
     log: &mut Log,
 ) -> Wake {
     let deadline = crate::deadline::after(timeout);
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
+        let now = Instant::now();
+        if coalescer.pending(now).is_some_and(|due| due <= now) {
+            coalescer.reread(now);
+            return Wake::Uevent;
+        }
+        let until = coalescer
+            .pending(now)
+            .map_or(deadline, |due| due.min(deadline));
+        let left = until.saturating_duration_since(now);
         if left.is_zero() {
             return Wake::Timer;
         }
@@ -601,7 +618,7 @@ fn wait(
         }
         let ms = PollTimeout::try_from(left.as_millis().max(1)).unwrap_or(PollTimeout::MAX);
         match poll(&mut fds, ms) {
-            Ok(0) => return Wake::Timer,
+            Ok(0) => continue,
             Ok(_) => {}
             Err(nix::errno::Errno::EINTR) => continue,
             Err(e) => {
@@ -627,7 +644,7 @@ fn wait(
         if uevent_ready {
             if let Some(listener) = uevents {
                 if listener.drain_power_supply() {
-                    return Wake::Uevent;
+                    coalescer.uevent(Instant::now());
                 }
             }
         }
