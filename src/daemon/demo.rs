@@ -348,5 +348,8 @@ fn describe(
             );
         }
         Effect::SaveState => {}
+        Effect::Explain(why) => {
+            let _ = writeln!(out, "{}  why: {why}", clock(t));
+        }
     }
 }

@@ -212,6 +212,7 @@ impl Effector {
     pub fn apply(&mut self, effect: &Effect, state: impl FnOnce() -> String) {
         match effect {
             Effect::Log { text, severity } => self.event_line((*severity).into(), text),
+            Effect::Explain(why) => self.log.line(why.level(), &why.to_string()),
             Effect::Run(event) => self.run_apccontrol(*event),
             Effect::CreatePowerfail => {
                 let path = self.conf.powerfail_path();

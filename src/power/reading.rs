@@ -105,6 +105,9 @@ pub struct Battery {
     pub rate: Option<f64>,
     /// Voltage now, in volts.
     pub voltage: Option<f64>,
+    /// The design minimum voltage (`voltage_min_design`, or `/proc/acpi`'s
+    /// `design voltage`), in volts: the battery's nominal voltage (NOMBATTV).
+    pub voltage_min_design: Option<f64>,
     /// The firmware's own time-to-empty estimate, if it gives one.
     pub time_to_empty: Option<Duration>,
     /// Model name (of the first battery).
@@ -113,7 +116,10 @@ pub struct Battery {
     pub serial: Option<String>,
     /// Health as reported (`Good`, `Dead`, ...): the worst of the batteries.
     pub health: Option<String>,
-    /// The lowest capacity level of the batteries.
+    /// The firmware's level: a single battery's own; for several, the
+    /// lowest of those that are discharging (an idle empty second battery
+    /// says `Critical` while the machine runs on the full first one). The
+    /// monitor still checks it against the combined charge.
     pub capacity_level: CapacityLevel,
 }
 
@@ -154,6 +160,7 @@ impl Battery {
             serial: present.iter().find_map(|b| b.serial.clone()),
             capacity_level: present
                 .iter()
+                .filter(|b| b.status == BatteryStatus::Discharging)
                 .map(|b| b.capacity_level)
                 .filter(|l| *l != CapacityLevel::Unknown)
                 .min()
@@ -185,6 +192,7 @@ impl Battery {
         if !voltages.is_empty() {
             out.voltage = Some(voltages.iter().sum::<f64>() / voltages.len() as f64);
         }
+        out.voltage_min_design = present.iter().find_map(|b| b.voltage_min_design);
         let tte: Vec<Duration> = present.iter().filter_map(|b| b.time_to_empty).collect();
         if tte.len() == present.len() {
             out.time_to_empty = Some(tte.iter().sum());
@@ -377,6 +385,24 @@ mod tests {
         let c = Battery::combine(&[a, b, absent]);
         assert!(c.health_says_replace());
         assert_eq!(c.capacity_level, CapacityLevel::Critical);
+    }
+
+    #[test]
+    fn only_discharging_batteries_give_the_combined_level() {
+        let mut idle = wh(0.0, 30.0, 0.0, BatteryStatus::Unknown);
+        idle.capacity_level = CapacityLevel::Critical;
+        idle.voltage_min_design = Some(10.8);
+        let mut used = wh(20.0, 23.0, 9.0, BatteryStatus::Discharging);
+        used.capacity_level = CapacityLevel::Normal;
+        let c = Battery::combine(&[used.clone(), idle.clone()]);
+        assert_eq!(c.capacity_level, CapacityLevel::Normal);
+        assert_eq!(c.status, BatteryStatus::Discharging);
+        assert_eq!(c.voltage_min_design, Some(10.8));
+        used.status = BatteryStatus::Full;
+        assert_eq!(
+            Battery::combine(&[used, idle]).capacity_level,
+            CapacityLevel::Unknown
+        );
     }
 
     #[test]

@@ -37,6 +37,7 @@ pub const BATTERY_FILES: &[&str] = &[
     "power_now",
     "current_now",
     "voltage_now",
+    "voltage_min_design",
     "time_to_empty_now",
     "model_name",
     "serial_number",
@@ -143,6 +144,7 @@ pub fn parse_battery(files: &SupplyFiles) -> Battery {
         design,
         rate,
         voltage,
+        voltage_min_design: micro("voltage_min_design").filter(|v| *v > 0.0),
         time_to_empty: files
             .get("time_to_empty_now")
             .and_then(|t| parse_int(t))
@@ -257,6 +259,7 @@ mod tests {
             ("energy_full_design", "57000000"),
             ("power_now", "12000000"),
             ("voltage_now", "11800000"),
+            ("voltage_min_design", "11520000"),
             ("model_name", "5B10W13930"),
             ("serial_number", " 1234"),
             ("health", "Good"),
@@ -271,6 +274,7 @@ mod tests {
         );
         assert_eq!(b.rate, Some(12.0));
         assert_eq!(b.voltage, Some(11.8));
+        assert_eq!(b.voltage_min_design, Some(11.52));
         assert_eq!(b.model.as_deref(), Some("5B10W13930"));
         assert_eq!(b.serial.as_deref(), Some("1234"));
         assert!(!b.health_says_replace());
