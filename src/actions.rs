@@ -181,7 +181,7 @@ impl Effects for Live {
             .args(args)
             .stdin(Input::Bytes(text.as_bytes().to_vec()))
             .output_cap(4096);
-        match process::run(&spec, Some(Instant::now() + WALL_DEADLINE)) {
+        match process::run(&spec, Some(crate::deadline::after(WALL_DEADLINE))) {
             Ok(done) if done.outcome.success() => StepResult::Done,
             Ok(done) => describe_failure(&format!("`{}`", wall.join(" ")), &done),
             Err(e) => StepResult::Failed {
@@ -199,7 +199,7 @@ impl Effects for Live {
             };
         };
         let spec = Spec::new(program).args(args).output_cap(4096);
-        match process::run(&spec, Some(Instant::now() + COMMAND_DEADLINE)) {
+        match process::run(&spec, Some(crate::deadline::after(COMMAND_DEADLINE))) {
             Ok(done) if done.outcome.success() => StepResult::Done,
             Ok(done) => describe_failure(&format!("`{}`", argv.join(" ")), &done),
             Err(e) => StepResult::Failed {

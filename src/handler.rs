@@ -8,7 +8,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::actions::{DryRun, Effects, Live, StepResult};
 use crate::config::script_config::{ConfigSource, ScriptConfig, DEFAULT_SCRIPTDIR};
@@ -46,12 +46,14 @@ pub struct Request {
     pub verbose: bool,
 }
 
-/// SCRIPTDIR: `--scriptdir` if given; else the directory of argv\[0\] when it
+/// SCRIPTDIR: `--scriptdir` if given (made absolute); else the directory of argv\[0\] when it
 /// has a `/` and is not a program directory (apcupsd runs
 /// `<SCRIPTDIR>/apccontrol`); else `/etc/apcupsd`.
 pub fn scriptdir_for(argv0: &OsStr, explicit: Option<&Path>) -> PathBuf {
     if let Some(dir) = explicit {
-        return dir.to_path_buf();
+        // Absolute before anything else: the config is evaluated and hooks
+        // run from other working directories, where `sd` would mean `sd/sd`.
+        return std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
     }
     let as_path = Path::new(argv0);
     if argv0.as_encoded_bytes().contains(&b'/') {
@@ -231,7 +233,7 @@ pub fn flush_outbox(request: &Request) -> i32 {
             return 1;
         }
     };
-    let report = notify::deliver(&settings, Instant::now() + Duration::from_secs(60));
+    let report = notify::deliver(&settings, crate::deadline::after(Duration::from_secs(60)));
     println!("{}", report.summary());
     log.notice(&format!("flush-outbox: {}", report.summary()));
     if report.is_clean() {
@@ -313,7 +315,7 @@ pub fn execute(
         ));
     }
 
-    let deadline = settings.hook_timeout.map(|t| Instant::now() + t);
+    let deadline = settings.hook_timeout.map(crate::deadline::after);
     let mut veto: Option<&Path> = None;
     for planned in &plan.hooks {
         let run = effects.run_hook(planned, env, deadline);

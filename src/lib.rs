@@ -20,6 +20,7 @@ pub mod actions;
 pub mod check;
 pub mod config;
 pub mod daemon;
+pub mod deadline;
 pub mod event;
 pub mod handler;
 pub mod hooks;

@@ -411,7 +411,7 @@ pub fn run(spec: &Spec, deadline: Option<Instant>) -> Result<Finished, SpawnErro
 
     // Give the readers a moment to collect what the child wrote just before
     // it exited; never wait for EOF beyond that.
-    let drain_until = Instant::now() + DRAIN;
+    let drain_until = crate::deadline::after(DRAIN);
     for (_, done) in stdout.iter().chain(stderr.iter()) {
         let _ = done.recv_timeout(drain_until.saturating_duration_since(Instant::now()));
     }
@@ -439,7 +439,7 @@ fn wait_until(child: &mut Child, deadline: Option<Instant>) -> Outcome {
     // Still running (or a zombie we have not reaped, so its pid and group id
     // cannot have been reused): stop the whole group.
     let _ = killpg(pid, Signal::SIGTERM);
-    if wait_for(&exited, Instant::now() + GRACE) {
+    if wait_for(&exited, crate::deadline::after(GRACE)) {
         return match reap(child) {
             Outcome::Exited(_) | Outcome::Signaled(_) => Outcome::TimedOut {
                 stopped_with: Signal::SIGTERM,

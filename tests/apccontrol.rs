@@ -135,7 +135,9 @@ fn failing_wall_still_lets_shutdown_run() {
 
 #[test]
 fn a_failing_shutdown_is_a_clear_error_and_non_zero() {
-    let scene = Scene::new();
+    // No fallback: this is about SHUTDOWN's own failure (the fallbacks have
+    // their tests in faults.rs). It once reached the real systemctl.
+    let scene = Scene::new().config("SHUTDOWN_FALLBACK=");
     scene.stub("shutdown", "echo 'Failed to talk to init' >&2; exit 1");
     let run = scene.run(&["doshutdown", "u", "1", "1"]);
     assert_eq!(run.status, 1, "{}", run.dump());
@@ -275,4 +277,38 @@ os.execv(sys.argv[1], sys.argv[1:])
         hook.status
     );
     assert!(run.log.contains("hook output"), "{}", run.dump());
+}
+
+/// A relative `--scriptdir` is made absolute before anything else (issue
+/// 12): it once read `sd/sd/config`, failed, and fell back to the real
+/// `/sbin/shutdown`, a trap for anyone testing with stubs.
+#[test]
+fn a_relative_scriptdir_reads_the_config_there() {
+    let scene = Scene::new();
+    let mut dry = std::process::Command::new(crate::support::apccontrol_bin());
+    dry.current_dir(scene.dir.path()).args([
+        "--scriptdir",
+        "sd",
+        "--dry-run",
+        "doshutdown",
+        "u",
+        "1",
+        "1",
+    ]);
+    let run = scene.execute(dry);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(stdout.contains("config read"), "{}", run.dump());
+    assert!(
+        stdout.contains(&format!("would run: {}/shutdown", scene.bin.display())),
+        "{}",
+        run.dump()
+    );
+    assert!(!stdout.contains("/sbin/shutdown"), "{}", run.dump());
+
+    let mut live = std::process::Command::new(crate::support::apccontrol_bin());
+    live.current_dir(scene.dir.path())
+        .args(["--scriptdir", "sd", "doshutdown", "u", "1", "1"]);
+    let run = scene.execute(live);
+    assert_eq!(run.status, 0, "{}", run.dump());
+    assert_eq!(run.calls_to("shutdown").len(), 1, "{}", run.dump());
 }

@@ -520,10 +520,15 @@ fn bad_arguments_and_configs_are_clear_errors() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/apcupsd.conf"));
 }
 
+/// The demo plays a whole outage and reaches nothing on the machine (issue
+/// 12): apccontrol runs only with `--dry-run`, so the `wall` first on PATH (a
+/// stub here) is never called, though the dry run shows what wall would get.
 #[test]
-fn the_demo_plays_a_whole_outage() {
+fn the_demo_plays_a_whole_outage_and_touches_nothing() {
+    let scene = Scene::new();
     let out = Command::new(laptop_upsd_bin())
         .arg("--demo")
+        .env("PATH", scene.path_env())
         .output()
         .unwrap();
     assert!(
@@ -537,20 +542,40 @@ fn the_demo_plays_a_whole_outage() {
         "event onbattery",
         "would run hook:",
         "event loadlimit",
+        "why: BATTERYDROP 50: charge 49 % is half of 99 % at the outage start",
         "event doshutdown",
         "would run: /sbin/shutdown -h now \"apcupsd UPS laptop initiated shutdown\"",
+        "A real machine would now be shutting down",
         "\"Continuing with shutdown.\" (no trailing newline)",
-        "why: loadlimit: charge 49 % is",
         // Back on mains, the outage's shutdown state has ended.
         "STATUS   : ONLINE",
         "TIMELEFT :",
         "LASTXFER : Low line voltage",
+        "laptop-upsd --status",
+        "Laptop quick start",
     ] {
         assert!(
             text.contains(needle),
             "`{needle}` missing from the demo:\n{text}"
         );
     }
+    assert!(
+        scene.read_calls().is_empty(),
+        "the demo ran a live command: {:#?}\n{text}",
+        scene.read_calls()
+    );
+    // The timeline's clock and the events file's dates agree: the outage
+    // starts at the same time of day in both.
+    let unplugged = text
+        .lines()
+        .find(|l| l.contains("AC adapter unplugged"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.contains(&format!("{unplugged} ")) && l.contains("Power failure.")),
+        "the events file disagrees with the timeline at {unplugged}:\n{text}"
+    );
 }
 
 /// Our real apccontrol as laptop-upsd's SCRIPTDIR/apccontrol, with stub
@@ -595,4 +620,58 @@ fn the_stock_apccontrol_serves_as_laptop_upsds_handler() {
     });
     assert!(reached, "{:#?}\n{}", scene.read_calls(), laptop.dump());
     assert!(Path::new(&sd).join("apccontrol").exists());
+}
+
+/// `laptop-upsd --dry-run` watches the real (here: fake) supplies and
+/// decides as the daemon does, but only prints: the stub apccontrol never
+/// runs, and no powerfail, nologin, events, state or pid file appears.
+#[test]
+fn dry_run_watches_and_decides_but_does_nothing() {
+    let laptop = Laptop::new("BATTERYLEVEL 90\nNOLOGON always");
+    let stdout = laptop.dir.path().join("stdout");
+    let mut child = Command::new(laptop_upsd_bin())
+        .arg("--dry-run")
+        .arg("-f")
+        .arg(&laptop.conf)
+        .arg("--root")
+        .arg(&laptop.root)
+        .stdin(Stdio::null())
+        .stdout(fs::File::create(&stdout).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1200));
+    laptop.sysfs(false, 80);
+    let printed = || fs::read_to_string(&stdout).unwrap_or_default();
+    let end = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < end && !printed().contains("doshutdown testups 1 1") {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let _ = child.wait();
+    let text = printed();
+    let d = laptop.dir.path();
+    for needle in [
+        format!(
+            "would start: {}/sd/apccontrol onbattery testups 1 1",
+            d.display()
+        ),
+        format!(
+            "would start: {}/sd/apccontrol doshutdown testups 1 1",
+            d.display()
+        ),
+        "is not our apccontrol binary".to_string(),
+        format!("write {}/powerfail (dry run: not done)", d.display()),
+        format!("replace {}/nologin (dry run: not done)", d.display()),
+        "events file: ".to_string(),
+    ] {
+        assert!(text.contains(&needle), "`{needle}` missing:\n{text}");
+    }
+    assert!(laptop.calls().is_empty(), "{:?}", laptop.calls());
+    for name in ["powerfail", "nologin", "events", "state", "pid"] {
+        assert!(!d.join(name).exists(), "{name} was written in a dry run");
+    }
 }

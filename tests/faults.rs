@@ -19,19 +19,9 @@ use std::time::{Duration, Instant};
 use crate::notify::free_port;
 use crate::support::{now_nanos, Run, Scene};
 
-/// A scene whose SHUTDOWN fallbacks are stubs too.
+/// A scene (whose SHUTDOWN fallbacks are stubs, as in every scene).
 fn scene() -> Scene {
-    let s = Scene::new();
-    for name in ["systemctl", "poweroff", "reboot"] {
-        s.stub(name, "exit 0");
-    }
-    let bin = s.bin.display().to_string();
-    s.config(&format!(
-        "SHUTDOWN_FALLBACK='{bin}/systemctl poweroff:{bin}/poweroff'"
-    ))
-    .config(&format!(
-        "REBOOT_FALLBACK='{bin}/systemctl reboot:{bin}/reboot'"
-    ))
+    Scene::new()
 }
 
 /// Events whose default action is at most a wall: safe to run when the
@@ -152,7 +142,9 @@ fn doreboot_falls_back_to_systemctl_reboot_then_reboot() {
 fn default_fallbacks_are_found_on_path() {
     // No SHUTDOWN_FALLBACK in the config: the defaults, bare names, resolve
     // on PATH, where the scene's stubs come first.
-    let s = Scene::new().config("SHUTDOWN=/nonexistent/shutdown");
+    let s = Scene::new()
+        .config("SHUTDOWN=/nonexistent/shutdown")
+        .config("unset SHUTDOWN_FALLBACK");
     for name in ["systemctl", "poweroff"] {
         s.stub(name, "exit 1");
         assert!(s.bin.join(name).exists());

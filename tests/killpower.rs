@@ -373,3 +373,35 @@ fn shutdown_hook_passes_shellcheck() {
         .unwrap_or_else(|e| panic!("shellcheck is needed (scripts/test-all installs it): {e}"));
     assert!(out.status.success(), "{}", dump(&out));
 }
+
+/// `--killpower --dry-run` decides as a live run would and shows the writes,
+/// but leaves the wake alarm untouched.
+#[test]
+fn killpower_dry_run_shows_the_writes_and_arms_nothing() {
+    let rtc = Rtc::new("WAKEDELAY 300");
+    rtc.powerfail();
+    fs::write(rtc.wakealarm(), "untouched\n").unwrap();
+    let out = Command::new(laptop_upsd_bin())
+        .args(["--killpower", "--dry-run", "-f"])
+        .arg(&rtc.conf)
+        .arg("--root")
+        .arg(&rtc.root)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", dump(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!(
+            "write `0` to {} (dry run: not done)",
+            rtc.wakealarm().display()
+        )),
+        "{}",
+        dump(&out)
+    );
+    assert!(
+        stdout.contains("dry run, nothing was written"),
+        "{}",
+        dump(&out)
+    );
+    assert_eq!(rtc.alarm(), "untouched\n");
+}

@@ -13,6 +13,7 @@ mod examples;
 mod faults;
 mod hooks;
 mod killpower;
+mod limits;
 mod mail;
 mod nis;
 mod notify;

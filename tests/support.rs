@@ -3,9 +3,11 @@
 //! touching the machine, plus helpers to run our apccontrol and a copy of the
 //! stock Debian script against it.
 //!
-//! No test may reach the real `wall`, `shutdown` or `apcupsd --killpower`:
-//! every scene writes a config that points WALL, SHUTDOWN and APCUPSD at the
-//! stubs, and PATH for the stock script puts the stub directory first.
+//! No test may reach the real `wall`, `shutdown`, `systemctl`, `poweroff`,
+//! `reboot`, `halt` or `apcupsd --killpower`: every scene has stubs for all
+//! of them, writes a config that points WALL, SHUTDOWN, APCUPSD and both
+//! fallback lists at the stubs, and puts the stub directory first on PATH.
+//! `scripts/test-all` guards the real ones besides (see `guard.rs`).
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -128,7 +130,15 @@ impl Scene {
             fs::create_dir_all(d).unwrap();
             fs::set_permissions(d, fs::Permissions::from_mode(0o755)).unwrap();
         }
-        for (name, stdin) in [("wall", true), ("shutdown", false), ("apcupsd", false)] {
+        for (name, stdin) in [
+            ("wall", true),
+            ("shutdown", false),
+            ("apcupsd", false),
+            ("systemctl", false),
+            ("poweroff", false),
+            ("reboot", false),
+            ("halt", false),
+        ] {
             write_exec(
                 &bin.join(name),
                 &stub_script(&calls, name, stdin, "exit 0"),
@@ -162,7 +172,9 @@ impl Scene {
 
     fn write_config(&self) {
         let mut text = format!(
-            "WALL={bin}/wall\nSHUTDOWN={bin}/shutdown\nAPCUPSD={bin}/apcupsd\nPWRFAILDIR={pf}\nKILLPOWER_DELAY=0\nLOGFILE={log}\n",
+            "WALL={bin}/wall\nSHUTDOWN={bin}/shutdown\nAPCUPSD={bin}/apcupsd\nPWRFAILDIR={pf}\nKILLPOWER_DELAY=0\nLOGFILE={log}\n\
+             SHUTDOWN_FALLBACK='{bin}/systemctl poweroff:{bin}/poweroff'\n\
+             REBOOT_FALLBACK='{bin}/systemctl reboot:{bin}/reboot'\n",
             bin = self.bin.display(),
             pf = self.pwrfail.display(),
             log = self.logfile().display()

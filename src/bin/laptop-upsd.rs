@@ -61,6 +61,12 @@ struct Cli {
     #[arg(long, conflicts_with = "demo")]
     killpower: bool,
 
+    /// Watch and decide as the daemon does (or, with --killpower, decide the
+    /// wake alarm), but only print each step: no apccontrol run, no file
+    /// written, no pid file, no alarm armed.
+    #[arg(short = 'n', long, conflicts_with_all = ["demo", "status"])]
+    dry_run: bool,
+
     /// Also print every log line on stderr.
     #[arg(short, long)]
     verbose: bool,
@@ -68,14 +74,26 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Absolute at once: apccontrol and hooks run with `/` as their working
+    // directory, so a relative path would name something else for them.
+    let absolute = |p: PathBuf| std::path::absolute(&p).unwrap_or(p);
     let options = apccontrol::daemon::Options {
-        config: cli.config,
-        root: cli.root,
+        config: absolute(cli.config),
+        root: absolute(cli.root),
         verbose: cli.verbose,
+        dry_run: cli.dry_run,
     };
     let result = if cli.killpower {
         apccontrol::daemon::killpower::run(&options)
-            .map(|done| println!("laptop-upsd: {done}"))
+            .map(|done| {
+                if options.dry_run {
+                    println!(
+                        "laptop-upsd: dry run, nothing was written; a live run would say: {done}"
+                    );
+                } else {
+                    println!("laptop-upsd: {done}");
+                }
+            })
             .map_err(|e| e.to_string())
     } else if cli.demo {
         apccontrol::daemon::demo::run().map_err(|e| e.to_string())

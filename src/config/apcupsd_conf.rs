@@ -390,21 +390,30 @@ pub fn parse(text: &str) -> Result<Parsed, ConfError> {
             }
             "ONBATTERYDELAY" => conf.on_battery_delay = d.seconds()?,
             "BATTERYLEVEL" => conf.battery_level = d.percent()?,
-            "MINUTES" => conf.minutes = d.number()?,
+            "MINUTES" => {
+                conf.minutes = d.within(
+                    0..=MAX_MINUTES,
+                    "a whole number of minutes from 0 to 525600 (365 days)",
+                )?;
+            }
             "TIMEOUT" => conf.timeout = d.seconds()?,
             "ANNOY" => conf.annoy = d.seconds()?,
             "ANNOYDELAY" => conf.annoy_delay = d.seconds()?,
             "POLLTIME" => {
-                let secs = d.seconds()?;
-                if secs == 0 {
-                    return Err(d.bad("at least 1 (seconds between polls)"));
-                }
-                conf.poll_time = secs;
+                conf.poll_time = d.within(
+                    1..=MAX_POLLTIME,
+                    "a whole number of seconds between polls, from 1 to 86400",
+                )?;
             }
             "EVENTSFILE" => {
                 conf.events_file = (!value.is_empty()).then(|| PathBuf::from(value));
             }
-            "EVENTSFILEMAX" => conf.events_file_max = d.number()?,
+            "EVENTSFILEMAX" => {
+                conf.events_file_max = d.within(
+                    0..=MAX_EVENTSFILEMAX,
+                    "a size in KiB from 0 (no limit) to 1048576 (1 GiB)",
+                )?;
+            }
             "KILLDELAY" => conf.kill_delay = d.seconds()?,
             "NETSERVER" => conf.net_server = d.on_off()?,
             "NISIP" => {
@@ -437,6 +446,17 @@ pub fn parse(text: &str) -> Result<Parsed, ConfError> {
     }
     Ok(Parsed { conf, warnings })
 }
+
+/// The longest duration any directive may give, in seconds (365 days): long
+/// enough for every real setting, small enough that no sum or product the
+/// monitor makes of it can wrap.
+pub const MAX_SECONDS: u32 = 365 * 24 * 3600;
+/// The largest MINUTES (365 days).
+pub const MAX_MINUTES: u32 = 365 * 24 * 60;
+/// The largest POLLTIME (a day).
+pub const MAX_POLLTIME: u32 = 24 * 3600;
+/// The largest EVENTSFILEMAX, in KiB (1 GiB).
+pub const MAX_EVENTSFILEMAX: u32 = 1024 * 1024;
 
 const NOLOGON_EXPECTED: &str = "one of always, disable, timeout, percent, minutes";
 
@@ -489,12 +509,26 @@ impl Directive<'_> {
             .map_err(|_| self.bad(expected))
     }
 
-    fn number(&self) -> Result<u32, ConfError> {
-        self.unsigned("a whole number, 0 or more")
+    /// A whole number within `range`; `expected` names the range.
+    fn within(
+        &self,
+        range: std::ops::RangeInclusive<u32>,
+        expected: &'static str,
+    ) -> Result<u32, ConfError> {
+        let n = self.unsigned(expected)?;
+        if range.contains(&n) {
+            Ok(n)
+        } else {
+            Err(self.bad(expected))
+        }
     }
 
+    /// A duration in seconds, up to [`MAX_SECONDS`].
     fn seconds(&self) -> Result<u32, ConfError> {
-        self.unsigned("a whole number of seconds, 0 or more")
+        self.within(
+            0..=MAX_SECONDS,
+            "a whole number of seconds from 0 to 31536000 (365 days)",
+        )
     }
 
     fn percent(&self) -> Result<u32, ConfError> {

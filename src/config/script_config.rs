@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::process::{self, Input, Outcome, Spec};
 
@@ -27,6 +27,22 @@ pub const DEFAULT_SCRIPTDIR: &str = "/etc/apcupsd";
 pub const DEFAULT_PWRFAILDIR: &str = "/etc/apcupsd";
 /// How long `SCRIPTDIR/config` may take to evaluate.
 pub const CONFIG_DEADLINE: Duration = Duration::from_secs(5);
+
+/// The longest HOOK_TIMEOUT: a day. Longer values are clamped to it (and
+/// `--check` reports them): any deadline must fit in an `Instant`.
+pub const HOOK_TIMEOUT_MAX: u64 = 24 * 3600;
+
+/// The longest KILLPOWER_DELAY: ten minutes, far beyond the stock `sleep 10`
+/// and still short of what a system-shutdown hook may take.
+pub const KILLPOWER_DELAY_MAX: u64 = 600;
+
+/// Report a number of seconds above `max` and clamp it to `max`.
+fn out_of_range(problems: &mut Vec<Problem>, name: &str, raw: &str, max: u64) -> u64 {
+    problems.push(Problem(format!(
+        "{name}=`{raw}` is out of range: allowed are 0 to {max} seconds; using {max}"
+    )));
+    max
+}
 /// The shell that evaluates `SCRIPTDIR/config`, as in the stock script's shebang.
 pub const SHELL: &str = "/bin/sh";
 
@@ -151,21 +167,27 @@ impl Settings {
                 .cloned()
                 .unwrap_or_else(|| default_of(name).unwrap_or_default().to_string())
         };
-        let mut seconds = |name: &str| -> u64 {
+        let mut seconds = |name: &str, max: u64| -> u64 {
             let raw = get(name);
-            match raw.trim().parse::<u64>() {
-                Ok(n) => n,
+            let default = default_of(name).and_then(|d| d.parse().ok()).unwrap_or(0);
+            let digits = raw.trim();
+            match digits.parse::<u64>() {
+                Ok(n) if n <= max => n,
+                // Too big for the range, or for a u64: clamp, never wrap.
+                Ok(_) => out_of_range(&mut problems, name, &raw, max),
+                Err(_) if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) => {
+                    out_of_range(&mut problems, name, &raw, max)
+                }
                 Err(_) => {
-                    let default = default_of(name).and_then(|d| d.parse().ok()).unwrap_or(0);
                     problems.push(Problem(format!(
-                        "{name}=`{raw}` is not a whole number of seconds; using {default}"
+                        "{name}=`{raw}` is not a whole number of seconds (0 to {max}); using {default}"
                     )));
                     default
                 }
             }
         };
-        let killpower_delay = Duration::from_secs(seconds("KILLPOWER_DELAY"));
-        let hook_timeout = match seconds("HOOK_TIMEOUT") {
+        let killpower_delay = Duration::from_secs(seconds("KILLPOWER_DELAY", KILLPOWER_DELAY_MAX));
+        let hook_timeout = match seconds("HOOK_TIMEOUT", HOOK_TIMEOUT_MAX) {
             0 => None,
             n => Some(Duration::from_secs(n)),
         };
@@ -322,7 +344,7 @@ impl ScriptConfig {
             .current_dir(scriptdir)
             .stdin(Input::Null)
             .output_cap(1 << 20);
-        let deadline = Instant::now() + CONFIG_DEADLINE;
+        let deadline = crate::deadline::after(CONFIG_DEADLINE);
         match process::run(&spec, Some(deadline)) {
             Err(err) => {
                 config.source =

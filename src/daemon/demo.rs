@@ -4,22 +4,23 @@
 //! It builds a fake `/sys/class/power_supply` tree (an adapter and a 50 Wh
 //! battery) and a SCRIPTDIR in a temporary directory, then plays a scripted
 //! outage in virtual time: the tree is edited second by second, read by the
-//! real sysfs source, stepped through the real monitor, and each event is
-//! handed to our apccontrol with `--dry-run`, whose output is shown. The
-//! events file, powerfail and nologin files are written for real, inside the
-//! temporary directory, which is removed at the end.
+//! real sysfs source, stepped through the real monitor, and its effects go
+//! through the daemon's [`DryRun`] effects: each event is handed to our
+//! apccontrol with `--dry-run` (never a live run), whose output is shown;
+//! the events file and the powerfail flag are written only because they lie
+//! inside the temporary directory, which is removed at the end.
 
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use crate::config::apcupsd_conf;
+use crate::event::Event;
 use crate::log::Log;
-use crate::power::{Effect, Monitor, Mono, Source, Thresholds};
-use crate::process::{self, Spec};
+use crate::power::{Effect, Explanation, Monitor, Mono, Source, Thresholds};
 
+use super::effects::{DryRun, FileStep, Note};
 use super::{status, Effector};
 
 /// The battery's full energy, in µWh (50 Wh).
@@ -112,15 +113,27 @@ impl FakeTree {
     }
 }
 
-fn clock(t: u64) -> String {
-    format!("{:02}:{:02}:{:02}", t / 3600, t / 60 % 60, t % 60)
-}
-
 /// Our apccontrol: the sibling of this executable if it is there.
 fn sibling_apccontrol() -> Option<PathBuf> {
     let exe = std::env::current_exe().ok()?;
     let candidate = exe.parent()?.join("apccontrol");
     candidate.is_file().then_some(candidate)
+}
+
+/// The demo's clock: virtual time starts at the real time the demo starts,
+/// so the timeline, the events file and the NIS status agree.
+struct Clock {
+    start: chrono::DateTime<chrono::FixedOffset>,
+}
+
+impl Clock {
+    fn at(&self, t: u64) -> chrono::DateTime<chrono::FixedOffset> {
+        self.start + chrono::Duration::seconds(i64::try_from(t).unwrap_or(i64::MAX))
+    }
+
+    fn show(&self, t: u64) -> String {
+        self.at(t).format("%H:%M:%S").to_string()
+    }
 }
 
 /// Run the demo, printing the timeline on stdout.
@@ -170,17 +183,23 @@ pub fn run() -> Result<(), DemoError> {
         r = root.display()
     );
     let conf = apcupsd_conf::parse(&conf_text)?.conf;
+    let clock = Clock {
+        start: chrono::Local::now().fixed_offset(),
+    };
 
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,
         "laptop-upsd demo: a 50 Wh laptop drawing 20 W loses mains power at {}.\n\
          Rules (apcupsd.conf): ONBATTERYDELAY 6, BATTERYLEVEL 5, MINUTES 3, and the laptop rule\n\
-         BATTERYDROP 50 (shut down once half of the charge left at the outage is gone).\n\
+         BATTERYDROP 50 (shut down once half of the charge left at the outage start is gone).\n\
          Fake tree: {}\n\
-         Time is virtual: one simulated second per step, no waiting.\n",
-        clock(UNPLUG_AT),
-        root.join("sys/class/power_supply").display()
+         Time is virtual: it starts now, at {}, and runs one simulated second per step with\n\
+         no waiting. Nothing on this machine is touched: apccontrol only ever runs with\n\
+         --dry-run, and files are written only inside the fake tree, which is removed at the end.\n",
+        clock.show(UNPLUG_AT),
+        root.join("sys/class/power_supply").display(),
+        clock.show(0),
     );
     if apccontrol.is_none() {
         let _ = writeln!(
@@ -189,13 +208,17 @@ pub fn run() -> Result<(), DemoError> {
         );
     }
 
-    let mut effector = Effector::new(&conf, Log::silent("laptop-upsd"));
-    let demo_start = chrono::Local::now().fixed_offset();
+    let mut effector = Effector::new(
+        &conf,
+        Log::silent("laptop-upsd"),
+        DryRun::with_scratch(root),
+    );
     let mut monitor = Monitor::new(Thresholds::from_conf(&conf), Mono::ZERO);
     let source = Source::new(root);
     let mut energy = FULL_UWH;
     let mut on_mains = true;
     let mut power_back_at: Option<u64> = None;
+    let mut charge_at_outage: Option<f64> = None;
     let mut t = 0u64;
     loop {
         if t == UNPLUG_AT {
@@ -203,7 +226,7 @@ pub fn run() -> Result<(), DemoError> {
             let _ = writeln!(
                 out,
                 "{}  -- AC adapter unplugged (online=0, status=Discharging, 20 W)",
-                clock(t)
+                clock.show(t)
             );
         }
         if power_back_at == Some(t) {
@@ -211,7 +234,7 @@ pub fn run() -> Result<(), DemoError> {
             let _ = writeln!(
                 out,
                 "{}  -- AC adapter plugged back in (online=1)",
-                clock(t)
+                clock.show(t)
             );
         }
         if !on_mains {
@@ -221,7 +244,7 @@ pub fn run() -> Result<(), DemoError> {
             let _ = writeln!(out, "cannot update the fake tree: {e}");
             break;
         }
-        let now = Mono::from_secs(t as i64);
+        let now = Mono::from_secs(i64::try_from(t).unwrap_or(i64::MAX));
         let effects = monitor.step(source.read(), now);
         let snapshot = monitor.snapshot(now);
         if !effects.is_empty() || (t.is_multiple_of(600) && t > 0) {
@@ -232,7 +255,7 @@ pub fn run() -> Result<(), DemoError> {
             let _ = writeln!(
                 out,
                 "{}  reading: {}, charge {:.1} %, {runtime}",
-                clock(t),
+                clock.show(t),
                 if snapshot.on_battery {
                     "on battery"
                 } else {
@@ -241,10 +264,25 @@ pub fn run() -> Result<(), DemoError> {
                 snapshot.charge_pct.unwrap_or(f64::NAN)
             );
         }
-        effector.virtual_time = Some(demo_start + chrono::Duration::seconds(t as i64));
+        effector.virtual_time = Some(clock.at(t));
         for effect in &effects {
-            describe(&mut out, t, effect, &conf, apccontrol.is_some(), &sd);
+            if *effect == Effect::Run(Event::Powerout) {
+                charge_at_outage = snapshot.charge_pct;
+            }
             effector.apply(effect, || monitor.outage_state(now, 0).to_text());
+            let notes = effector.effects.take_notes();
+            describe(&mut out, &clock.show(t), effect, &notes);
+            if *effect == Effect::Run(Event::Loadlimit) {
+                explain_loadlimit(&mut out, &conf, snapshot.charge_pct, charge_at_outage);
+            }
+            if *effect == Effect::Run(Event::Doshutdown) {
+                let _ = writeln!(
+                    out,
+                    "          A real machine would now be shutting down, and off soon after: the\n          \
+                     live apccontrol runs the shutdown command shown above. The demo plays on as\n          \
+                     if it had stayed up, so that you see the mains return."
+                );
+            }
         }
         if snapshot.shutdown_started && power_back_at.is_none() {
             power_back_at = Some(t + 120);
@@ -264,13 +302,13 @@ pub fn run() -> Result<(), DemoError> {
             let _ = writeln!(out, "  {line}");
         }
     }
-    let now = demo_start + chrono::Duration::seconds(t as i64);
-    let last = Mono::from_secs(t as i64);
+    let now = clock.at(t);
+    let last = Mono::from_secs(i64::try_from(t).unwrap_or(i64::MAX));
     let ctx = status::Context {
         conf: &conf,
         upsname: "laptop",
         hostname: "demo",
-        start_time: demo_start,
+        start_time: clock.start,
         last_poll: now,
         last_poll_mono: last,
     };
@@ -281,75 +319,86 @@ pub fn run() -> Result<(), DemoError> {
     }
     let _ = writeln!(
         out,
-        "\nOn a real laptop: laptop-upsd -f /etc/apcupsd/apcupsd.conf (see laptop-upsd(8))."
+        "\nNext steps:\n\
+         - `laptop-upsd --status` prints this machine's own battery as apcaccess would.\n\
+         - `laptop-upsd --dry-run -f /etc/apcupsd/apcupsd.conf` watches the real battery and\n  \
+         prints what it would do, doing nothing.\n\
+         - To run it for real, follow \"Laptop quick start\" in the README (and laptop-upsd(8))."
     );
     Ok(())
 }
 
-fn describe(
+/// Name the rule behind a loadlimit: BATTERYLEVEL, or the laptop's BATTERYDROP.
+fn explain_loadlimit(
     out: &mut impl Write,
-    t: u64,
-    effect: &Effect,
     conf: &apcupsd_conf::ApcupsdConf,
-    binary: bool,
-    sd: &Path,
+    charge: Option<f64>,
+    at_outage: Option<f64>,
 ) {
-    match effect {
-        Effect::Log { text, .. } => {
-            let _ = writeln!(out, "{}  log: {text}", clock(t));
-        }
-        Effect::Run(event) => {
-            let _ = writeln!(
-                out,
-                "{}  event {event}: {}/apccontrol {event} laptop 1 1",
-                clock(t),
-                sd.display()
-            );
-            let text = if binary {
-                let spec = Spec::new(sd.join("apccontrol"))
-                    .args(["--dry-run", event.name(), "laptop", "1", "1"])
-                    .output_cap(16 * 1024);
-                match process::run(
-                    &spec,
-                    Some(std::time::Instant::now() + Duration::from_secs(10)),
-                ) {
-                    Ok(done) => String::from_utf8_lossy(&done.stdout).into_owned(),
-                    Err(e) => format!("could not run apccontrol: {e}\n"),
+    let Some(charge) = charge else { return };
+    let text = match at_outage {
+        Some(start) if conf.battery_drop > 0 && charge > f64::from(conf.battery_level) => {
+            format!(
+                "why: BATTERYDROP {}: charge {charge:.0} % is {} of {start:.0} % at the outage start",
+                conf.battery_drop,
+                if conf.battery_drop == 50 {
+                    "half".to_string()
+                } else {
+                    format!("{} %", conf.battery_drop)
                 }
-            } else {
-                format!("(dry run of {event} skipped: no apccontrol binary)\n")
-            };
-            for line in text.lines() {
-                let _ = writeln!(out, "            | {line}");
+            )
+        }
+        _ => format!(
+            "why: BATTERYLEVEL {}: charge {charge:.0} % is at or below it",
+            conf.battery_level
+        ),
+    };
+    let _ = writeln!(out, "          {text}");
+}
+
+/// Print one effect and the dry run's notes about it.
+fn describe(out: &mut impl Write, at: &str, effect: &Effect, notes: &[Note]) {
+    if let Effect::Log { text, .. } = effect {
+        let _ = writeln!(out, "{at}  log: {text}");
+        return;
+    }
+    if let Effect::Explain(why) = effect {
+        // A loadlimit is explained after its event, in the demo's words.
+        if !matches!(
+            why,
+            Explanation::Loadlimit { .. } | Explanation::BatteryDrop { .. }
+        ) {
+            let _ = writeln!(out, "{at}  why: {why}");
+        }
+        return;
+    }
+    for note in notes {
+        match note {
+            Note::Apccontrol {
+                command,
+                event,
+                dry_run,
+            } => {
+                let _ = writeln!(out, "{at}  event {event}: {command}");
+                let text = match dry_run {
+                    Ok(output) => output.clone(),
+                    Err(why) => format!("({why})"),
+                };
+                for line in text.lines() {
+                    let _ = writeln!(out, "            | {line}");
+                }
             }
-        }
-        Effect::CreatePowerfail => {
-            let _ = writeln!(
-                out,
-                "{}  create {}",
-                clock(t),
-                conf.powerfail_path().display()
-            );
-        }
-        Effect::ProhibitLogins => {
-            let _ = writeln!(
-                out,
-                "{}  write {} (logins prohibited)",
-                clock(t),
-                conf.nologin_path().display()
-            );
-        }
-        Effect::AllowLogins => {
-            let _ = writeln!(
-                out,
-                "{}  remove {} if it says POWER FAILURE",
-                clock(t),
-                conf.nologin_path().display()
-            );
-        }
-        Effect::SaveState => {}
-        Effect::Explain(why) => {
-            let _ = writeln!(out, "{}  why: {why}", clock(t));
+            Note::File { step, path, .. } => {
+                let (verb, why) = match (effect, step) {
+                    (Effect::SaveState, _) => continue,
+                    (Effect::ProhibitLogins, _) => ("write", " (logins prohibited)"),
+                    (Effect::AllowLogins, _) => ("remove", " (logins allowed again)"),
+                    (_, FileStep::Remove) => ("remove", ""),
+                    _ => ("create", ""),
+                };
+                let _ = writeln!(out, "{at}  {verb} {}{why}", path.display());
+            }
+            Note::EventsLine { .. } | Note::WakeAlarm { .. } => {}
         }
     }
 }

@@ -22,13 +22,13 @@
 //! the writes. The kernel wants `0` written first to clear an armed alarm,
 //! then the absolute epoch time of the wake-up.
 
-use std::fs;
-use std::io::{ErrorKind, Write};
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::config::apcupsd_conf::{self, ApcupsdConf, ConfError};
 
+use super::effects::{DryRun, Effects, Live};
 use super::Options;
 
 /// The RTC wake alarm, relative to `--root`.
@@ -222,7 +222,11 @@ pub fn run(options: &Options) -> Result<Done, KillpowerError> {
             path: situation.wakealarm,
         }),
         Decision::Arm { writes, wake_at } => {
-            arm(&situation.wakealarm, &writes)?;
+            if options.dry_run {
+                arm(&situation.wakealarm, &writes, &mut DryRun::new().echo(true))?;
+            } else {
+                arm(&situation.wakealarm, &writes, &mut Live)?;
+            }
             Ok(Done::Armed {
                 wake_at,
                 delay: situation.wake_delay,
@@ -233,11 +237,13 @@ pub fn run(options: &Options) -> Result<Done, KillpowerError> {
 }
 
 /// Write the values in order; retry the pair when the kernel says busy.
-fn arm(path: &Path, writes: &[String; 2]) -> Result<(), KillpowerError> {
+fn arm(path: &Path, writes: &[String; 2], effects: &mut dyn Effects) -> Result<(), KillpowerError> {
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let result = writes.iter().try_for_each(|value| write_value(path, value));
+        let result = writes
+            .iter()
+            .try_for_each(|value| write_value(path, value, effects));
         match result {
             Err(KillpowerError::Write { source, .. })
                 if source.raw_os_error() == Some(nix::libc::EBUSY) && attempt < ATTEMPTS => {}
@@ -246,25 +252,22 @@ fn arm(path: &Path, writes: &[String; 2]) -> Result<(), KillpowerError> {
     }
 }
 
-fn write_value(path: &Path, value: &str) -> Result<(), KillpowerError> {
-    let written = fs::OpenOptions::new()
-        .write(true)
-        .truncate(true)
-        .open(path)
-        .and_then(|mut f| f.write_all(format!("{value}\n").as_bytes()));
-    written.map_err(|source| KillpowerError::Write {
-        path: path.to_path_buf(),
-        value: value.to_string(),
-        advice: match source.kind() {
-            ErrorKind::PermissionDenied => "run it as root (the system-shutdown hook does)",
-            ErrorKind::NotFound => "the RTC went away; check `ls /sys/class/rtc`",
-            _ if source.raw_os_error() == Some(nix::libc::EBUSY) => {
-                "another alarm was being armed at the same time; run it again"
-            }
-            _ => "check that the RTC driver accepts a wake alarm (`cat` the file)",
-        },
-        source,
-    })
+fn write_value(path: &Path, value: &str, effects: &mut dyn Effects) -> Result<(), KillpowerError> {
+    effects
+        .write_wakealarm(path, value)
+        .map_err(|source| KillpowerError::Write {
+            path: path.to_path_buf(),
+            value: value.to_string(),
+            advice: match source.kind() {
+                ErrorKind::PermissionDenied => "run it as root (the system-shutdown hook does)",
+                ErrorKind::NotFound => "the RTC went away; check `ls /sys/class/rtc`",
+                _ if source.raw_os_error() == Some(nix::libc::EBUSY) => {
+                    "another alarm was being armed at the same time; run it again"
+                }
+                _ => "check that the RTC driver accepts a wake alarm (`cat` the file)",
+            },
+            source,
+        })
 }
 
 fn now_epoch() -> i64 {

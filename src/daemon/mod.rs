@@ -12,6 +12,7 @@
 pub mod ask;
 pub mod clock;
 pub mod demo;
+pub mod effects;
 pub mod events_file;
 pub mod killpower;
 pub mod nis_bind;
@@ -40,8 +41,8 @@ use crate::log::{Level, Log};
 use crate::nis::server::ServerConfig;
 use crate::nis::status::UpsStatus;
 use crate::power::{Effect, Monitor, Mono, OutageState, Source, Thresholds};
-use crate::process::{self, Spec};
 
+use effects::{DryRun, Effects, Live};
 use events_file::EventsFile;
 
 /// What the binary parsed.
@@ -53,6 +54,8 @@ pub struct Options {
     pub root: PathBuf,
     /// Every log line on stderr too.
     pub verbose: bool,
+    /// Watch and decide, but only print what would be done ([`DryRun`]).
+    pub dry_run: bool,
 }
 
 /// Why the daemon could not start.
@@ -171,11 +174,15 @@ impl Drop for PidLock {
     }
 }
 
-/// Carries out the monitor's effects. Every failure is logged and survived.
-pub struct Effector {
+/// Carries out the monitor's effects through an [`Effects`] implementation
+/// ([`Live`] in the daemon, [`DryRun`] in the demo). Every failure is logged
+/// and survived.
+pub struct Effector<E: Effects> {
     conf: ApcupsdConf,
     upsname: String,
     events: Option<EventsFile>,
+    /// What carries the side effects out (or only describes them).
+    pub effects: E,
     /// The log all lines go to.
     pub log: Log,
     /// When set, events file lines carry this time instead of the clock's
@@ -183,9 +190,9 @@ pub struct Effector {
     pub virtual_time: Option<chrono::DateTime<chrono::FixedOffset>>,
 }
 
-impl Effector {
+impl<E: Effects> Effector<E> {
     /// An effector for this config.
-    pub fn new(conf: &ApcupsdConf, log: Log) -> Effector {
+    pub fn new(conf: &ApcupsdConf, log: Log, effects: E) -> Effector<E> {
         Effector {
             conf: conf.clone(),
             upsname: ups_name(conf),
@@ -193,6 +200,7 @@ impl Effector {
                 .events_file
                 .as_deref()
                 .map(|path| EventsFile::new(path, conf.events_file_max)),
+            effects,
             log,
             virtual_time: None,
         }
@@ -206,7 +214,7 @@ impl Effector {
                 .virtual_time
                 .unwrap_or_else(|| chrono::Local::now().fixed_offset());
             let line = events_file::format_line(&at, text);
-            if let Err(e) = events.append(&line) {
+            if let Err(e) = self.effects.append_event_line(events, &line) {
                 let path = events.path().display().to_string();
                 self.log
                     .error(&format!("cannot write events file {path}: {e}"));
@@ -222,27 +230,14 @@ impl Effector {
             Effect::Run(event) => self.run_apccontrol(*event),
             Effect::CreatePowerfail => {
                 let path = self.conf.powerfail_path();
-                let created = fs::OpenOptions::new()
-                    .write(true)
-                    .create(true)
-                    .truncate(true)
-                    .mode(0o644)
-                    .open(&path);
-                if let Err(e) = created {
+                if let Err(e) = self.effects.write_file(&path, b"") {
                     self.log
                         .error(&format!("Unable to create {}: ERR={e}", path.display()));
                 }
             }
             Effect::ProhibitLogins => {
                 let path = self.conf.nologin_path();
-                let _ = fs::remove_file(&path);
-                let written = fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o644)
-                    .open(&path)
-                    .and_then(|mut f| f.write_all(b"POWER FAILURE\n"));
-                if let Err(e) = written {
+                if let Err(e) = self.effects.replace_file(&path, b"POWER FAILURE\n") {
                     self.log
                         .error(&format!("cannot write {}: {e}", path.display()));
                 }
@@ -252,7 +247,7 @@ impl Effector {
                 // admin's; we leave one that does not say POWER FAILURE.
                 let path = self.conf.nologin_path();
                 if fs::read_to_string(&path).is_ok_and(|t| t.contains("POWER FAILURE")) {
-                    if let Err(e) = fs::remove_file(&path) {
+                    if let Err(e) = self.effects.remove_file(&path) {
                         self.log
                             .error(&format!("cannot remove {}: {e}", path.display()));
                     }
@@ -260,7 +255,7 @@ impl Effector {
             }
             Effect::SaveState => {
                 let path = self.conf.state_file.clone();
-                if let Err(e) = write_atomically(&path, state().as_bytes()) {
+                if let Err(e) = self.effects.replace_file(&path, state().as_bytes()) {
                     self.log.error(&format!(
                         "cannot save the outage state to {}: {e}",
                         path.display()
@@ -273,22 +268,16 @@ impl Effector {
     /// Start `SCRIPTDIR/apccontrol EVENT UPSNAME 1 1` without waiting.
     fn run_apccontrol(&mut self, event: Event) {
         let program = self.conf.apccontrol_path();
-        let spec = Spec::new(&program)
-            .args([event.name(), self.upsname.as_str(), "1", "1"])
-            .current_dir("/");
-        match process::spawn(&spec) {
-            Ok(child) => {
-                self.log.info(&format!(
-                    "started {} {} {} 1 1 (pid {})",
-                    program.display(),
-                    event,
-                    self.upsname,
-                    child.id()
-                ));
-                // Reaped on SIGCHLD by `reap_children`; dropping the handle
-                // neither waits nor kills.
-                drop(child);
-            }
+        match self
+            .effects
+            .start_apccontrol(&program, event, &self.upsname)
+        {
+            Ok(how) => self.log.info(&format!(
+                "started {} {} {} 1 1 ({how})",
+                program.display(),
+                event,
+                self.upsname,
+            )),
             Err(e) => self
                 .log
                 .error(&format!("Cannot exec {} {event}: {e}", program.display())),
@@ -402,13 +391,19 @@ fn start_monitor(
 /// (a shutdown is never resumed, see [`crate::power::restore`]), and so does
 /// a nologin file that says POWER FAILURE, unless the outage we resume
 /// prohibited logins.
-fn clear_stale_flags(conf: &ApcupsdConf, monitor: &Monitor, log: &mut Log) {
+fn clear_stale_flags<E: Effects>(
+    conf: &ApcupsdConf,
+    monitor: &Monitor,
+    effector: &mut Effector<E>,
+) {
     let banned = monitor.snapshot(Mono::ZERO).logins_prohibited;
     let powerfail = conf.powerfail_path();
     if powerfail.exists() {
-        match fs::remove_file(&powerfail) {
-            Ok(()) => log.notice(&format!("removed the stale {}", powerfail.display())),
-            Err(e) => log.error(&format!(
+        match effector.effects.remove_file(&powerfail) {
+            Ok(()) => effector
+                .log
+                .notice(&format!("removed the stale {}", powerfail.display())),
+            Err(e) => effector.log.error(&format!(
                 "cannot remove the stale {}: {e}",
                 powerfail.display()
             )),
@@ -416,11 +411,13 @@ fn clear_stale_flags(conf: &ApcupsdConf, monitor: &Monitor, log: &mut Log) {
     }
     let nologin = conf.nologin_path();
     if !banned && fs::read_to_string(&nologin).is_ok_and(|t| t.contains("POWER FAILURE")) {
-        let _ = fs::remove_file(&nologin);
+        let _ = effector.effects.remove_file(&nologin);
     }
 }
 
-/// Run the daemon until SIGTERM or SIGINT.
+/// Run the daemon until SIGTERM or SIGINT: with [`Live`] effects, or with
+/// `--dry-run` watching the real supplies but only printing what it would do
+/// (no pid file, no apccontrol run, no file written).
 pub fn run(options: &Options) -> Result<(), DaemonError> {
     let mut log = Log::new("laptop-upsd");
     log.echo_to_stderr(if options.verbose {
@@ -429,8 +426,25 @@ pub fn run(options: &Options) -> Result<(), DaemonError> {
         Level::Notice
     });
     let conf = load_config(&options.config, &mut log)?;
-    let _pid_lock = PidLock::acquire(&conf.pid_file)?;
+    if options.dry_run {
+        log.notice("dry run: watching the power supplies; every step is printed, none is done");
+        serve(
+            options,
+            &conf,
+            Effector::new(&conf, log, DryRun::new().echo(true)),
+        )
+    } else {
+        let _pid_lock = PidLock::acquire(&conf.pid_file)?;
+        serve(options, &conf, Effector::new(&conf, log, Live))
+    }
+}
 
+/// The main loop, whatever carries the effects out.
+fn serve<E: Effects>(
+    options: &Options,
+    conf: &ApcupsdConf,
+    mut effector: Effector<E>,
+) -> Result<(), DaemonError> {
     // Signals are handled by reading a signalfd in the loop; block them
     // before any thread starts so every thread inherits the mask.
     let mut mask = SigSet::empty();
@@ -450,26 +464,28 @@ pub fn run(options: &Options) -> Result<(), DaemonError> {
     // Mono is CLOCK_BOOTTIME: suspended time counts (see clock.rs).
     let (boot_clock, clock_note) = clock::BootClock::new();
     if let Some(note) = clock_note {
-        log.warning(&note);
+        effector.log.warning(&note);
     }
     let now = || boot_clock.now();
     let boot_id = clock::boot_id();
     let start_time = chrono::Local::now().fixed_offset();
-    let (mut monitor, _resumed) = start_monitor(&conf, now(), boot_id.as_deref(), &mut log);
-    clear_stale_flags(&conf, &monitor, &mut log);
+    let (mut monitor, _resumed) =
+        start_monitor(conf, now(), boot_id.as_deref(), &mut effector.log);
+    clear_stale_flags(conf, &monitor, &mut effector);
     // The preflight checks of `--check`, logged (the NIS port is checked by
     // binding it, below).
     for finding in preflight::run(&options.config, &options.root, false).findings {
         if finding.problem {
-            log.warning(&format!("preflight: {}", finding.text));
+            effector
+                .log
+                .warning(&format!("preflight: {}", finding.text));
         }
     }
-    let previous_wake = wake::read(&conf);
+    let previous_wake = wake::read(conf);
 
-    let upsname = ups_name(&conf);
+    let upsname = ups_name(conf);
     let host = hostname().unwrap_or_default();
     let source = Source::new(&options.root);
-    let mut effector = Effector::new(&conf, log);
     effector.event_line(
         Level::Notice,
         &format!(
@@ -516,10 +532,15 @@ pub fn run(options: &Options) -> Result<(), DaemonError> {
                 charge: snapshot.charge_pct,
                 wake_delay: conf.wake_delay,
             };
-            wake::write_plan(&conf, &wake::plan(&situation), &mut effector.log);
+            wake::write_plan(
+                conf,
+                &wake::plan(&situation),
+                &mut effector.effects,
+                &mut effector.log,
+            );
         }
         let ctx = status::Context {
-            conf: &conf,
+            conf,
             upsname: &upsname,
             hostname: &host,
             start_time,
@@ -532,7 +553,7 @@ pub fn run(options: &Options) -> Result<(), DaemonError> {
             Err(poisoned) => *poisoned.into_inner() = record,
         }
         if conf.net_server && nis.is_none() {
-            nis = start_nis(&conf, Arc::clone(&published), &mut effector.log);
+            nis = start_nis(conf, Arc::clone(&published), &mut effector.log);
         }
 
         let mut wake = at + monitor.poll_interval();
@@ -646,7 +667,7 @@ fn wait(
     timeout: Duration,
     log: &mut Log,
 ) -> Wake {
-    let deadline = Instant::now() + timeout;
+    let deadline = crate::deadline::after(timeout);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {

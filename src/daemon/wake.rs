@@ -27,6 +27,8 @@ use std::path::PathBuf;
 use crate::config::apcupsd_conf::ApcupsdConf;
 use crate::log::Log;
 
+use super::effects::Effects;
+
 /// The plan's file name in PWRFAILDIR.
 pub const PLAN_FILE: &str = "laptop-upsd.wake";
 /// Below this charge (percent, on battery) no wake alarm is armed.
@@ -173,10 +175,11 @@ pub fn current(conf: &ApcupsdConf, now_epoch: i64) -> Option<WakePlan> {
     })
 }
 
-/// Write the plan; a failure is logged (killpower then arms WAKEDELAY).
-pub fn write_plan(conf: &ApcupsdConf, plan: &WakePlan, log: &mut Log) {
+/// Write the plan through the daemon's effects (a dry run only says so); a
+/// failure is logged (killpower then arms WAKEDELAY).
+pub fn write_plan(conf: &ApcupsdConf, plan: &WakePlan, effects: &mut impl Effects, log: &mut Log) {
     let path = plan_path(conf);
-    match super::write_atomically(&path, plan.to_text().as_bytes()) {
+    match effects.replace_file(&path, plan.to_text().as_bytes()) {
         Ok(()) => log.notice(&match &plan.reason {
             None => format!(
                 "wake plan (round {}): --killpower will arm the RTC wake alarm {} s ahead",

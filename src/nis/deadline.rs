@@ -36,14 +36,6 @@ impl<'a> DeadlineStream<'a> {
     }
 }
 
-/// The instant `timeout` from now, saturating far in the future instead of
-/// overflowing (a configured `Duration::MAX` must not panic).
-pub(crate) fn deadline_after(timeout: Duration) -> Instant {
-    let now = Instant::now();
-    now.checked_add(timeout)
-        .unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600))
-}
-
 /// Socket timeouts report expiry as `WouldBlock` on Linux; call it what it is.
 fn as_timeout(e: io::Error) -> io::Error {
     if e.kind() == io::ErrorKind::WouldBlock {

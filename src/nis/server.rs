@@ -36,10 +36,11 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, FixedOffset};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
-use super::deadline::{deadline_after, DeadlineStream};
+use super::deadline::DeadlineStream;
 use super::events;
 use super::frame::{self, FrameError, Packet};
 use super::status::{self, UpsStatus};
+use crate::deadline::after as deadline_after;
 
 /// Longest request packet apcupsd accepts (its `MAXSTRING`); longer drops the connection.
 pub const MAX_REQUEST_LEN: usize = 256;
@@ -234,7 +235,7 @@ impl ServerHandle {
         for conn in live.values() {
             let _ = conn.stream.shutdown(Shutdown::Both);
         }
-        let give_up = Instant::now() + Duration::from_secs(2);
+        let give_up = crate::deadline::after(Duration::from_secs(2));
         while !live.is_empty() {
             let left = give_up.saturating_duration_since(Instant::now());
             if left.is_zero() {

@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::config::apcupsd_conf;
 use crate::event::Event;
@@ -90,7 +90,7 @@ impl EventMail {
         } else {
             DELIVERY_DEADLINE
         };
-        let report = deliver(&self.settings, Instant::now() + budget);
+        let report = deliver(&self.settings, crate::deadline::after(budget));
         let line = format!("mail: {}", report.summary());
         if report.is_clean() {
             log.info(&line);
@@ -122,7 +122,7 @@ pub fn nis_address(scriptdir: &Path) -> Option<(String, u16)> {
 /// The UPS status text for a mail body, read within [`NIS_DEADLINE`].
 pub fn nis_status(scriptdir: &Path, log: &mut Log) -> Option<String> {
     let (host, port) = nis_address(scriptdir)?;
-    match nis::client::fetch_status(&host, port, Instant::now() + NIS_DEADLINE) {
+    match nis::client::fetch_status(&host, port, crate::deadline::after(NIS_DEADLINE)) {
         Ok(text) => Some(text),
         Err(e) => {
             log.info(&format!(

@@ -663,7 +663,7 @@ pub fn test_mail(settings: &MailSettings) -> TestReport {
             Duration::from_secs(super::settings::defaults::SMTP_TIMEOUT_SECS)
         }
     };
-    let deadline = Instant::now() + limit * 4;
+    let deadline = crate::deadline::after(limit.saturating_mul(4));
     let now = chrono::Local::now().fixed_offset();
     let mail = Composed {
         event: crate::event::Event::Commok,

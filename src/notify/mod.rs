@@ -49,11 +49,11 @@
 //!         if event.stops_machine() {
 //!             let _ = notify::queue(&mail, &notice, None); // log an error, never stop
 //!             run_shutdown();
-//!             let _ = notify::deliver(&mail, Instant::now() + Duration::from_secs(5));
+//!             let _ = notify::deliver(&mail, apccontrol::deadline::after(Duration::from_secs(5)));
 //!         } else {
 //!             let status = read_nis_status();
 //!             let _ = notify::queue(&mail, &notice, status.as_deref());
-//!             let report = notify::deliver(&mail, Instant::now() + Duration::from_secs(15));
+//!             let report = notify::deliver(&mail, apccontrol::deadline::after(Duration::from_secs(15)));
 //!             println!("{}", report.summary());
 //!         }
 //!     }

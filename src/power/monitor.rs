@@ -446,15 +446,15 @@ impl Monitor {
             if !self.shutdown_started {
                 let base = o.timer_base();
                 if self.th.timeout > 0 {
-                    d.push(base + secs(self.th.timeout + 1));
+                    d.push(base + secs_u64(u64::from(self.th.timeout) + 1));
                     if self.th.nologon == NoLogon::Timeout && !self.logins_prohibited {
-                        d.push(base + secs(self.th.timeout * 9 / 10 + 1));
+                        d.push(base + secs_u64(u64::from(self.th.timeout) * 9 / 10 + 1));
                     }
                 }
                 if self.logins_prohibited {
                     d.push(std::cmp::max(
-                        base + secs(self.th.annoy_delay + 1),
-                        o.last_annoy + secs(self.th.annoy + 1),
+                        base + secs_u64(u64::from(self.th.annoy_delay) + 1),
+                        o.last_annoy + secs_u64(u64::from(self.th.annoy) + 1),
                     ));
                 }
                 for hold in [self.lowbatt, self.loadlimit, self.drop, self.runlimit] {
@@ -944,7 +944,7 @@ impl Monitor {
             let prohibit = match th.nologon {
                 NoLogon::Always => true,
                 NoLogon::Disable => false,
-                NoLogon::Timeout => th.timeout > 0 && elapsed > u64::from(th.timeout * 9 / 10),
+                NoLogon::Timeout => th.timeout > 0 && elapsed > u64::from(th.timeout) * 9 / 10,
                 NoLogon::Percent => {
                     charge.is_some_and(|c| c <= f64::from(th.nologon_percent_limit()))
                 }
@@ -1039,6 +1039,12 @@ fn is_low(b: &Battery) -> bool {
     let critical = b.capacity_level == CapacityLevel::Critical
         && (b.count <= 1 || b.charge_pct.is_none_or(|c| c <= CRITICAL_AGREES_PCT));
     b.present() && (critical || (b.status == BatteryStatus::Discharging && b.charge_pct == Some(0.0)))
+}
+
+/// Seconds as a duration, in u64 so that `limit + 1` or `limit * 9` of any
+/// u32 setting cannot wrap.
+fn secs_u64(s: u64) -> Duration {
+    Duration::from_secs(s)
 }
 
 fn secs(s: u32) -> Duration {
