@@ -60,6 +60,9 @@ pub enum Explanation {
         /// What the battery said.
         reported: f64,
     },
+    /// A 0 % from a gauge that says it holds nothing when full (a failed
+    /// read): not believed.
+    BlankGauge,
     /// A value no battery can give: only that field is dropped.
     ChargeIgnored {
         /// What the battery said (NaN for garbage).
@@ -132,7 +135,9 @@ impl Explanation {
     pub fn level(&self) -> Level {
         match self {
             Explanation::ChargeClamped { .. } | Explanation::DeadBattery => Level::Notice,
-            Explanation::ChargeIgnored { .. } | Explanation::ReadingIgnored(_) => Level::Info,
+            Explanation::ChargeIgnored { .. }
+            | Explanation::BlankGauge
+            | Explanation::ReadingIgnored(_) => Level::Info,
             Explanation::CommLost { .. } => Level::Warning,
             _ => Level::Alert,
         }
@@ -155,6 +160,10 @@ impl fmt::Display for Explanation {
                 f,
                 "ignoring an impossible battery charge ({reported} %): that value only, the \
                  adapter and the rest of the reading are used"
+            ),
+            Explanation::BlankGauge => f.write_str(
+                "ignoring the battery's 0 %: it also says it holds 0 when full, a failed gauge \
+                 read rather than an empty battery",
             ),
             Explanation::ReadingIgnored(why) => write!(f, "ignoring a reading: {why}"),
             Explanation::CommLost { polls, last } => write!(

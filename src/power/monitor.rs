@@ -270,6 +270,8 @@ pub struct Monitor {
     charge_ignored_logged: bool,
     /// Whether a charge above 100 was explained (once per run).
     clamp_logged: bool,
+    /// Whether a blank gauge was explained in the current run of them.
+    blank_logged: bool,
     /// The battery is dead on mains.
     dead_battery: bool,
     dead_logged: bool,
@@ -319,6 +321,7 @@ impl Monitor {
             ignored_logged: false,
             charge_ignored_logged: false,
             clamp_logged: false,
+            blank_logged: false,
             dead_battery: false,
             dead_logged: false,
             blind_polls: 0,
@@ -584,8 +587,9 @@ impl Monitor {
     // ----- the reading filter -------------------------------------------
 
     /// Fix what can be fixed in one battery's figures; impossible values
-    /// are dropped field by field.
-    fn sanitize(&mut self, b: &mut Battery, fx: &mut Vec<Effect>) {
+    /// are dropped field by field. Returns whether the gauge is blank (a 0 %
+    /// from a battery that says it holds 0 when full).
+    fn sanitize(&mut self, b: &mut Battery, fx: &mut Vec<Effect>) -> bool {
         // Contents above what the battery holds: a little is the same
         // overshoot as a charge above 100, a lot is garbage.
         if let (Some(now), Some(full)) = (b.now, b.full) {
@@ -593,31 +597,45 @@ impl Monitor {
                 b.now = (now <= full * CHARGE_CLAMP_MAX / 100.0).then_some(full);
             }
         }
-        let from_contents = match (b.now, b.full) {
-            (Some(now), Some(full)) if full > 0.0 => Some((now / full * 100.0).min(100.0)),
-            _ => None,
-        };
-        match b.charge_pct {
-            Some(c) if c.is_finite() && (0.0..=100.0).contains(&c) => {
-                self.charge_ignored_logged = false;
-            }
-            Some(c) if c.is_finite() && c > 100.0 && c <= CHARGE_CLAMP_MAX => {
-                self.charge_ignored_logged = false;
-                b.charge_pct = Some(100.0);
-                if !self.clamp_logged {
-                    self.clamp_logged = true;
-                    fx.push(Effect::Explain(Explanation::ChargeClamped { reported: c }));
-                }
-            }
-            Some(c) => {
+        let zero_full = b.full == Some(0.0);
+        if zero_full {
+            // Contents against a full of 0 mean nothing (the runtime falls
+            // back to the percentage).
+            b.now = None;
+            b.unit = None;
+        }
+        let sane = |c: f64| c.is_finite() && (0.0..=CHARGE_CLAMP_MAX).contains(&c);
+        let reported = b.charge_pct;
+        let chosen = reported
+            .filter(|c| sane(*c))
+            .or_else(|| b.capacity_pct.filter(|c| sane(*c)));
+        match reported {
+            Some(c) if !sane(c) => {
                 if !self.charge_ignored_logged {
                     self.charge_ignored_logged = true;
                     fx.push(Effect::Explain(Explanation::ChargeIgnored { reported: c }));
                 }
-                b.charge_pct = from_contents;
             }
-            None => b.charge_pct = from_contents,
+            _ => self.charge_ignored_logged = false,
         }
+        if let Some(c) = chosen.filter(|c| *c > 100.0) {
+            if !self.clamp_logged {
+                self.clamp_logged = true;
+                fx.push(Effect::Explain(Explanation::ChargeClamped { reported: c }));
+            }
+        }
+        b.charge_pct = chosen.map(|c| c.min(100.0));
+        let blank = b.charge_pct == Some(0.0) && zero_full;
+        if blank {
+            b.charge_pct = None;
+            if !self.blank_logged {
+                self.blank_logged = true;
+                fx.push(Effect::Explain(Explanation::BlankGauge));
+            }
+        } else {
+            self.blank_logged = false;
+        }
+        blank
     }
 
     /// The reading if it is believable, `None` if not.
@@ -656,9 +674,7 @@ impl Monitor {
             Err(SourceError::List { .. }) => return Err(Ignored::Unlistable),
             Err(SourceError::NothingFound { .. }) => return Err(Ignored::NothingFound),
         };
-        if r.battery.present() {
-            self.sanitize(&mut r.battery, fx);
-        }
+        let blank = r.battery.present() && self.sanitize(&mut r.battery, fx);
         let b = &r.battery;
         let charge = b.charge_pct;
         if r.ac_online.is_none()
@@ -667,9 +683,9 @@ impl Monitor {
             return Err(Ignored::NothingUsable);
         }
         let idle = matches!(b.status, BatteryStatus::Unknown | BatteryStatus::NotCharging);
-        let empty = charge == Some(0.0) || (charge.is_none() && b.full == Some(0.0));
+        let empty = charge == Some(0.0) || blank || (charge.is_none() && b.full == Some(0.0));
         let dead = b.present() && idle && empty && r.ac_online == Some(true);
-        if b.present() && b.status == BatteryStatus::Unknown && empty && !dead {
+        if b.present() && b.status == BatteryStatus::Unknown && charge == Some(0.0) && !dead {
             return Err(Ignored::UnknownAndEmpty);
         }
         self.dead_battery = dead;
@@ -747,18 +763,17 @@ impl Monitor {
 
     /// AC online, cross-checked with the battery: an adapter that says
     /// offline while the battery charges is not believed (the previous state
-    /// stays); without an adapter file, a discharging battery means on battery.
+    /// stays); without an adapter file, a discharging battery means on
+    /// battery and any other status means mains.
     fn believed_on_battery(&self, r: &PowerReading) -> bool {
         let status = r.battery.status;
         match r.ac_online {
             Some(true) => false,
             Some(false) if status == BatteryStatus::Charging => self.on_battery,
             Some(false) => true,
-            None => match status {
-                BatteryStatus::Discharging => true,
-                BatteryStatus::Unknown => self.on_battery,
-                _ => false,
-            },
+            // No adapter to ask: a battery that is not discharging is fed
+            // by something (an idle ThinkPad pack says Unknown on mains).
+            None => status == BatteryStatus::Discharging,
         }
     }
 

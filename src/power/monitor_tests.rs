@@ -232,12 +232,25 @@ fn missing_adapter_file_means_battery_status_decides() {
     r.ac_online = None;
     s.at(0, r.clone());
     assert_eq!(s.events(), vec![Event::Powerout]);
+    // Not discharging: something feeds it (an idle ThinkPad pack says
+    // Unknown on mains, the T470 and Toshiba fixtures).
     r.battery.status = BatteryStatus::Unknown;
     s.at(1, r.clone());
-    assert!(s.m.snapshot(s.now).on_battery, "Unknown keeps the state");
-    r.battery.status = BatteryStatus::Charging;
-    s.at(2, r);
+    assert!(!s.m.snapshot(s.now).on_battery);
     assert_eq!(s.events(), vec![Event::Powerout, Event::Mainsback]);
+    r.battery.status = BatteryStatus::Discharging;
+    s.at(2, r.clone());
+    r.battery.status = BatteryStatus::Charging;
+    s.at(3, r);
+    assert_eq!(
+        s.events(),
+        vec![
+            Event::Powerout,
+            Event::Mainsback,
+            Event::Powerout,
+            Event::Mainsback
+        ]
+    );
 }
 
 #[test]
@@ -724,10 +737,11 @@ fn commfailure_after_five_bad_polls_and_commok_after() {
 fn an_impossible_charge_drops_that_field_only() {
     let mut s = Sim::new(debian());
     s.at(0, mains(90.0));
-    // 250 % on mains: the adapter state stands, the charge comes from the
-    // contents (45 of 50 Wh), said once per run of such readings.
+    // now / full says 250 % on mains: the adapter state stands, the charge
+    // comes from the `capacity` file, said once per run of such readings.
     let mut r = mains(90.0);
     r.battery.charge_pct = Some(250.0);
+    r.battery.capacity_pct = Some(90.0);
     let fx = s.at(1, r.clone());
     assert_eq!(
         fx,
@@ -735,9 +749,11 @@ fn an_impossible_charge_drops_that_field_only() {
     );
     assert_eq!(s.at(2, r.clone()), vec![]);
     assert_eq!(s.m.snapshot(s.now).charge_pct, Some(90.0));
-    // No contents either: no charge at all, still on mains, no commfailure.
+    // No usable capacity either: no charge at all, still on mains, no
+    // commfailure.
     r.battery.now = None;
     r.battery.charge_pct = Some(f64::NAN);
+    r.battery.capacity_pct = Some(-3.0);
     s.each_sec(3, 20, |_| r.clone());
     let snap = s.m.snapshot(s.now);
     assert_eq!(snap.charge_pct, None);

@@ -173,6 +173,7 @@ pub fn battery_from(info: &ProcInfo, state: &ProcState) -> Battery {
         count: 1,
         status: state.status,
         charge_pct,
+        capacity_pct: None,
         unit: unit.filter(|_| now.is_some()),
         now,
         full,

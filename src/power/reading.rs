@@ -90,9 +90,14 @@ pub struct Battery {
     /// Combined status: discharging if any discharges, else charging if any
     /// charges, else full if all are full.
     pub status: BatteryStatus,
-    /// Charge in percent, as reported (`capacity`) or computed from now/full.
-    /// Not clamped: a value above 100 is a lie the monitor must see.
+    /// Charge in percent: now / full when the battery gives both (the
+    /// precise figure, and the one that adds up across batteries), else the
+    /// reported `capacity`. Not clamped: a value above 100 is a lie the
+    /// monitor must see.
     pub charge_pct: Option<f64>,
+    /// The `capacity` file as reported (one battery only), for the monitor
+    /// to fall back on when now / full is impossible.
+    pub capacity_pct: Option<f64>,
     /// The unit of `now`, `full`, `design` and `rate`.
     pub unit: Option<CapacityUnit>,
     /// Contents now (Wh or Ah).
@@ -134,10 +139,14 @@ impl Battery {
         self.health.as_deref().is_some_and(health_is_bad)
     }
 
-    /// full / design in percent, when both are known.
+    /// full / design in percent, when both are known. A full of 0 is a
+    /// gauge that does not know (the IT8568 EC reports it next to a sane
+    /// 96 %), not a measurement.
     pub fn wear_pct(&self) -> Option<f64> {
         match (self.full, self.design) {
-            (Some(full), Some(design)) if design > 0.0 => Some(full / design * 100.0),
+            (Some(full), Some(design)) if design > 0.0 && full > 0.0 => {
+                Some(full / design * 100.0)
+            }
             _ => None,
         }
     }
@@ -411,6 +420,9 @@ mod tests {
         a.design = Some(50.0);
         assert_eq!(a.wear_pct(), Some(40.0));
         a.design = Some(0.0);
+        assert_eq!(a.wear_pct(), None);
+        a.design = Some(50.0);
+        a.full = Some(0.0);
         assert_eq!(a.wear_pct(), None);
     }
 }

@@ -1,0 +1,500 @@
+//! Real batteries (issue 13): every dump in `tests/fixtures/power_supply/`
+//! replayed, in virtual time through the real source and monitor, and end
+//! to end through the real laptop-upsd binary on a fake root with a stub
+//! apccontrol and its NIS server asked for STATUS, BCHARGE, TIMELEFT and
+//! LASTXFER. Then the rest of the issue end to end: restarts, `--status`
+//! over NIS, `--poke` and the acpid rule, the NIS bind retry, `--check`,
+//! and the bounded wake alarm.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use apccontrol::config::apcupsd_conf;
+use apccontrol::event::Event;
+use apccontrol::nis::client;
+use apccontrol::nis::StatusReport;
+use apccontrol::power::{Effect, Monitor, Mono, Source, Thresholds};
+
+use crate::daemon::{laptop_upsd_bin, Laptop};
+use crate::notify::free_port;
+
+// ----- the fixtures --------------------------------------------------------
+
+/// One published dump.
+#[derive(Debug, Clone)]
+struct Fixture {
+    name: String,
+    expect_status: String,
+    /// `None` for `none`.
+    expect_bcharge: Option<String>,
+    /// Each supply's uevent lines, `(KEY, value)` in the published order.
+    blocks: Vec<Vec<(String, String)>>,
+}
+
+impl Fixture {
+    fn found_on_battery(&self) -> bool {
+        self.expect_status.split_whitespace().any(|w| w == "ONBATT")
+    }
+
+    /// Whether the dump is far enough above the test config's limits
+    /// (BATTERYLEVEL 10) that no shutdown may happen on battery.
+    fn above_limits(&self) -> bool {
+        self.expect_bcharge
+            .as_deref()
+            .and_then(|b| b.parse::<f64>().ok())
+            .is_some_and(|b| b > 15.0)
+    }
+}
+
+fn fixture_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/power_supply")
+}
+
+/// Parse a fixture as FIXTURE-FORMAT.md specifies; an error names the rule.
+fn parse_fixture(name: &str, text: &str) -> Result<Fixture, String> {
+    let mut meta: BTreeMap<String, String> = BTreeMap::new();
+    let mut blocks: Vec<Vec<(String, String)>> = Vec::new();
+    let mut current: Vec<(String, String)> = Vec::new();
+    for line in text.lines() {
+        if let Some(comment) = line.strip_prefix('#') {
+            if let Some((key, value)) = comment.trim().split_once(": ") {
+                if !key.contains(' ') {
+                    meta.entry(key.to_string())
+                        .or_insert_with(|| value.trim().to_string());
+                }
+            }
+            continue;
+        }
+        if line.trim().is_empty() {
+            if !current.is_empty() {
+                blocks.push(std::mem::take(&mut current));
+            }
+            continue;
+        }
+        let (key, value) = line
+            .split_once('=')
+            .ok_or_else(|| format!("{name}: `{line}` is not KEY=value"))?;
+        if current.is_empty() && key != "POWER_SUPPLY_NAME" {
+            return Err(format!("{name}: a block starts with {key}, not POWER_SUPPLY_NAME"));
+        }
+        current.push((key.to_string(), value.to_string()));
+    }
+    if !current.is_empty() {
+        blocks.push(current);
+    }
+    for required in ["source", "machine", "state", "expect-status", "expect-bcharge"] {
+        if !meta.contains_key(required) {
+            return Err(format!("{name}: no `# {required}:` line"));
+        }
+    }
+    if blocks.is_empty() {
+        return Err(format!("{name}: no supply block"));
+    }
+    let bcharge = meta["expect-bcharge"].clone();
+    Ok(Fixture {
+        name: name.to_string(),
+        expect_status: meta["expect-status"].clone(),
+        expect_bcharge: (bcharge != "none").then_some(bcharge),
+        blocks,
+    })
+}
+
+fn fixtures() -> Vec<Fixture> {
+    let mut paths: Vec<PathBuf> = fs::read_dir(fixture_dir())
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
+        .collect();
+    paths.sort();
+    let all: Vec<Fixture> = paths
+        .iter()
+        .map(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            parse_fixture(&name, &fs::read_to_string(p).unwrap()).unwrap_or_else(|e| panic!("{e}"))
+        })
+        .collect();
+    assert!(all.len() >= 20, "only {} fixtures", all.len());
+    all
+}
+
+fn value<'a>(block: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    block
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+fn is_adapter(block: &[(String, String)]) -> bool {
+    value(block, "POWER_SUPPLY_TYPE").is_some_and(|t| t == "Mains" || t.starts_with("USB"))
+}
+
+fn is_system_battery(block: &[(String, String)]) -> bool {
+    value(block, "POWER_SUPPLY_TYPE") == Some("Battery")
+        && value(block, "POWER_SUPPLY_SCOPE") != Some("Device")
+}
+
+/// Set (or add) a key in every block that matches.
+fn with(
+    blocks: &[Vec<(String, String)>],
+    pick: fn(&[(String, String)]) -> bool,
+    key: &str,
+    new: &str,
+) -> Vec<Vec<(String, String)>> {
+    blocks
+        .iter()
+        .map(|block| {
+            let mut block = block.clone();
+            if pick(&block) {
+                let mut found = false;
+                for (k, v) in block.iter_mut() {
+                    if k == key {
+                        *v = new.to_string();
+                        found = true;
+                    }
+                }
+                if !found {
+                    block.push((key.to_string(), new.to_string()));
+                }
+            }
+            block
+        })
+        .collect()
+}
+
+/// The machine with its adapters unplugged, its batteries discharging.
+fn unplugged(f: &Fixture) -> Vec<Vec<(String, String)>> {
+    let blocks = with(&f.blocks, is_adapter, "POWER_SUPPLY_ONLINE", "0");
+    with(&blocks, is_system_battery, "POWER_SUPPLY_STATUS", "Discharging")
+}
+
+/// The machine plugged back: as found if it was found on mains, else with
+/// its adapters online and its batteries charging.
+fn plugged(f: &Fixture) -> Vec<Vec<(String, String)>> {
+    if !f.found_on_battery() {
+        return f.blocks.clone();
+    }
+    let blocks = with(&f.blocks, is_adapter, "POWER_SUPPLY_ONLINE", "1");
+    with(&blocks, is_system_battery, "POWER_SUPPLY_STATUS", "Charging")
+}
+
+/// `<root>/sys/class/power_supply/<NAME>/uevent` and one file per key.
+fn write_tree(root: &Path, blocks: &[Vec<(String, String)>]) {
+    let dir = root.join("sys/class/power_supply");
+    let _ = fs::remove_dir_all(&dir);
+    for block in blocks {
+        let name = value(block, "POWER_SUPPLY_NAME").unwrap();
+        let supply = dir.join(name);
+        fs::create_dir_all(&supply).unwrap();
+        let uevent: String = block.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+        fs::write(supply.join("uevent"), uevent).unwrap();
+        for (key, v) in block {
+            let file = key.trim_start_matches("POWER_SUPPLY_").to_ascii_lowercase();
+            fs::write(supply.join(file), format!("{v}\n")).unwrap();
+        }
+    }
+}
+
+#[test]
+fn every_fixture_follows_the_format() {
+    let all = fixtures();
+    for f in &all {
+        for block in &f.blocks {
+            let name = value(block, "POWER_SUPPLY_NAME").unwrap_or("");
+            assert!(
+                value(block, "POWER_SUPPLY_TYPE").is_some(),
+                "{}: {name} has no POWER_SUPPLY_TYPE",
+                f.name
+            );
+        }
+        if let Some(b) = &f.expect_bcharge {
+            let parsed: f64 = b.parse().unwrap_or(f64::NAN);
+            assert_eq!(format!("{parsed:.1}"), *b, "{}: expect-bcharge is %.1f", f.name);
+        }
+    }
+    // The issue's variety: two batteries, a charge above 100, charge-based
+    // packs, a USB-C supply, adapters not named AC.
+    let any = |pred: &dyn Fn(&Fixture) -> bool| all.iter().any(pred);
+    assert!(any(&|f| f.blocks.iter().filter(|b| is_system_battery(b)).count() >= 2));
+    assert!(any(&|f| f.blocks.iter().any(|b| value(b, "POWER_SUPPLY_CAPACITY")
+        .and_then(|c| c.parse::<i64>().ok())
+        .is_some_and(|c| c > 100))));
+    assert!(any(&|f| f.blocks.iter().any(|b| value(b, "POWER_SUPPLY_CHARGE_NOW").is_some())));
+    assert!(any(&|f| f.blocks.iter().any(|b| value(b, "POWER_SUPPLY_TYPE") == Some("USB"))));
+    for adapter in ["ACAD", "ADP1", "AC0"] {
+        assert!(
+            any(&|f| f.blocks.iter().any(|b| value(b, "POWER_SUPPLY_NAME") == Some(adapter))),
+            "no fixture with an adapter named {adapter}"
+        );
+    }
+}
+
+// ----- replay in virtual time ------------------------------------------------
+
+fn test_thresholds() -> Thresholds {
+    let conf = apcupsd_conf::parse(
+        "## apcupsd.conf v1.1 ##\nONBATTERYDELAY 1\nBATTERYLEVEL 10\nMINUTES 0\nTIMEOUT 0\nNOLOGON disable\n",
+    )
+    .unwrap()
+    .conf;
+    Thresholds::from_conf(&conf)
+}
+
+/// The STATUS words and BCHARGE text the daemon would serve for a snapshot.
+fn status_of(m: &Monitor, at: Mono) -> (String, Option<String>) {
+    let snap = m.snapshot(at);
+    let words = snap.flags().status_words().trim().to_string();
+    (words, snap.charge_pct.map(|c| format!("{c:.1}")))
+}
+
+fn shutdown_events() -> [Event; 7] {
+    [
+        Event::Failing,
+        Event::Loadlimit,
+        Event::Runlimit,
+        Event::Timeout,
+        Event::Emergency,
+        Event::Remotedown,
+        Event::Doshutdown,
+    ]
+}
+
+/// Each fixture as found, unplugged for ten virtual minutes, plugged back.
+fn replay_in_virtual_time(f: &Fixture) -> Result<(), String> {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let src = Source::new(root);
+    let mut m = Monitor::new(test_thresholds(), Mono::ZERO);
+    let mut runs: Vec<(i64, Event)> = Vec::new();
+    let step = |m: &mut Monitor, t: i64, runs: &mut Vec<(i64, Event)>| {
+        for e in m.step(src.read(), Mono::from_secs(t)) {
+            if let Effect::Run(ev) = e {
+                runs.push((t, ev));
+            }
+        }
+    };
+    write_tree(root, &f.blocks);
+    step(&mut m, 0, &mut runs);
+    // As found is the first reading, what a client's first poll sees.
+    let (status, bcharge) = status_of(&m, Mono::ZERO);
+    if m.snapshot(Mono::ZERO).timeleft.is_zero() && f.expect_bcharge.is_some() {
+        return Err("as found, TIMELEFT is 0 with a charge known".into());
+    }
+    for t in 1..=5 {
+        step(&mut m, t, &mut runs);
+    }
+    if status != f.expect_status || bcharge != f.expect_bcharge {
+        return Err(format!(
+            "as found: STATUS {status:?} BCHARGE {bcharge:?}, expected {:?} {:?}",
+            f.expect_status, f.expect_bcharge
+        ));
+    }
+    let found: Vec<Event> = runs.iter().map(|(_, e)| *e).collect();
+    let expected_found: Vec<Event> = if f.found_on_battery() {
+        vec![Event::Powerout, Event::Onbattery]
+    } else {
+        vec![]
+    };
+    if f.above_limits() && found != expected_found {
+        return Err(format!("as found, events {runs:?}"));
+    }
+
+    write_tree(root, &unplugged(f));
+    runs.clear();
+    for t in 6..=606 {
+        step(&mut m, t, &mut runs);
+    }
+    let events: Vec<Event> = runs.iter().map(|(_, e)| *e).collect();
+    if !f.found_on_battery() && events.get(..2) != Some(&[Event::Powerout, Event::Onbattery][..]) {
+        return Err(format!("unplugged: {runs:?}"));
+    }
+    if f.above_limits() && events.iter().any(|e| shutdown_events().contains(e)) {
+        return Err(format!("unplugged above the limits, yet: {runs:?}"));
+    }
+    if !m.snapshot(Mono::from_secs(606)).on_battery {
+        return Err("unplugged, yet not on battery".into());
+    }
+
+    write_tree(root, &plugged(f));
+    runs.clear();
+    for t in 607..=610 {
+        step(&mut m, t, &mut runs);
+    }
+    let events: Vec<Event> = runs.iter().map(|(_, e)| *e).collect();
+    if events.get(..2) != Some(&[Event::Offbattery, Event::Mainsback][..]) {
+        return Err(format!("plugged back: {runs:?}"));
+    }
+    Ok(())
+}
+
+#[test]
+fn every_fixture_replays_in_virtual_time() {
+    let failures: Vec<String> = fixtures()
+        .iter()
+        .filter_map(|f| replay_in_virtual_time(f).err().map(|e| format!("{}: {e}", f.name)))
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+// ----- replay end to end ---------------------------------------------------------
+
+/// Ask the daemon's NIS server for its status.
+fn nis_status(port: u16) -> Result<StatusReport, String> {
+    client::fetch_status("127.0.0.1", port, Instant::now() + Duration::from_secs(2))
+        .map(|text| StatusReport::parse(&text))
+        .map_err(|e| e.to_string())
+}
+
+/// Poll `check` on the NIS status until it passes (or explain why not).
+fn nis_until(
+    port: u16,
+    within: Duration,
+    what: &str,
+    check: impl Fn(&StatusReport) -> bool,
+) -> Result<StatusReport, String> {
+    let end = Instant::now() + within;
+    let mut last = String::from("no answer");
+    while Instant::now() < end {
+        match nis_status(port) {
+            Ok(report) if check(&report) => return Ok(report),
+            Ok(report) => last = format!("{:?}", report.fields()),
+            Err(e) => last = e,
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err(format!("NIS never showed {what}; last: {last}"))
+}
+
+fn every_reply_has_timeleft_and_lastxfer(report: &StatusReport) -> Result<(), String> {
+    for key in ["TIMELEFT", "LASTXFER"] {
+        if report.get(key).is_none() {
+            return Err(format!("no {key} in {:?}", report.fields()));
+        }
+    }
+    Ok(())
+}
+
+fn poke(laptop: &Laptop) -> Result<(), String> {
+    let out = Command::new(laptop_upsd_bin())
+        .arg("--poke")
+        .arg("-f")
+        .arg(&laptop.conf)
+        .output()
+        .map_err(|e| e.to_string())?;
+    out.status
+        .success()
+        .then_some(())
+        .ok_or_else(|| String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+fn wait_event(laptop: &Laptop, event: &str, within: Duration) -> Result<(), String> {
+    let end = Instant::now() + within;
+    while Instant::now() < end {
+        if laptop.events().iter().any(|e| e == event) {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Err(format!("no {event} within {within:?}: {:?}", laptop.events()))
+}
+
+/// How long every fixture stays unplugged: past the 5 s hold of a limit and
+/// the 5 polls of the blind rule.
+const ON_BATTERY_FOR: Duration = Duration::from_secs(7);
+
+fn replay_end_to_end(f: &Fixture) -> Result<(), String> {
+    let port = free_port();
+    let mut laptop = Laptop::new(&format!("NETSERVER on\nNISIP 127.0.0.1\nNISPORT {port}"));
+    fs::remove_dir_all(laptop.root.join("sys")).map_err(|e| e.to_string())?;
+    write_tree(&laptop.root, &f.blocks);
+    laptop.start();
+    let ctx = |e: String| format!("{e}\n{}", laptop.dump());
+
+    // As found: the right STATUS and BCHARGE from the first reply on.
+    let report = nis_until(port, Duration::from_secs(10), "a status", |_| true).map_err(ctx)?;
+    every_reply_has_timeleft_and_lastxfer(&report).map_err(ctx)?;
+    let status = report.get("STATUS").unwrap_or("").trim().to_string();
+    let bcharge = report
+        .get("BCHARGE")
+        .map(|b| b.trim_end_matches(" Percent").to_string());
+    if status != f.expect_status || bcharge != f.expect_bcharge {
+        return Err(ctx(format!(
+            "as found: STATUS {status:?} BCHARGE {bcharge:?}, expected {:?} {:?}",
+            f.expect_status, f.expect_bcharge
+        )));
+    }
+    if f.found_on_battery() {
+        wait_event(&laptop, "onbattery", Duration::from_secs(5)).map_err(ctx)?;
+    } else {
+        // Two more polls (POLLTIME 1), and still nothing.
+        std::thread::sleep(Duration::from_millis(2100));
+        if !laptop.events().is_empty() {
+            return Err(ctx(format!("as found: events {:?}", laptop.events())));
+        }
+    }
+
+    // Unplugged, and laptop-upsd poked as the acpid rule would.
+    write_tree(&laptop.root, &unplugged(f));
+    poke(&laptop).map_err(ctx)?;
+    wait_event(&laptop, "onbattery", Duration::from_secs(5)).map_err(ctx)?;
+    let report = nis_until(port, Duration::from_secs(5), "ONBATT", |r| {
+        r.get("STATUS").is_some_and(|s| s.contains("ONBATT"))
+    })
+    .map_err(ctx)?;
+    every_reply_has_timeleft_and_lastxfer(&report).map_err(ctx)?;
+    if report.get("LASTXFER") != Some("Low line voltage") {
+        return Err(ctx(format!("on battery, LASTXFER {:?}", report.get("LASTXFER"))));
+    }
+    std::thread::sleep(ON_BATTERY_FOR);
+    let events = laptop.events();
+    let shutdown = ["failing", "loadlimit", "runlimit", "timeout", "emergency", "remotedown", "doshutdown"];
+    if f.above_limits() && events.iter().any(|e| shutdown.contains(&e.as_str())) {
+        return Err(ctx(format!("unplugged above the limits, yet {events:?}")));
+    }
+    if events.get(..2) != Some(&["powerout".to_string(), "onbattery".to_string()][..]) {
+        return Err(ctx(format!("unplugged: {events:?}")));
+    }
+
+    // Plugged back.
+    write_tree(&laptop.root, &plugged(f));
+    poke(&laptop).map_err(ctx)?;
+    wait_event(&laptop, "mainsback", Duration::from_secs(5)).map_err(ctx)?;
+    let events = laptop.settled_events();
+    if events.get(events.len().saturating_sub(2)..) != Some(&["offbattery".to_string(), "mainsback".to_string()][..]) {
+        return Err(ctx(format!("plugged back: {events:?}")));
+    }
+    let report = nis_until(port, Duration::from_secs(5), "ONLINE", |r| {
+        r.get("STATUS").is_some_and(|s| s.contains("ONLINE"))
+    })
+    .map_err(ctx)?;
+    every_reply_has_timeleft_and_lastxfer(&report).map_err(ctx)?;
+    if report.get("NUMXFERS") != Some("1") || report.get("LASTXFER") != Some("Low line voltage") {
+        return Err(ctx(format!("back on mains: {:?}", report.fields())));
+    }
+    Ok(())
+}
+
+#[test]
+fn every_fixture_replays_end_to_end_through_the_daemon() {
+    let all = fixtures();
+    let started = Instant::now();
+    // All at once: each daemon mostly sleeps, so the whole set costs about
+    // one fixture's time.
+    let handles: Vec<_> = all
+        .into_iter()
+        .map(|f| std::thread::spawn(move || (f.name.clone(), replay_end_to_end(&f))))
+        .collect();
+    let failures: Vec<String> = handles
+        .into_iter()
+        .filter_map(|h| match h.join() {
+            Ok((name, Err(e))) => Some(format!("{name}: {e}")),
+            Ok((_, Ok(()))) => None,
+            Err(_) => Some("a replay thread panicked".to_string()),
+        })
+        .collect();
+    eprintln!("end-to-end replay of every fixture took {:?}", started.elapsed());
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
