@@ -498,3 +498,415 @@ fn every_fixture_replays_end_to_end_through_the_daemon() {
     eprintln!("end-to-end replay of every fixture took {:?}", started.elapsed());
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
+
+// ----- restarts --------------------------------------------------------------
+
+fn stderr_of(laptop: &Laptop) -> String {
+    fs::read_to_string(laptop.path("stderr")).unwrap_or_default()
+}
+
+fn nis_laptop(extra: &str) -> (Laptop, u16) {
+    let port = free_port();
+    let laptop = Laptop::new(&format!(
+        "NETSERVER on\nNISIP 127.0.0.1\nNISPORT {port}\n{extra}"
+    ));
+    (laptop, port)
+}
+
+#[test]
+fn a_vetoed_shutdown_ends_with_the_mains_and_a_restart_starts_clean() {
+    let (mut laptop, port) = nis_laptop("");
+    laptop.start();
+    nis_until(port, Duration::from_secs(10), "a status", |_| true).unwrap();
+    // An outage down to 8 % (BATTERYLEVEL 10): doshutdown, which the stub
+    // apccontrol does not carry out (a veto, or a failed shutdown).
+    laptop.sysfs(false, 8);
+    laptop.wait_for("doshutdown", Duration::from_secs(12));
+    nis_until(port, Duration::from_secs(5), "SHUTTING DOWN", |r| {
+        r.get("STATUS").is_some_and(|s| s.contains("SHUTTING DOWN"))
+    })
+    .unwrap();
+    laptop.sysfs(true, 9);
+    laptop.wait_for("mainsback", Duration::from_secs(5));
+    // Back on mains the outage's shutdown has ended: a slave must not see
+    // SHUTTING DOWN (it would run remotedown at once).
+    let report = nis_until(port, Duration::from_secs(5), "ONLINE", |r| {
+        r.get("STATUS").map(str::trim) == Some("ONLINE")
+    })
+    .unwrap();
+    let xonbatt = report.get("XONBATT").unwrap().to_string();
+    assert_eq!(report.get("NUMXFERS"), Some("1"));
+
+    // Restart with no outage under way: clean, statistics kept whole.
+    laptop.stop();
+    let state = fs::read_to_string(laptop.path("state")).unwrap();
+    assert!(state.contains("version=2") && state.contains("last_transfer_on="), "{state}");
+    laptop.start();
+    let report = nis_until(port, Duration::from_secs(10), "a status", |_| true).unwrap();
+    assert_eq!(report.get("STATUS").map(str::trim), Some("ONLINE"), "{}", laptop.dump());
+    assert_eq!(report.get("NUMXFERS"), Some("1"));
+    assert_eq!(report.get("XONBATT"), Some(xonbatt.as_str()));
+    assert!(!xonbatt.starts_with("1970"), "{xonbatt}");
+    assert_eq!(report.get("LASTXFER"), Some("Low line voltage"));
+
+    // The next outage shuts down at its limits again.
+    laptop.sysfs(false, 8);
+    let end = Instant::now() + Duration::from_secs(12);
+    while laptop.events().iter().filter(|e| *e == "doshutdown").count() < 2 {
+        assert!(Instant::now() < end, "no second doshutdown\n{}", laptop.dump());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_version_1_state_that_kept_a_shutdown_without_an_outage_starts_clean() {
+    let mut laptop = Laptop::new("");
+    fs::write(
+        laptop.path("state"),
+        "# laptop-upsd outage state\nversion=1\nlogins_prohibited=false\nshutdown_started=true\n\
+         cumulative_on_battery=40\ntransfers=2\n",
+    )
+    .unwrap();
+    laptop.start();
+    std::thread::sleep(Duration::from_millis(1200));
+    let stderr = stderr_of(&laptop);
+    assert!(stderr.contains("resuming from") && stderr.contains("(version 1)"), "{stderr}");
+    assert!(stderr.contains("starting clean"), "{stderr}");
+    assert!(stderr.contains("NUMXFERS and CUMONBATT start from zero"), "{stderr}");
+    laptop.sysfs(false, 8);
+    laptop.wait_for("doshutdown", Duration::from_secs(12));
+    assert_eq!(
+        laptop.settled_events(),
+        ["powerout", "onbattery", "loadlimit", "doshutdown"],
+        "{}",
+        laptop.dump()
+    );
+}
+
+/// Seconds since boot, on CLOCK_BOOTTIME (`/proc/uptime`).
+fn uptime() -> f64 {
+    fs::read_to_string("/proc/uptime")
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn the_learnt_drain_gives_timeleft_from_the_first_poll_after_a_restart() {
+    let (mut laptop, port) = nis_laptop("");
+    laptop.battery_file("voltage_min_design", "11400000\n");
+    laptop.start();
+    let report = nis_until(port, Duration::from_secs(10), "a status", |_| true).unwrap();
+    // Nothing measured yet: 32 Wh at the stated 10 W.
+    assert_eq!(report.get("TIMELEFT"), Some("192.0 Minutes"), "{:?}", report.fields());
+    assert_eq!(report.get("NOMBATTV"), Some("11.4 Volts"));
+    assert_eq!(report.get("LASTXFER"), Some("No transfers since turnon"));
+    // An outage at 20 W teaches the drain.
+    laptop.sysfs(false, 80);
+    laptop.battery_file("power_now", "20000000\n");
+    laptop.wait_for("onbattery", Duration::from_secs(5));
+    let during = fs::read_to_string(laptop.path("state")).unwrap();
+    // Outage times are kept on the boot clock (CLOCK_BOOTTIME, suspend
+    // included): the monotonic start is the machine's uptime, not the
+    // daemon's.
+    let mono: f64 = during
+        .lines()
+        .find_map(|l| l.strip_prefix("outage_start_mono="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((mono / 1000.0 - uptime()).abs() < 10.0, "{during}");
+    assert!(during.contains("boot_id="), "{during}");
+    nis_until(port, Duration::from_secs(10), "the measured drain", |r| {
+        r.get("TIMELEFT") == Some("96.0 Minutes")
+    })
+    .unwrap();
+    // Enough samples (3, one a second) for the drain to count as learnt.
+    std::thread::sleep(Duration::from_secs(4));
+    laptop.sysfs(true, 80);
+    laptop.wait_for("mainsback", Duration::from_secs(5));
+    laptop.stop();
+    let state = fs::read_to_string(laptop.path("state")).unwrap();
+    assert!(state.contains("drain=20") && state.contains("drain_basis=Wh"), "{state}");
+    // After the restart the first reply already uses it.
+    laptop.start();
+    let report = nis_until(port, Duration::from_secs(10), "a status", |_| true).unwrap();
+    assert_eq!(report.get("TIMELEFT"), Some("96.0 Minutes"), "{}", laptop.dump());
+}
+
+// ----- --status, --poke, the acpid rule, the NIS port -----------------------------
+
+fn laptop_cmd(laptop: &Laptop, args: &[&str]) -> std::process::Output {
+    Command::new(laptop_upsd_bin())
+        .args(args)
+        .arg("-f")
+        .arg(&laptop.conf)
+        .arg("--root")
+        .arg(&laptop.root)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn status_asks_the_running_daemon_first_then_reads_once() {
+    let (mut laptop, port) = nis_laptop("");
+    laptop.start();
+    nis_until(port, Duration::from_secs(10), "a status", |_| true).unwrap();
+    laptop.sysfs(false, 80);
+    laptop.wait_for("onbattery", Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(1100));
+    let out = laptop_cmd(&laptop, &["--status"]);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let report = StatusReport::parse(&text);
+    // The daemon's view: time on battery and the transfer it counted.
+    assert_eq!(report.get("STATUS").map(str::trim), Some("ONBATT"), "{text}");
+    assert_ne!(report.get("TONBATT"), Some("0 Seconds"), "{text}");
+    assert_eq!(report.get("NUMXFERS"), Some("1"), "{text}");
+    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    // No daemon: one fresh reading, said on stderr.
+    laptop.stop();
+    let out = laptop_cmd(&laptop, &["--status"]);
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("no daemon answered on 127.0.0.1:{port}"))
+            && stderr.contains("one fresh reading"),
+        "{stderr}"
+    );
+    let report = StatusReport::parse(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(report.get("TONBATT"), Some("0 Seconds"));
+    assert!(report.get("TIMELEFT").is_some() && report.get("LASTXFER").is_some());
+}
+
+/// The shipped acpid rule's action, with the built binary and a config.
+fn acpid_action(laptop: &Laptop) -> Command {
+    let rule = fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/acpi/laptop-upsd"),
+    )
+    .unwrap();
+    let event = rule
+        .lines()
+        .find_map(|l| l.strip_prefix("event="))
+        .expect("an event= line");
+    assert!(event.starts_with("(ac_adapter|battery)"), "{event}");
+    let action = rule
+        .lines()
+        .find_map(|l| l.strip_prefix("action="))
+        .expect("an action= line");
+    let mut words = action.split_whitespace();
+    assert_eq!(words.next(), Some("/usr/sbin/laptop-upsd"));
+    let mut cmd = Command::new(laptop_upsd_bin());
+    cmd.args(words).arg("-f").arg(&laptop.conf);
+    cmd
+}
+
+#[test]
+fn the_acpid_rule_makes_the_daemon_read_at_once() {
+    // POLLTIME 60 and no kernel uevents for a fake tree: without the poke
+    // an unplugged adapter would be seen up to a minute late.
+    let mut laptop = Laptop::new("POLLTIME 60");
+    let out = acpid_action(&laptop).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no laptop-upsd is running"),
+        "{out:?}"
+    );
+    laptop.start();
+    std::thread::sleep(Duration::from_millis(1500));
+    laptop.sysfs(false, 80);
+    let poked = Instant::now();
+    let out = acpid_action(&laptop).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    laptop.wait_for("powerout", Duration::from_secs(5));
+    let took = poked.elapsed();
+    assert!(took < Duration::from_secs(3), "powerout {took:?} after the poke");
+    assert!(stderr_of(&laptop).contains("poked"), "{}", laptop.dump());
+}
+
+#[test]
+fn a_taken_nis_port_is_retried_and_each_failure_says_why() {
+    let port = free_port();
+    let squatter = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let mut laptop = Laptop::new(&format!("NETSERVER on\nNISIP 127.0.0.1\nNISPORT {port}"));
+    laptop.start();
+    let end = Instant::now() + Duration::from_secs(10);
+    while !stderr_of(&laptop).contains("(attempt 2)") {
+        assert!(Instant::now() < end, "{}", laptop.dump());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let stderr = stderr_of(&laptop);
+    assert!(
+        stderr.contains(&format!("cannot serve NIS on 127.0.0.1:{port} (attempt 1)"))
+            && stderr.contains("is apcupsd still running")
+            && stderr.contains("retrying in 1 s")
+            && stderr.contains("retrying in 2 s"),
+        "{stderr}"
+    );
+    // Still watching the battery meanwhile.
+    laptop.sysfs(false, 80);
+    laptop.wait_for("powerout", Duration::from_secs(5));
+    drop(squatter);
+    nis_until(port, Duration::from_secs(10), "the daemon's status", |r| {
+        r.get("UPSNAME") == Some("testups")
+    })
+    .unwrap();
+    assert!(
+        stderr_of(&laptop).contains("failed attempts"),
+        "{}",
+        laptop.dump()
+    );
+}
+
+// ----- --check ----------------------------------------------------------------
+
+/// A machine where everything is right: a lid, logind told to ignore it,
+/// an RTC wake alarm, a trusted apccontrol, a free NIS port.
+fn well_set_up() -> (Laptop, u16) {
+    let (laptop, port) = nis_laptop("WAKEDELAY 600");
+    let root = &laptop.root;
+    for (path, text) in [
+        ("proc/acpi/button/lid/LID0/state", "state:      open\n"),
+        (
+            "etc/systemd/logind.conf",
+            "[Login]\nHandleLidSwitch=ignore\nHandleLidSwitchExternalPower=ignore\n",
+        ),
+        ("sys/class/rtc/rtc0/wakealarm", ""),
+    ] {
+        let path = root.join(path);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, text).unwrap();
+    }
+    (laptop, port)
+}
+
+fn check(laptop: &Laptop) -> (i32, String) {
+    let out = laptop_cmd(laptop, &["--check"]);
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn check_passes_only_when_all_is_well_and_names_what_is_not() {
+    let (laptop, port) = well_set_up();
+    let (code, text) = check(&laptop);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("all is well"), "{text}");
+    assert!(text.contains("note: NOLOGON disable"), "{text}");
+
+    // Each thing that would fail an outage, at once.
+    let mut conf = fs::read_to_string(&laptop.conf).unwrap();
+    conf.push_str("BATERYLEVEL 5\nNOLOGON always\n");
+    fs::write(&laptop.conf, conf).unwrap();
+    let apccontrol = laptop.dir.path().join("sd/apccontrol");
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&apccontrol, fs::Permissions::from_mode(0o777)).unwrap();
+    fs::remove_file(laptop.root.join("sys/class/rtc/rtc0/wakealarm")).unwrap();
+    fs::remove_file(laptop.root.join("etc/systemd/logind.conf")).unwrap();
+    let squatter = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let (code, text) = check(&laptop);
+    drop(squatter);
+    assert_eq!(code, 1, "{text}");
+    for needle in [
+        "unknown directive `BATERYLEVEL` ignored; did you mean `BATTERYLEVEL`?",
+        "writable by group or others (mode 777)",
+        "no RTC wake alarm",
+        "HandleLidSwitch=suspend: closing the lid will suspend this machine",
+        "HandleLidSwitchExternalPower=suspend",
+        &format!("NIS port 127.0.0.1:{port}"),
+        "is apcupsd still running",
+        "note: NOLOGON always (apcupsd's default)",
+        "6 problems found",
+    ] {
+        assert!(text.contains(needle), "`{needle}` missing:\n{text}");
+    }
+}
+
+#[test]
+fn the_daemon_logs_the_preflight_problems_at_start() {
+    let mut laptop = Laptop::new("WAKEDEALY 60\nSCRIPTDIR /nonexistent/sd");
+    laptop.start();
+    let end = Instant::now() + Duration::from_secs(5);
+    while !stderr_of(&laptop).contains("startup succeeded") {
+        assert!(Instant::now() < end, "{}", laptop.dump());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let stderr = stderr_of(&laptop);
+    assert!(
+        stderr.contains("preflight: ")
+            && stderr.contains("did you mean `WAKEDELAY`?")
+            && stderr.contains("/nonexistent/sd/apccontrol"),
+        "{stderr}"
+    );
+}
+
+// ----- the bounded wake alarm --------------------------------------------------
+
+fn epoch_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+#[test]
+fn a_power_failure_shutdown_plans_the_wake_and_killpower_follows_the_plan() {
+    let mut laptop = Laptop::new("WAKEDELAY 600");
+    let rtc = laptop.root.join("sys/class/rtc/rtc0");
+    fs::create_dir_all(&rtc).unwrap();
+    fs::write(rtc.join("wakealarm"), "").unwrap();
+    laptop.start();
+    std::thread::sleep(Duration::from_millis(1200));
+    laptop.sysfs(false, 8);
+    laptop.wait_for("doshutdown", Duration::from_secs(12));
+    let plan = fs::read_to_string(laptop.path("laptop-upsd.wake")).unwrap();
+    assert!(plan.contains("round=1\ndelay=600\narm=true"), "{plan}");
+    laptop.stop();
+    assert!(laptop.path("powerfail").exists());
+    let killpower = |laptop: &Laptop| {
+        let before = epoch_now();
+        let out = laptop_cmd(laptop, &["--killpower"]);
+        let alarm = fs::read_to_string(laptop.root.join("sys/class/rtc/rtc0/wakealarm")).unwrap();
+        (before, out, alarm)
+    };
+    let (before, out, alarm) = killpower(&laptop);
+    assert!(out.status.success(), "{out:?}");
+    let at: i64 = alarm.trim().parse().unwrap();
+    assert!((before + 600..=before + 602).contains(&at), "{alarm}");
+
+    // The plan of a laptop that woke into a still-dead mains: twice as far.
+    let plan = format!("round=2\ndelay=1200\narm=true\nwritten={}\n", epoch_now());
+    fs::write(laptop.path("laptop-upsd.wake"), plan).unwrap();
+    let (before, out, alarm) = killpower(&laptop);
+    assert!(out.status.success(), "{out:?}");
+    let at: i64 = alarm.trim().parse().unwrap();
+    assert!((before + 1200..=before + 1202).contains(&at), "{alarm}");
+
+    // Nearly flat: not armed, said why, exit 0.
+    fs::write(laptop.root.join("sys/class/rtc/rtc0/wakealarm"), "untouched").unwrap();
+    let plan = format!(
+        "round=3\ndelay=2400\narm=false\nwritten={}\nreason=the battery is at 2.0 %, below 3 %\n",
+        epoch_now()
+    );
+    fs::write(laptop.path("laptop-upsd.wake"), plan).unwrap();
+    let (_, out, alarm) = killpower(&laptop);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("not armed: the battery is at 2.0 %"),
+        "{out:?}"
+    );
+    assert_eq!(alarm, "untouched");
+
+    // A plan from another day is not this shutdown's: WAKEDELAY.
+    let plan = format!("round=5\ndelay=9600\narm=false\nwritten={}\n", epoch_now() - 7200);
+    fs::write(laptop.path("laptop-upsd.wake"), plan).unwrap();
+    let (before, out, alarm) = killpower(&laptop);
+    assert!(out.status.success(), "{out:?}");
+    let at: i64 = alarm.trim().parse().unwrap();
+    assert!((before + 600..=before + 602).contains(&at), "{alarm}");
+}
