@@ -78,14 +78,22 @@ fn parse_fixture(name: &str, text: &str) -> Result<Fixture, String> {
             .split_once('=')
             .ok_or_else(|| format!("{name}: `{line}` is not KEY=value"))?;
         if current.is_empty() && key != "POWER_SUPPLY_NAME" {
-            return Err(format!("{name}: a block starts with {key}, not POWER_SUPPLY_NAME"));
+            return Err(format!(
+                "{name}: a block starts with {key}, not POWER_SUPPLY_NAME"
+            ));
         }
         current.push((key.to_string(), value.to_string()));
     }
     if !current.is_empty() {
         blocks.push(current);
     }
-    for required in ["source", "machine", "state", "expect-status", "expect-bcharge"] {
+    for required in [
+        "source",
+        "machine",
+        "state",
+        "expect-status",
+        "expect-bcharge",
+    ] {
         if !meta.contains_key(required) {
             return Err(format!("{name}: no `# {required}:` line"));
         }
@@ -168,7 +176,12 @@ fn with(
 /// The machine with its adapters unplugged, its batteries discharging.
 fn unplugged(f: &Fixture) -> Vec<Vec<(String, String)>> {
     let blocks = with(&f.blocks, is_adapter, "POWER_SUPPLY_ONLINE", "0");
-    with(&blocks, is_system_battery, "POWER_SUPPLY_STATUS", "Discharging")
+    with(
+        &blocks,
+        is_system_battery,
+        "POWER_SUPPLY_STATUS",
+        "Discharging",
+    )
 }
 
 /// The machine plugged back: as found if it was found on mains, else with
@@ -178,7 +191,12 @@ fn plugged(f: &Fixture) -> Vec<Vec<(String, String)>> {
         return f.blocks.clone();
     }
     let blocks = with(&f.blocks, is_adapter, "POWER_SUPPLY_ONLINE", "1");
-    with(&blocks, is_system_battery, "POWER_SUPPLY_STATUS", "Charging")
+    with(
+        &blocks,
+        is_system_battery,
+        "POWER_SUPPLY_STATUS",
+        "Charging",
+    )
 }
 
 /// `<root>/sys/class/power_supply/<NAME>/uevent` and one file per key.
@@ -212,21 +230,44 @@ fn every_fixture_follows_the_format() {
         }
         if let Some(b) = &f.expect_bcharge {
             let parsed: f64 = b.parse().unwrap_or(f64::NAN);
-            assert_eq!(format!("{parsed:.1}"), *b, "{}: expect-bcharge is %.1f", f.name);
+            assert_eq!(
+                format!("{parsed:.1}"),
+                *b,
+                "{}: expect-bcharge is %.1f",
+                f.name
+            );
         }
     }
     // The variety: two batteries, a charge above 100, charge-based
     // packs, a USB-C supply, adapters not named AC.
     let any = |pred: &dyn Fn(&Fixture) -> bool| all.iter().any(pred);
-    assert!(any(&|f| f.blocks.iter().filter(|b| is_system_battery(b)).count() >= 2));
-    assert!(any(&|f| f.blocks.iter().any(|b| value(b, "POWER_SUPPLY_CAPACITY")
-        .and_then(|c| c.parse::<i64>().ok())
-        .is_some_and(|c| c > 100))));
-    assert!(any(&|f| f.blocks.iter().any(|b| value(b, "POWER_SUPPLY_CHARGE_NOW").is_some())));
-    assert!(any(&|f| f.blocks.iter().any(|b| value(b, "POWER_SUPPLY_TYPE") == Some("USB"))));
+    assert!(any(&|f| f
+        .blocks
+        .iter()
+        .filter(|b| is_system_battery(b))
+        .count()
+        >= 2));
+    assert!(any(&|f| f.blocks.iter().any(|b| value(
+        b,
+        "POWER_SUPPLY_CAPACITY"
+    )
+    .and_then(|c| c.parse::<i64>().ok())
+    .is_some_and(|c| c > 100))));
+    assert!(any(&|f| f.blocks.iter().any(|b| value(
+        b,
+        "POWER_SUPPLY_CHARGE_NOW"
+    )
+    .is_some())));
+    assert!(any(&|f| f
+        .blocks
+        .iter()
+        .any(|b| value(b, "POWER_SUPPLY_TYPE") == Some("USB"))));
     for adapter in ["ACAD", "ADP1", "AC0"] {
         assert!(
-            any(&|f| f.blocks.iter().any(|b| value(b, "POWER_SUPPLY_NAME") == Some(adapter))),
+            any(&|f| f
+                .blocks
+                .iter()
+                .any(|b| value(b, "POWER_SUPPLY_NAME") == Some(adapter))),
             "no fixture with an adapter named {adapter}"
         );
     }
@@ -334,7 +375,11 @@ fn replay_in_virtual_time(f: &Fixture) -> Result<(), String> {
 fn every_fixture_replays_in_virtual_time() {
     let failures: Vec<String> = fixtures()
         .iter()
-        .filter_map(|f| replay_in_virtual_time(f).err().map(|e| format!("{}: {e}", f.name)))
+        .filter_map(|f| {
+            replay_in_virtual_time(f)
+                .err()
+                .map(|e| format!("{}: {e}", f.name))
+        })
         .collect();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
@@ -398,7 +443,10 @@ fn wait_event(laptop: &Laptop, event: &str, within: Duration) -> Result<(), Stri
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    Err(format!("no {event} within {within:?}: {:?}", laptop.events()))
+    Err(format!(
+        "no {event} within {within:?}: {:?}",
+        laptop.events()
+    ))
 }
 
 /// How long every fixture stays unplugged: past the 5 s hold of a limit and
@@ -446,11 +494,22 @@ fn replay_end_to_end(f: &Fixture) -> Result<(), String> {
     .map_err(ctx)?;
     every_reply_has_timeleft_and_lastxfer(&report).map_err(ctx)?;
     if report.get("LASTXFER") != Some("Low line voltage") {
-        return Err(ctx(format!("on battery, LASTXFER {:?}", report.get("LASTXFER"))));
+        return Err(ctx(format!(
+            "on battery, LASTXFER {:?}",
+            report.get("LASTXFER")
+        )));
     }
     std::thread::sleep(ON_BATTERY_FOR);
     let events = laptop.events();
-    let shutdown = ["failing", "loadlimit", "runlimit", "timeout", "emergency", "remotedown", "doshutdown"];
+    let shutdown = [
+        "failing",
+        "loadlimit",
+        "runlimit",
+        "timeout",
+        "emergency",
+        "remotedown",
+        "doshutdown",
+    ];
     if f.above_limits() && events.iter().any(|e| shutdown.contains(&e.as_str())) {
         return Err(ctx(format!("unplugged above the limits, yet {events:?}")));
     }
@@ -463,7 +522,9 @@ fn replay_end_to_end(f: &Fixture) -> Result<(), String> {
     poke(&laptop).map_err(ctx)?;
     wait_event(&laptop, "mainsback", Duration::from_secs(5)).map_err(ctx)?;
     let events = laptop.settled_events();
-    if events.get(events.len().saturating_sub(2)..) != Some(&["offbattery".to_string(), "mainsback".to_string()][..]) {
+    if events.get(events.len().saturating_sub(2)..)
+        != Some(&["offbattery".to_string(), "mainsback".to_string()][..])
+    {
         return Err(ctx(format!("plugged back: {events:?}")));
     }
     let report = nis_until(port, Duration::from_secs(5), "ONLINE", |r| {
@@ -495,7 +556,10 @@ fn every_fixture_replays_end_to_end_through_the_daemon() {
             Err(_) => Some("a replay thread panicked".to_string()),
         })
         .collect();
-    eprintln!("end-to-end replay of every fixture took {:?}", started.elapsed());
+    eprintln!(
+        "end-to-end replay of every fixture took {:?}",
+        started.elapsed()
+    );
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
@@ -540,10 +604,18 @@ fn a_vetoed_shutdown_ends_with_the_mains_and_a_restart_starts_clean() {
     // Restart with no outage under way: clean, statistics kept whole.
     laptop.stop();
     let state = fs::read_to_string(laptop.path("state")).unwrap();
-    assert!(state.contains("version=2") && state.contains("last_transfer_on="), "{state}");
+    assert!(
+        state.contains("version=2") && state.contains("last_transfer_on="),
+        "{state}"
+    );
     laptop.start();
     let report = nis_until(port, Duration::from_secs(10), "a status", |_| true).unwrap();
-    assert_eq!(report.get("STATUS").map(str::trim), Some("ONLINE"), "{}", laptop.dump());
+    assert_eq!(
+        report.get("STATUS").map(str::trim),
+        Some("ONLINE"),
+        "{}",
+        laptop.dump()
+    );
     assert_eq!(report.get("NUMXFERS"), Some("1"));
     assert_eq!(report.get("XONBATT"), Some(xonbatt.as_str()));
     assert!(!xonbatt.starts_with("1970"), "{xonbatt}");
@@ -552,8 +624,18 @@ fn a_vetoed_shutdown_ends_with_the_mains_and_a_restart_starts_clean() {
     // The next outage shuts down at its limits again.
     laptop.sysfs(false, 8);
     let end = Instant::now() + Duration::from_secs(12);
-    while laptop.events().iter().filter(|e| *e == "doshutdown").count() < 2 {
-        assert!(Instant::now() < end, "no second doshutdown\n{}", laptop.dump());
+    while laptop
+        .events()
+        .iter()
+        .filter(|e| *e == "doshutdown")
+        .count()
+        < 2
+    {
+        assert!(
+            Instant::now() < end,
+            "no second doshutdown\n{}",
+            laptop.dump()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -570,9 +652,15 @@ fn a_version_1_state_that_kept_a_shutdown_without_an_outage_starts_clean() {
     laptop.start();
     std::thread::sleep(Duration::from_millis(1200));
     let stderr = stderr_of(&laptop);
-    assert!(stderr.contains("resuming from") && stderr.contains("(version 1)"), "{stderr}");
+    assert!(
+        stderr.contains("resuming from") && stderr.contains("(version 1)"),
+        "{stderr}"
+    );
     assert!(stderr.contains("starting clean"), "{stderr}");
-    assert!(stderr.contains("NUMXFERS and CUMONBATT start from zero"), "{stderr}");
+    assert!(
+        stderr.contains("NUMXFERS and CUMONBATT start from zero"),
+        "{stderr}"
+    );
     laptop.sysfs(false, 8);
     laptop.wait_for("doshutdown", Duration::from_secs(12));
     assert_eq!(
@@ -601,7 +689,12 @@ fn the_learnt_drain_gives_timeleft_from_the_first_poll_after_a_restart() {
     laptop.start();
     let report = nis_until(port, Duration::from_secs(10), "a status", |_| true).unwrap();
     // Nothing measured yet: 32 Wh at the stated 10 W.
-    assert_eq!(report.get("TIMELEFT"), Some("192.0 Minutes"), "{:?}", report.fields());
+    assert_eq!(
+        report.get("TIMELEFT"),
+        Some("192.0 Minutes"),
+        "{:?}",
+        report.fields()
+    );
     assert_eq!(report.get("NOMBATTV"), Some("11.4 Volts"));
     assert_eq!(report.get("LASTXFER"), Some("No transfers since turnon"));
     // An outage at 20 W teaches the drain.
@@ -630,11 +723,19 @@ fn the_learnt_drain_gives_timeleft_from_the_first_poll_after_a_restart() {
     laptop.wait_for("mainsback", Duration::from_secs(5));
     laptop.stop();
     let state = fs::read_to_string(laptop.path("state")).unwrap();
-    assert!(state.contains("drain=20") && state.contains("drain_basis=Wh"), "{state}");
+    assert!(
+        state.contains("drain=20") && state.contains("drain_basis=Wh"),
+        "{state}"
+    );
     // After the restart the first reply already uses it.
     laptop.start();
     let report = nis_until(port, Duration::from_secs(10), "a status", |_| true).unwrap();
-    assert_eq!(report.get("TIMELEFT"), Some("96.0 Minutes"), "{}", laptop.dump());
+    assert_eq!(
+        report.get("TIMELEFT"),
+        Some("96.0 Minutes"),
+        "{}",
+        laptop.dump()
+    );
 }
 
 // ----- --status, --poke, the acpid rule, the NIS port -----------------------------
@@ -663,10 +764,18 @@ fn status_asks_the_running_daemon_first_then_reads_once() {
     let text = String::from_utf8_lossy(&out.stdout);
     let report = StatusReport::parse(&text);
     // The daemon's view: time on battery and the transfer it counted.
-    assert_eq!(report.get("STATUS").map(str::trim), Some("ONBATT"), "{text}");
+    assert_eq!(
+        report.get("STATUS").map(str::trim),
+        Some("ONBATT"),
+        "{text}"
+    );
     assert_ne!(report.get("TONBATT"), Some("0 Seconds"), "{text}");
     assert_eq!(report.get("NUMXFERS"), Some("1"), "{text}");
-    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // No daemon: one fresh reading, said on stderr.
     laptop.stop();
     let out = laptop_cmd(&laptop, &["--status"]);
@@ -723,7 +832,10 @@ fn the_acpid_rule_makes_the_daemon_read_at_once() {
     assert!(out.status.success(), "{out:?}");
     laptop.wait_for("powerout", Duration::from_secs(5));
     let took = poked.elapsed();
-    assert!(took < Duration::from_secs(3), "powerout {took:?} after the poke");
+    assert!(
+        took < Duration::from_secs(3),
+        "powerout {took:?} after the poke"
+    );
     assert!(stderr_of(&laptop).contains("poked"), "{}", laptop.dump());
 }
 
@@ -888,7 +1000,11 @@ fn a_power_failure_shutdown_plans_the_wake_and_killpower_follows_the_plan() {
     assert!((before + 1200..=before + 1202).contains(&at), "{alarm}");
 
     // Nearly flat: not armed, said why, exit 0.
-    fs::write(laptop.root.join("sys/class/rtc/rtc0/wakealarm"), "untouched").unwrap();
+    fs::write(
+        laptop.root.join("sys/class/rtc/rtc0/wakealarm"),
+        "untouched",
+    )
+    .unwrap();
     let plan = format!(
         "round=3\ndelay=2400\narm=false\nwritten={}\nreason=the battery is at 2.0 %, below 3 %\n",
         epoch_now()
@@ -903,7 +1019,10 @@ fn a_power_failure_shutdown_plans_the_wake_and_killpower_follows_the_plan() {
     assert_eq!(alarm, "untouched");
 
     // A plan from another day is not this shutdown's: WAKEDELAY.
-    let plan = format!("round=5\ndelay=9600\narm=false\nwritten={}\n", epoch_now() - 7200);
+    let plan = format!(
+        "round=5\ndelay=9600\narm=false\nwritten={}\n",
+        epoch_now() - 7200
+    );
     fs::write(laptop.path("laptop-upsd.wake"), plan).unwrap();
     let (before, out, alarm) = killpower(&laptop);
     assert!(out.status.success(), "{out:?}");

@@ -713,7 +713,11 @@ fn apcaccess_and_aioapcaccess_see_timeleft_and_lastxfer_from_the_first_poll() {
         "NOMBATTV : 11.4 Volts",
         "BCHARGE  : 80.0 Percent",
     ] {
-        assert!(text.contains(line), "`{line}` missing:\n{text}\n{}", laptop.dump());
+        assert!(
+            text.contains(line),
+            "`{line}` missing:\n{text}\n{}",
+            laptop.dump()
+        );
     }
     // Home Assistant's client creates its sensors from these keys.
     let script = format!(
@@ -721,7 +725,11 @@ fn apcaccess_and_aioapcaccess_see_timeleft_and_lastxfer_from_the_first_poll() {
          d = asyncio.run(aioapcaccess.request_status('127.0.0.1', {port}))\n\
          print(d['TIMELEFT'] + '|' + d['LASTXFER'])\n"
     );
-    let out = Command::new("python3").arg("-c").arg(&script).output().unwrap();
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "aioapcaccess: {out:?}");
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
@@ -743,11 +751,7 @@ fn a_real_apcupsd_slave_started_at_boot_applies_its_minutes() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display();
     let stub = dir.path().join("apccontrol");
-    std::fs::write(
-        &stub,
-        format!("#!/bin/sh\necho \"$1\" >> {d}/calls\n"),
-    )
-    .unwrap();
+    std::fs::write(&stub, format!("#!/bin/sh\necho \"$1\" >> {d}/calls\n")).unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&stub, std::fs::Permissions::from_mode(0o755)).unwrap();
     let conf = dir.path().join("apcupsd.conf");
@@ -778,16 +782,24 @@ fn a_real_apcupsd_slave_started_at_boot_applies_its_minutes() {
     // The slave found TIMELEFT at its first poll (its capabilities are read
     // once, then never again).
     wait_until("the slave serves TIMELEFT", Duration::from_secs(20), || {
-        client::fetch_status("127.0.0.1", slave_port, Instant::now() + Duration::from_secs(1))
-            .is_ok_and(|t| StatusReport::parse(&t).get("TIMELEFT").is_some())
+        client::fetch_status(
+            "127.0.0.1",
+            slave_port,
+            Instant::now() + Duration::from_secs(1),
+        )
+        .is_ok_and(|t| StatusReport::parse(&t).get("TIMELEFT").is_some())
     });
     laptop.sysfs(false, 10);
     let calls = dir.path().join("calls");
-    wait_until("the slave runs runlimit, then doshutdown", Duration::from_secs(20), || {
-        std::fs::read_to_string(&calls).is_ok_and(|c| {
-            c.lines().any(|l| l == "runlimit") && c.lines().any(|l| l == "doshutdown")
-        })
-    });
+    wait_until(
+        "the slave runs runlimit, then doshutdown",
+        Duration::from_secs(20),
+        || {
+            std::fs::read_to_string(&calls).is_ok_and(|c| {
+                c.lines().any(|l| l == "runlimit") && c.lines().any(|l| l == "doshutdown")
+            })
+        },
+    );
     // laptop-upsd itself did not shut down (its limits are off).
     assert!(
         !laptop.events().iter().any(|e| e == "doshutdown"),
@@ -795,5 +807,8 @@ fn a_real_apcupsd_slave_started_at_boot_applies_its_minutes() {
         laptop.dump()
     );
     let events = std::fs::read_to_string(dir.path().join("events")).unwrap_or_default();
-    assert!(events.contains("Reached remaining time percentage limit"), "{events}");
+    assert!(
+        events.contains("Reached remaining time percentage limit"),
+        "{events}"
+    );
 }

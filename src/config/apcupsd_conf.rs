@@ -706,7 +706,9 @@ DATATIME 0
         assert_eq!(did_you_mean("ANOY"), Some("ANNOY"));
         let p = ok("WAKEDELEY 60\n");
         assert!(
-            p.warnings.iter().any(|w| w.message.contains("did you mean `WAKEDELAY`?")),
+            p.warnings
+                .iter()
+                .any(|w| w.message.contains("did you mean `WAKEDELAY`?")),
             "{:?}",
             p.warnings
         );

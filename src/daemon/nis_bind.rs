@@ -124,7 +124,10 @@ mod tests {
         let ip = Ipv4Addr::LOCALHOST;
         let in_use = io::Error::from(io::ErrorKind::AddrInUse);
         let text = likely_cause(&in_use, ip, 3551);
-        assert!(text.contains("apcupsd") && text.contains("NISPORT"), "{text}");
+        assert!(
+            text.contains("apcupsd") && text.contains("NISPORT"),
+            "{text}"
+        );
         let text = likely_cause(&io::Error::from(io::ErrorKind::AddrNotAvailable), ip, 3551);
         assert!(text.contains("NISIP"), "{text}");
         let text = likely_cause(&io::Error::from(io::ErrorKind::PermissionDenied), ip, 80);

@@ -106,9 +106,12 @@ mod tests {
         fs::write(&path, "12345\n").unwrap();
         assert_eq!(running_pid(&path).unwrap(), None);
         // Locked by a holder: its pid is read.
-        let held = Flock::lock(fs::File::open(&path).unwrap(), FlockArg::LockExclusiveNonblock)
-            .map_err(|(_, e)| e)
-            .unwrap();
+        let held = Flock::lock(
+            fs::File::open(&path).unwrap(),
+            FlockArg::LockExclusiveNonblock,
+        )
+        .map_err(|(_, e)| e)
+        .unwrap();
         assert_eq!(running_pid(&path).unwrap(), Some(12345));
         fs::write(&path, "garbage").unwrap();
         assert!(matches!(running_pid(&path), Err(PokeError::NoPid { .. })));

@@ -409,7 +409,10 @@ mod tests {
         let mut report = Report::default();
         check_lid(root, &mut report);
         assert_eq!(report.problems(), 0);
-        write(&root.join("proc/acpi/button/lid/LID0/state"), "state: open\n");
+        write(
+            &root.join("proc/acpi/button/lid/LID0/state"),
+            "state: open\n",
+        );
         check_lid(root, &mut report);
         assert_eq!(report.problems(), 1, "{:?}", report.findings);
         assert!(report.findings[1]

@@ -111,8 +111,8 @@ mod tests {
 
     fn ctx_status(snapshot: &Snapshot) -> UpsStatus {
         let conf = ApcupsdConf::default();
-        let now = chrono::DateTime::parse_from_rfc3339("2026-11-22T01:40:22+00:00")
-            .unwrap_or_default();
+        let now =
+            chrono::DateTime::parse_from_rfc3339("2026-11-22T01:40:22+00:00").unwrap_or_default();
         let ctx = Context {
             conf: &conf,
             upsname: "laptop",

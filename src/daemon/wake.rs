@@ -280,7 +280,13 @@ mod tests {
     #[test]
     fn garbage_is_not_a_plan() {
         assert_eq!(WakePlan::parse(""), None);
-        assert_eq!(WakePlan::parse("round=1\ndelay=x\narm=true\nwritten=1\n"), None);
-        assert_eq!(WakePlan::parse("round=0\ndelay=1\narm=true\nwritten=1\n"), None);
+        assert_eq!(
+            WakePlan::parse("round=1\ndelay=x\narm=true\nwritten=1\n"),
+            None
+        );
+        assert_eq!(
+            WakePlan::parse("round=0\ndelay=1\narm=true\nwritten=1\n"),
+            None
+        );
     }
 }

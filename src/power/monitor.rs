@@ -682,7 +682,10 @@ impl Monitor {
         {
             return Err(Ignored::NothingUsable);
         }
-        let idle = matches!(b.status, BatteryStatus::Unknown | BatteryStatus::NotCharging);
+        let idle = matches!(
+            b.status,
+            BatteryStatus::Unknown | BatteryStatus::NotCharging
+        );
         let empty = charge == Some(0.0) || blank || (charge.is_none() && b.full == Some(0.0));
         let dead = b.present() && idle && empty && r.ac_online == Some(true);
         if b.present() && b.status == BatteryStatus::Unknown && charge == Some(0.0) && !dead {
@@ -1053,7 +1056,8 @@ impl Monitor {
 fn is_low(b: &Battery) -> bool {
     let critical = b.capacity_level == CapacityLevel::Critical
         && (b.count <= 1 || b.charge_pct.is_none_or(|c| c <= CRITICAL_AGREES_PCT));
-    b.present() && (critical || (b.status == BatteryStatus::Discharging && b.charge_pct == Some(0.0)))
+    b.present()
+        && (critical || (b.status == BatteryStatus::Discharging && b.charge_pct == Some(0.0)))
 }
 
 /// Seconds as a duration, in u64 so that `limit + 1` or `limit * 9` of any

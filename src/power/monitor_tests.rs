@@ -745,7 +745,9 @@ fn an_impossible_charge_drops_that_field_only() {
     let fx = s.at(1, r.clone());
     assert_eq!(
         fx,
-        vec![Effect::Explain(Explanation::ChargeIgnored { reported: 250.0 })]
+        vec![Effect::Explain(Explanation::ChargeIgnored {
+            reported: 250.0
+        })]
     );
     assert_eq!(s.at(2, r.clone()), vec![]);
     assert_eq!(s.m.snapshot(s.now).charge_pct, Some(90.0));
@@ -788,7 +790,9 @@ fn a_charge_just_above_100_is_read_as_100_and_said_once() {
     let fx = s.at(0, over(104.0));
     assert_eq!(
         fx,
-        vec![Effect::Explain(Explanation::ChargeClamped { reported: 104.0 })]
+        vec![Effect::Explain(Explanation::ChargeClamped {
+            reported: 104.0
+        })]
     );
     s.each_sec(1, 30, |t| over(if t % 2 == 0 { 117.0 } else { 101.0 }));
     let snap = s.m.snapshot(s.now);
@@ -856,7 +860,11 @@ fn an_idle_empty_second_battery_is_not_lowbatt() {
         now: Some(pct / 100.0 * full),
         full: Some(full),
         design: Some(full),
-        rate: Some(if status == BatteryStatus::Discharging { 10.0 } else { 0.0 }),
+        rate: Some(if status == BatteryStatus::Discharging {
+            10.0
+        } else {
+            0.0
+        }),
         capacity_level: level,
         ..Battery::default()
     };
@@ -877,7 +885,12 @@ fn an_idle_empty_second_battery_is_not_lowbatt() {
     let low = PowerReading {
         ac_online: Some(false),
         battery: Battery::combine(&[
-            bat(4.0, 23.0, BatteryStatus::Discharging, CapacityLevel::Critical),
+            bat(
+                4.0,
+                23.0,
+                BatteryStatus::Discharging,
+                CapacityLevel::Critical,
+            ),
             bat(0.0, 30.0, BatteryStatus::Unknown, CapacityLevel::Critical),
         ]),
     };
@@ -1187,7 +1200,10 @@ fn three_hour_outage_replayed() {
     );
     let snap = s.m.snapshot(s.now);
     assert_eq!(snap.cumulative_on_battery, Duration::from_secs(3 * 3600));
-    assert!(!snap.shutdown_started, "mains return ends the shutdown state");
+    assert!(
+        !snap.shutdown_started,
+        "mains return ends the shutdown state"
+    );
 }
 
 #[test]

@@ -144,9 +144,7 @@ impl Battery {
     /// 96 %), not a measurement.
     pub fn wear_pct(&self) -> Option<f64> {
         match (self.full, self.design) {
-            (Some(full), Some(design)) if design > 0.0 && full > 0.0 => {
-                Some(full / design * 100.0)
-            }
+            (Some(full), Some(design)) if design > 0.0 && full > 0.0 => Some(full / design * 100.0),
             _ => None,
         }
     }

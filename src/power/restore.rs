@@ -161,7 +161,8 @@ pub fn restore(state: &OutageState, here: &Here<'_>) -> Restored {
         .map(wall)
         .or(outage.map(|o| o.started));
     let last_off = state.last_transfer_off.map(wall);
-    let complete = state.transfers > 0 && last_on.is_some() && (outage.is_some() || last_off.is_some());
+    let complete =
+        state.transfers > 0 && last_on.is_some() && (outage.is_some() || last_off.is_some());
     match last_on {
         Some(last_transfer_on) if complete => {
             out.stats = Some(ResumedStats {
@@ -233,7 +234,11 @@ mod tests {
         assert_eq!(stats.last_transfer_on, Mono::from_secs(9_900));
         assert_eq!(stats.last_transfer_off, Some(Mono::from_secs(0)));
         assert_eq!(r.drain.map(|d| d.per_hour), Some(9.5));
-        assert!(r.notes.iter().any(|n| n.contains("sent again")), "{:?}", r.notes);
+        assert!(
+            r.notes.iter().any(|n| n.contains("sent again")),
+            "{:?}",
+            r.notes
+        );
     }
 
     #[test]

@@ -140,7 +140,10 @@ impl OutageState {
             "onbattery_at_mono",
             self.onbattery_at_mono.map(|v| v.to_string()),
         );
-        opt("charge_at_start", self.charge_at_start.map(|v| v.to_string()));
+        opt(
+            "charge_at_start",
+            self.charge_at_start.map(|v| v.to_string()),
+        );
         let _ = writeln!(out, "logins_prohibited={}", self.logins_prohibited);
         let _ = writeln!(out, "transfers={}", self.transfers);
         let _ = writeln!(out, "cumulative_on_battery={}", self.cumulative_on_battery);
