@@ -30,5 +30,6 @@ pub mod notify;
 pub mod plan;
 pub mod power;
 pub mod process;
+pub mod trust;
 
 pub use event::{DefaultAction, Event};

@@ -60,6 +60,8 @@ pub struct Spec {
     cwd: Option<PathBuf>,
     stdin: Input,
     output_cap: usize,
+    arg0: Option<OsString>,
+    keep_fds: Vec<std::os::fd::RawFd>,
 }
 
 impl Spec {
@@ -73,6 +75,35 @@ impl Spec {
             cwd: None,
             stdin: Input::Null,
             output_cap: 64 * 1024,
+            arg0: None,
+            keep_fds: Vec::new(),
+        }
+    }
+
+    /// The child's `argv[0]`, when the program is run by another name (a
+    /// checked descriptor, `/proc/self/fd/N`, for a hook whose path it must
+    /// still see; see [`crate::trust`]).
+    pub fn arg0(mut self, arg0: impl AsRef<OsStr>) -> Spec {
+        self.arg0 = Some(arg0.as_ref().to_os_string());
+        self
+    }
+
+    /// Let the child inherit this descriptor (ours are close-on-exec), e.g.
+    /// the checked file that `/proc/self/fd/N` names as its program.
+    pub fn keep_fd(mut self, fd: std::os::fd::RawFd) -> Spec {
+        self.keep_fds.push(fd);
+        self
+    }
+
+    /// Run a file that passed [`crate::trust::open_trusted`]: from its
+    /// checked descriptor (binaries) or its checked path (scripts), with
+    /// `argv[0]` its path as given, as the stock script would run it.
+    pub fn trusted(file: &crate::trust::Trusted) -> Spec {
+        let spec = Spec::new(file.exec_path()).arg0(file.path());
+        if file.exec_needs_fd() {
+            spec.keep_fd(file.fd())
+        } else {
+            spec
         }
     }
 
@@ -149,8 +180,14 @@ impl Spec {
         if let Some(cwd) = &self.cwd {
             cmd.current_dir(cwd);
         }
+        if let Some(arg0) = &self.arg0 {
+            cmd.arg0(arg0);
+        }
         cmd.process_group(0);
         reset_signals_in_child(&mut cmd);
+        if !self.keep_fds.is_empty() {
+            keep_fds_in_child(&mut cmd, self.keep_fds.clone());
+        }
         cmd
     }
 }
@@ -176,6 +213,22 @@ fn reset_signals_in_child(cmd: &mut Command) {
                 let _ = sigaction(signal, &default);
             }
             let _ = SigSet::empty().thread_set_mask();
+            Ok(())
+        });
+    }
+}
+
+#[allow(unsafe_code)]
+fn keep_fds_in_child(cmd: &mut Command, fds: Vec<std::os::fd::RawFd>) {
+    use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+    // SAFETY: the closure runs in the forked child before exec and only calls
+    // fcntl(2), which is async-signal-safe; it reads the vector moved in
+    // before the fork and allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            for fd in &fds {
+                fcntl(*fd, FcntlArg::F_SETFD(FdFlag::empty()))?;
+            }
             Ok(())
         });
     }

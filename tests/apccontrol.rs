@@ -1,8 +1,6 @@
 //! apccontrol on its own: arguments, SCRIPTDIR, config, wall fallback,
 //! failures, dry run, and the way apcupsd launches it.
 
-use std::process::Command;
-
 use crate::support::{apccontrol_bin, Scene};
 
 #[test]
@@ -92,7 +90,7 @@ fn a_path_as_event_name_is_refused_before_any_hook_lookup() {
         &mut std::fs::metadata(&evil).unwrap().permissions(),
         0o755,
     );
-    Command::new("chmod")
+    crate::support::command("chmod")
         .arg("755")
         .arg(&evil)
         .status()
@@ -189,7 +187,7 @@ fn a_hanging_config_is_stopped() {
 fn explicit_scriptdir_wins_over_argv0() {
     let scene = Scene::new();
     scene.hook("powerout", "exit 0", 0o755);
-    let mut cmd = Command::new(apccontrol_bin());
+    let mut cmd = crate::support::command(apccontrol_bin());
     cmd.arg("--scriptdir")
         .arg(&scene.sd)
         .args(["powerout", "u", "1", "1"]);
@@ -201,7 +199,7 @@ fn explicit_scriptdir_wins_over_argv0() {
 fn dry_run_prints_the_plan_and_does_nothing() {
     let scene = Scene::new();
     scene.hook("doshutdown", "exit 0", 0o755);
-    let mut cmd = Command::new(scene.sd.join("apccontrol"));
+    let mut cmd = crate::support::command(scene.sd.join("apccontrol"));
     cmd.args(["--dry-run", "doshutdown", "myups", "1", "1"]);
     let run = scene.execute(cmd);
     assert_eq!(run.status, 0, "{}", run.dump());
@@ -220,7 +218,7 @@ fn dry_run_prints_the_plan_and_does_nothing() {
 
 #[test]
 fn help_and_version_work() {
-    let out = Command::new(apccontrol_bin())
+    let out = crate::support::command(apccontrol_bin())
         .arg("--help")
         .output()
         .unwrap();
@@ -230,7 +228,7 @@ fn help_and_version_work() {
         text.contains("--dry-run") && text.contains("doshutdown"),
         "{text}"
     );
-    let out = Command::new(apccontrol_bin())
+    let out = crate::support::command(apccontrol_bin())
         .arg("--version")
         .output()
         .unwrap();
@@ -239,7 +237,7 @@ fn help_and_version_work() {
 
 #[test]
 fn bad_option_is_a_clear_error() {
-    let out = Command::new(apccontrol_bin())
+    let out = crate::support::command(apccontrol_bin())
         .arg("--frobnicate")
         .output()
         .unwrap();
@@ -262,7 +260,7 @@ for target in (0, 1, 2):
     os.dup2(fd, target)
 os.execv(sys.argv[1], sys.argv[1:])
 "#;
-    let mut cmd = Command::new("python3");
+    let mut cmd = crate::support::command("python3");
     cmd.arg("-c")
         .arg(launcher)
         .arg(scene.sd.join("apccontrol"))
@@ -285,7 +283,7 @@ os.execv(sys.argv[1], sys.argv[1:])
 #[test]
 fn a_relative_scriptdir_reads_the_config_there() {
     let scene = Scene::new();
-    let mut dry = std::process::Command::new(crate::support::apccontrol_bin());
+    let mut dry = crate::support::command(crate::support::apccontrol_bin());
     dry.current_dir(scene.dir.path()).args([
         "--scriptdir",
         "sd",
@@ -305,7 +303,7 @@ fn a_relative_scriptdir_reads_the_config_there() {
     );
     assert!(!stdout.contains("/sbin/shutdown"), "{}", run.dump());
 
-    let mut live = std::process::Command::new(crate::support::apccontrol_bin());
+    let mut live = crate::support::command(crate::support::apccontrol_bin());
     live.current_dir(scene.dir.path())
         .args(["--scriptdir", "sd", "doshutdown", "u", "1", "1"]);
     let run = scene.execute(live);

@@ -6,7 +6,7 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::daemon::Laptop;
@@ -52,7 +52,7 @@ impl Slave {
             ),
         )
         .unwrap();
-        let child = Command::new(APCUPSD)
+        let child = crate::support::command(APCUPSD)
             .arg("-b")
             .arg("-f")
             .arg(&conf)
@@ -107,7 +107,10 @@ impl Drop for Slave {
 
 fn apcaccess(args: &[&str]) -> (i32, String) {
     require(APCACCESS);
-    let out = Command::new(APCACCESS).args(args).output().unwrap();
+    let out = crate::support::command(APCACCESS)
+        .args(args)
+        .output()
+        .unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -169,7 +172,7 @@ fn apcaccess_and_aioapcaccess_read_laptop_upsd() {
          d = asyncio.run(aioapcaccess.request_status('127.0.0.1', {port}))\n\
          print(d['UPSNAME']); print(d['STATUS']); print(d['BCHARGE'])\n"
     );
-    let out = Command::new("python3")
+    let out = crate::support::command("python3")
         .arg("-c")
         .arg(&script)
         .output()

@@ -5,7 +5,7 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::Scene;
@@ -95,7 +95,7 @@ impl Laptop {
     }
 
     pub fn start(&mut self) {
-        let child = Command::new(laptop_upsd_bin())
+        let child = crate::support::command(laptop_upsd_bin())
             .arg("-f")
             .arg(&self.conf)
             .arg("--root")
@@ -383,6 +383,8 @@ fn a_restart_mid_outage_neither_repeats_onbattery_nor_resets_timeout() {
     laptop.start();
     laptop.wait_for("timeout", Duration::from_secs(10));
     let took = onbattery_seen.elapsed();
+    // doshutdown is started right after timeout, in the same poll.
+    laptop.wait_for("doshutdown", Duration::from_secs(5));
     assert_eq!(
         laptop.settled_events(),
         ["powerout", "onbattery", "timeout", "doshutdown"],
@@ -403,7 +405,7 @@ fn a_second_instance_refuses_to_start() {
     let mut laptop = Laptop::new("");
     laptop.start();
     std::thread::sleep(Duration::from_millis(500));
-    let out = Command::new(laptop_upsd_bin())
+    let out = crate::support::command(laptop_upsd_bin())
         .arg("-f")
         .arg(&laptop.conf)
         .arg("--root")
@@ -475,7 +477,7 @@ fn the_legacy_proc_acpi_files_of_the_2009_script_work() {
 fn status_prints_one_reading_in_apcaccess_format() {
     let laptop = Laptop::new("");
     laptop.sysfs(false, 42);
-    let out = Command::new(laptop_upsd_bin())
+    let out = crate::support::command(laptop_upsd_bin())
         .arg("-f")
         .arg(&laptop.conf)
         .arg("--root")
@@ -498,13 +500,13 @@ fn status_prints_one_reading_in_apcaccess_format() {
 
 #[test]
 fn bad_arguments_and_configs_are_clear_errors() {
-    let out = Command::new(laptop_upsd_bin())
+    let out = crate::support::command(laptop_upsd_bin())
         .arg("--frobnicate")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let laptop = Laptop::new("BATTERYLEVEL lots");
-    let out = Command::new(laptop_upsd_bin())
+    let out = crate::support::command(laptop_upsd_bin())
         .arg("-f")
         .arg(&laptop.conf)
         .output()
@@ -512,7 +514,7 @@ fn bad_arguments_and_configs_are_clear_errors() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("BATTERYLEVEL"), "{stderr}");
-    let out = Command::new(laptop_upsd_bin())
+    let out = crate::support::command(laptop_upsd_bin())
         .args(["-f", "/nonexistent/apcupsd.conf"])
         .output()
         .unwrap();
@@ -526,7 +528,7 @@ fn bad_arguments_and_configs_are_clear_errors() {
 #[test]
 fn the_demo_plays_a_whole_outage_and_touches_nothing() {
     let scene = Scene::new();
-    let out = Command::new(laptop_upsd_bin())
+    let out = crate::support::command(laptop_upsd_bin())
         .arg("--demo")
         .env("PATH", scene.path_env())
         .output()
@@ -629,7 +631,7 @@ fn the_stock_apccontrol_serves_as_laptop_upsds_handler() {
 fn dry_run_watches_and_decides_but_does_nothing() {
     let laptop = Laptop::new("BATTERYLEVEL 90\nNOLOGON always");
     let stdout = laptop.dir.path().join("stdout");
-    let mut child = Command::new(laptop_upsd_bin())
+    let mut child = crate::support::command(laptop_upsd_bin())
         .arg("--dry-run")
         .arg("-f")
         .arg(&laptop.conf)

@@ -2,7 +2,6 @@
 //! in `--help` is documented in the man page.
 
 use std::path::Path;
-use std::process::Command;
 
 use crate::support::apccontrol_bin;
 
@@ -22,7 +21,7 @@ fn man_pages_lint_clean() {
     let pages = man_pages();
     assert!(!pages.is_empty());
     for page in pages {
-        let out = Command::new("mandoc")
+        let out = crate::support::command("mandoc")
             .args(["-T", "lint", "-W", "warning"])
             .arg(&page)
             .output()
@@ -41,25 +40,30 @@ fn man_pages_lint_clean() {
 
 #[test]
 fn every_help_option_is_in_the_man_page() {
-    let help = Command::new(apccontrol_bin())
-        .arg("--help")
-        .output()
-        .unwrap();
-    let help = String::from_utf8_lossy(&help.stdout);
-    let man =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("man/apccontrol.8"))
+    for (binary, page) in [
+        (apccontrol_bin(), "man/apccontrol.8"),
+        (crate::daemon::laptop_upsd_bin(), "man/laptop-upsd.8"),
+    ] {
+        let help = crate::support::command(&binary)
+            .arg("--help")
+            .output()
             .unwrap();
-    let man = man.replace("\\-", "-");
-    let options: Vec<&str> = help
-        .split_whitespace()
-        .filter(|w| w.starts_with("--"))
-        .map(|w| w.trim_end_matches(|c: char| ",.;:)".contains(c)))
-        .collect();
-    assert!(options.len() >= 5, "{help}");
-    for option in options {
-        assert!(
-            man.contains(option),
-            "{option} is in --help but not in man/apccontrol.8"
-        );
+        let help = String::from_utf8_lossy(&help.stdout);
+        let man =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(page)).unwrap();
+        let man = man.replace("\\-", "-");
+        let options: Vec<&str> = help
+            .split_whitespace()
+            .filter(|w| w.starts_with("--"))
+            .map(|w| w.trim_end_matches(|c: char| ",.;:)".contains(c)))
+            .collect();
+        assert!(options.len() >= 5, "{help}");
+        for option in options {
+            assert!(
+                man.contains(option),
+                "{option} is in {} --help but not in {page}",
+                binary.display()
+            );
+        }
     }
 }

@@ -7,7 +7,7 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use crate::support::{Call, Run, Scene};
@@ -165,7 +165,7 @@ fn assert_walled(run: &Run, text: &str) {
 #[test]
 fn every_example_is_shellcheck_clean() {
     let files: Vec<PathBuf> = EXAMPLES.iter().map(|n| examples_dir().join(n)).collect();
-    let out = Command::new("shellcheck")
+    let out = crate::support::command("shellcheck")
         .arg("--shell=sh")
         .arg("--external-sources")
         .args(&files)
@@ -437,7 +437,7 @@ for k, v in d.items():
         sys.exit("value of %r is not a string: %r" % (k, v))
     sys.stdout.write(k + "\0" + v + "\0")
 "#;
-    let mut child = Command::new("python3")
+    let mut child = crate::support::command("python3")
         .arg("-c")
         .arg(script)
         .stdin(Stdio::piped())
@@ -970,7 +970,7 @@ print(s.server_address[1], flush=True)
 for _ in range(int(sys.argv[2])):
     s.handle_request()
 "#;
-    let mut child = Command::new("python3")
+    let mut child = crate::support::command("python3")
         .arg("-c")
         .arg(script)
         .arg(record)
@@ -1083,7 +1083,9 @@ fn when_hook_timeout_stops_stop_database_its_systemctl_is_stopped_too() {
     }
     let still = alive(pid);
     if still {
-        let _ = Command::new("kill").arg(pid.to_string()).status();
+        let _ = crate::support::command("kill")
+            .arg(pid.to_string())
+            .status();
     }
     assert!(
         !still,
@@ -1098,7 +1100,7 @@ fn apccontrol_check_finds_nothing_wrong_with_the_installed_examples() {
     for name in EXAMPLES {
         install(&scene, name);
     }
-    let mut cmd = Command::new(crate::support::apccontrol_bin());
+    let mut cmd = crate::support::command(crate::support::apccontrol_bin());
     cmd.arg("--check").arg("--scriptdir").arg(&scene.sd);
     let run = scene.execute(cmd);
     let out = String::from_utf8_lossy(&run.stdout);

@@ -3,7 +3,7 @@
 
 use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::support::{apccontrol_bin, now_nanos, Scene};
@@ -226,7 +226,7 @@ fn twenty_simultaneous_runs_all_complete_and_a_slow_hook_delays_no_other_event()
     let mut children = Vec::new();
     for i in 0..10 {
         for event in ["loadlimit", "doshutdown"] {
-            let child = Command::new(scene.sd.join("apccontrol"))
+            let child = crate::support::command(scene.sd.join("apccontrol"))
                 .args([event, &format!("ups{i}"), "1", "1"])
                 .env("PATH", scene.path_env())
                 .stdin(Stdio::null())
@@ -273,7 +273,7 @@ fn check_reports_each_seeded_problem() {
     fs::set_permissions(scene.sd.join("commok"), fs::Permissions::from_mode(0o755)).unwrap();
     scene.dir_hook("notify.swp", "exit 0", 0o755);
     scene.dir_hook("group-writable", "exit 0", 0o775);
-    let out = Command::new(apccontrol_bin())
+    let out = crate::support::command(apccontrol_bin())
         .arg("--check")
         .arg("--scriptdir")
         .arg(&scene.sd)
@@ -310,7 +310,7 @@ fn check_reports_each_seeded_problem() {
 fn check_on_a_clean_scriptdir_says_all_is_well() {
     let scene = Scene::new();
     scene.hook("onbattery", "exit 0", 0o755);
-    let out = Command::new(apccontrol_bin())
+    let out = crate::support::command(apccontrol_bin())
         .arg("--check")
         .arg("--scriptdir")
         .arg(&scene.sd)
@@ -325,7 +325,7 @@ fn check_on_a_clean_scriptdir_says_all_is_well() {
 #[test]
 fn check_flags_missing_wall() {
     let scene = Scene::new().config("WALL=no-such-wall-command");
-    let out = Command::new(apccontrol_bin())
+    let out = crate::support::command(apccontrol_bin())
         .args(["--check", "--scriptdir"])
         .arg(&scene.sd)
         .env("PATH", scene.path_env())
@@ -341,7 +341,7 @@ fn check_flags_missing_wall() {
 #[test]
 fn check_does_not_call_exported_hook_settings_typos() {
     let scene = Scene::new().config("export NTFY_URL=https://ntfy.example/ups\nPLAIN_TYPO=1");
-    let out = Command::new(apccontrol_bin())
+    let out = crate::support::command(apccontrol_bin())
         .args(["--check", "--scriptdir"])
         .arg(&scene.sd)
         .env("PATH", scene.path_env())

@@ -6,7 +6,7 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::daemon::laptop_upsd_bin;
@@ -55,7 +55,7 @@ impl Rtc {
     }
 
     fn killpower(&self) -> Output {
-        Command::new(laptop_upsd_bin())
+        crate::support::command(laptop_upsd_bin())
             .arg("--killpower")
             .arg("-f")
             .arg(&self.conf)
@@ -192,7 +192,7 @@ fn killpower_with_a_bad_wakedelay_names_the_line() {
 #[test]
 fn killpower_is_refused_with_demo_and_status() {
     for other in ["--demo", "--status"] {
-        let out = Command::new(laptop_upsd_bin())
+        let out = crate::support::command(laptop_upsd_bin())
             .args(["--killpower", other])
             .output()
             .unwrap();
@@ -296,7 +296,10 @@ impl Hook {
     }
 
     fn run(&self, verb: &str) -> Output {
-        Command::new(&self.path).arg(verb).output().unwrap()
+        crate::support::command(&self.path)
+            .arg(verb)
+            .output()
+            .unwrap()
     }
 }
 
@@ -367,7 +370,7 @@ fn shutdown_hook_is_silent_on_an_ordinary_shutdown_a_reboot_or_when_disabled() {
 #[test]
 fn shutdown_hook_passes_shellcheck() {
     let hook = Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/laptop-upsd_shutdown");
-    let out = Command::new("shellcheck")
+    let out = crate::support::command("shellcheck")
         .arg(&hook)
         .output()
         .unwrap_or_else(|e| panic!("shellcheck is needed (scripts/test-all installs it): {e}"));
@@ -381,7 +384,7 @@ fn killpower_dry_run_shows_the_writes_and_arms_nothing() {
     let rtc = Rtc::new("WAKEDELAY 300");
     rtc.powerfail();
     fs::write(rtc.wakealarm(), "untouched\n").unwrap();
-    let out = Command::new(laptop_upsd_bin())
+    let out = crate::support::command(laptop_upsd_bin())
         .args(["--killpower", "--dry-run", "-f"])
         .arg(&rtc.conf)
         .arg("--root")

@@ -12,6 +12,7 @@ mod differential;
 mod docs;
 mod examples;
 mod faults;
+mod guard;
 mod hooks;
 mod killpower;
 mod limits;

@@ -5,7 +5,6 @@
 //! binaries run with the values that once broke them.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use proptest::prelude::*;
@@ -242,7 +241,7 @@ fn laptop_upsd_refuses_out_of_range_numbers_with_the_range() {
             format!("## apcupsd.conf v1.1 ##\nNOLOGON timeout\n{line}\n"),
         )
         .unwrap();
-        let out = Command::new(laptop_upsd_bin())
+        let out = crate::support::command(laptop_upsd_bin())
             .args(["--status", "--root"])
             .arg(tmp.path())
             .arg("-f")

@@ -4,7 +4,6 @@
 //! hanging SMTP server never delays the shutdown command.
 
 use std::net::Ipv4Addr;
-use std::process::Command;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -36,7 +35,7 @@ fn queued(scene: &Scene) -> usize {
 }
 
 fn apccontrol(scene: &Scene, args: &[&str]) -> std::process::Output {
-    Command::new(apccontrol_bin())
+    crate::support::command(apccontrol_bin())
         .arg("--scriptdir")
         .arg(&scene.sd)
         .args(args)

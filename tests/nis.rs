@@ -7,7 +7,6 @@
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread;
@@ -148,7 +147,7 @@ fn require_apcaccess() {
 
 fn apcaccess(args: &[&str]) -> std::process::Output {
     require_apcaccess();
-    Command::new(APCACCESS)
+    crate::support::command(APCACCESS)
         .arg("-f")
         .arg("/dev/null")
         .args(args)
@@ -207,7 +206,11 @@ fn aioapcaccess_reads_our_status() {
          for k, v in d.items():\n    print(k + '\\t' + v)\n",
         server.local_addr().port()
     );
-    let out = match Command::new("python3").arg("-c").arg(&script).output() {
+    let out = match crate::support::command("python3")
+        .arg("-c")
+        .arg(&script)
+        .output()
+    {
         Ok(out) => out,
         Err(e) => {
             panic!("cannot run python3 ({e}): install Python 3, then `pip install aioapcaccess`")
@@ -634,7 +637,7 @@ fn a_real_apcupsd_slave_reads_our_server() {
     )
     .unwrap();
     let _slave = Reaped(
-        Command::new(APCUPSD)
+        crate::support::command(APCUPSD)
             .arg("-b")
             .arg("-f")
             .arg(&conf)

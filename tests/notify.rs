@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -28,7 +28,7 @@ fn python() -> PathBuf {
     candidates.push("/usr/bin/python3".into());
     candidates.push("python3".into());
     for candidate in candidates {
-        let ok = Command::new(&candidate)
+        let ok = crate::support::command(&candidate)
             .args(["-c", "import aiosmtpd"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -63,7 +63,7 @@ impl Smtpd {
     pub(crate) fn start(port: u16, dir: &Path, extra: &[&str]) -> Smtpd {
         std::fs::create_dir_all(dir).unwrap();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/notify/smtpd.py");
-        let mut child = Command::new(python())
+        let mut child = crate::support::command(python())
             .arg(&script)
             .arg("--port")
             .arg(port.to_string())
@@ -750,7 +750,7 @@ fn overlapping_flush_processes_deliver_each_message_once() {
 /// A child process that takes the flock of `path` and holds it until killed.
 fn lock_holder(path: &Path) -> Child {
     let code = "import fcntl,sys,time\nf=open(sys.argv[1])\nfcntl.flock(f,fcntl.LOCK_EX)\nprint('LOCKED',flush=True)\ntime.sleep(3600)\n";
-    let mut child = Command::new(python())
+    let mut child = crate::support::command(python())
         .args(["-c", code])
         .arg(path)
         .stdout(Stdio::piped())

@@ -49,7 +49,7 @@ fn deb() -> &'static Path {
     let built = DEB.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
         let dir = manifest_dir();
-        let build = Command::new("nice")
+        let build = crate::support::command("nice")
             .args(["-n", "19", &cargo, "build", "--release", "--quiet", "--bins"])
             .current_dir(&dir)
             .output()
@@ -57,7 +57,7 @@ fn deb() -> &'static Path {
         if !build.status.success() {
             return Err(dump("cargo build --release", &build));
         }
-        let out = Command::new("nice")
+        let out = crate::support::command("nice")
             .args(["-n", "19", &cargo, "deb", "--no-build", "--fast", "--quiet"])
             .current_dir(&dir)
             .output()
@@ -84,7 +84,10 @@ fn deb() -> &'static Path {
 
 /// `dpkg-deb -c`: path (without `./`) -> mode string and link target.
 fn contents() -> Vec<(String, String, Option<String>)> {
-    let out = run_ok("dpkg-deb -c", Command::new("dpkg-deb").arg("-c").arg(deb()));
+    let out = run_ok(
+        "dpkg-deb -c",
+        crate::support::command("dpkg-deb").arg("-c").arg(deb()),
+    );
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|line| {
@@ -169,7 +172,7 @@ fn control_says_what_it_is_and_the_maintainer_scripts_divert_idempotently() {
     let dir = tempfile::tempdir().unwrap();
     run_ok(
         "dpkg-deb -e",
-        Command::new("dpkg-deb")
+        crate::support::command("dpkg-deb")
             .arg("-e")
             .arg(deb())
             .arg(dir.path()),
@@ -232,7 +235,7 @@ fn control_says_what_it_is_and_the_maintainer_scripts_divert_idempotently() {
             }
         }
     }
-    let out = Command::new("shellcheck")
+    let out = crate::support::command("shellcheck")
         .args(["preinst", "postinst", "prerm", "postrm"])
         .current_dir(dir.path())
         .output()
@@ -242,7 +245,7 @@ fn control_says_what_it_is_and_the_maintainer_scripts_divert_idempotently() {
 
 #[test]
 fn lintian_reports_no_errors() {
-    let out = Command::new("nice")
+    let out = crate::support::command("nice")
         .args(["-n", "19", "lintian", "--allow-root"])
         .arg(deb())
         .output()
@@ -287,7 +290,7 @@ impl Root {
         if Root::as_root() {
             run_ok(
                 "chown",
-                Command::new("chown")
+                crate::support::command("chown")
                     .args(["-R", "nobody:nogroup"])
                     .arg(self.dir.path()),
             );
@@ -311,7 +314,7 @@ impl Root {
         let deb = self.dir.path().join("apcupsd.deb");
         run_ok(
             "dpkg-deb -b",
-            Command::new("dpkg-deb")
+            crate::support::command("dpkg-deb")
                 .args(["--root-owner-group", "-b"])
                 .arg(&tree)
                 .arg(&deb),
@@ -330,7 +333,7 @@ impl Root {
 
     fn dpkg(&self, args: &[&str]) -> Output {
         let mut cmd = if Root::as_root() {
-            let mut c = Command::new("nice");
+            let mut c = crate::support::command("nice");
             c.args([
                 "-n",
                 "19",
@@ -343,7 +346,7 @@ impl Root {
             ]);
             c
         } else {
-            let mut c = Command::new("nice");
+            let mut c = crate::support::command("nice");
             c.args(["-n", "19", "fakeroot"]);
             c
         };
@@ -505,7 +508,7 @@ fn dpkg_maintainer_scripts_run_twice_change_nothing() {
     for _ in 0..2 {
         for (script, arg) in [("preinst", "upgrade"), ("postinst", "configure")] {
             let mut cmd = if Root::as_root() {
-                let mut c = Command::new("setpriv");
+                let mut c = crate::support::command("setpriv");
                 c.args([
                     "--reuid=nobody",
                     "--regid=nogroup",
@@ -515,7 +518,7 @@ fn dpkg_maintainer_scripts_run_twice_change_nothing() {
                 ]);
                 c
             } else {
-                Command::new("fakeroot")
+                crate::support::command("fakeroot")
             };
             cmd.arg(info.join(format!("apccontrol.{script}")))
                 .args([arg, "0.1.0-1"])
@@ -530,7 +533,7 @@ fn dpkg_maintainer_scripts_run_twice_change_nothing() {
 
 #[test]
 fn laptop_upsd_help_options_are_in_its_man_page() {
-    let help = Command::new(laptop_upsd_bin())
+    let help = crate::support::command(laptop_upsd_bin())
         .arg("--help")
         .output()
         .unwrap();

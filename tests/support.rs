@@ -18,6 +18,18 @@ use std::time::{Duration, Instant};
 /// Where Debian's apcupsd package installs the reference script.
 pub const STOCK_APCCONTROL: &str = "/etc/apcupsd/apccontrol";
 
+/// A command that carries the name of the test that runs it
+/// (`APCCONTROL_TEST`, the test thread's name) to every process it starts,
+/// so that `scripts/guarded` can say which test reached a guarded command.
+/// Every test starts its processes through this.
+pub fn command(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut command = Command::new(program);
+    if let Some(name) = std::thread::current().name() {
+        command.env("APCCONTROL_TEST", name);
+    }
+    command
+}
+
 /// One command a stub recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Call {
@@ -256,14 +268,14 @@ impl Scene {
 
     /// Run our apccontrol as apcupsd does: `SCRIPTDIR/apccontrol ARGS`.
     pub fn run(&self, args: &[&str]) -> Run {
-        let mut cmd = Command::new(self.sd.join("apccontrol"));
+        let mut cmd = crate::support::command(self.sd.join("apccontrol"));
         cmd.args(args);
         self.execute(cmd)
     }
 
     /// Run the stock script copy with the same arguments.
     pub fn run_stock(&self, args: &[&str]) -> Run {
-        let mut cmd = Command::new(self.stock_copy());
+        let mut cmd = crate::support::command(self.stock_copy());
         cmd.args(args);
         self.execute(cmd)
     }

@@ -319,6 +319,14 @@ pub enum ConfError {
         /// Why.
         source: std::io::Error,
     },
+    /// The file, or the way to it, could be changed by someone but root.
+    #[error("refusing {}: {source}", path.display())]
+    Untrusted {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, and where.
+        source: crate::trust::TrustError,
+    },
     /// A parse error, with the file it came from.
     #[error("{}: {source}", path.display())]
     InFile {
@@ -338,12 +346,35 @@ pub struct Parsed {
     pub warnings: Vec<ConfWarning>,
 }
 
-/// Read and parse the file at `path`; errors name the path.
+/// The largest apcupsd.conf read (the sample file is 14 KiB).
+pub const MAX_CONF_BYTES: u64 = 1 << 20;
+
+/// Read and parse the file at `path`; errors name the path. The file, and
+/// every directory and link on the way to it, must be root's (or the
+/// caller's) and writable by nobody else ([`crate::trust`]): laptop-upsd
+/// runs as root what it names.
 pub fn load(path: &Path) -> Result<Parsed, ConfError> {
-    let text = std::fs::read(path).map_err(|source| ConfError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let untrusted = |source: crate::trust::TrustError| {
+        if source.is_not_found() {
+            ConfError::Read {
+                path: path.to_path_buf(),
+                source: std::io::Error::from(std::io::ErrorKind::NotFound),
+            }
+        } else {
+            ConfError::Untrusted {
+                path: path.to_path_buf(),
+                source,
+            }
+        }
+    };
+    let file =
+        crate::trust::open_trusted(path, &crate::trust::Policy::for_caller()).map_err(untrusted)?;
+    let text = file
+        .read_to_end(MAX_CONF_BYTES)
+        .map_err(|source| ConfError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
     let text = String::from_utf8_lossy(&text);
     parse(&text).map_err(|e| ConfError::InFile {
         path: path.to_path_buf(),

@@ -6,10 +6,12 @@
 //! A full disk or a vanished directory never stops the daemon: every write
 //! returns an error for the caller to log, and the next line tries again.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
+
+use crate::trust;
 
 use chrono::{DateTime, TimeZone};
 
@@ -37,16 +39,20 @@ pub fn trimmed(content: &[u8], max_bytes: u64) -> Option<&[u8]> {
     }
     let keep = (max_bytes * 8 / 10) as usize;
     let start = content.len().saturating_sub(keep);
-    let tail = &content[start..];
-    // apcupsd starts at the first full line of what it keeps.
-    let from = if start > 0 && content[start - 1] != b'\n' {
-        tail.iter()
+    let before = start.checked_sub(1).map(|i| content[i]);
+    Some(from_whole_line(&content[start..], before))
+}
+
+/// `tail` from its first whole line: all of it when the byte `before` it was
+/// a newline (or there was none), else from after its first newline.
+fn from_whole_line(tail: &[u8], before: Option<u8>) -> &[u8] {
+    match before {
+        None | Some(b'\n') => tail,
+        Some(_) => tail
+            .iter()
             .position(|b| *b == b'\n')
-            .map_or(tail.len(), |i| i + 1)
-    } else {
-        0
-    };
-    Some(&tail[from..])
+            .map_or(&tail[tail.len()..], |i| &tail[i + 1..]),
+    }
 }
 
 impl EventsFile {
@@ -63,33 +69,38 @@ impl EventsFile {
         &self.path
     }
 
-    /// Append one line, then trim if due.
+    /// Append one line, then trim if due. The file is opened through
+    /// [`crate::trust::append`]: never through a link or a second hard link,
+    /// and only if it is ours.
     pub fn append(&self, line: &str) -> io::Result<()> {
-        let mut file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .read(true)
-            .mode(0o644)
-            .open(&self.path)?;
+        let mut file = trust::append(&self.path, 0o644).map_err(io::Error::other)?;
         file.write_all(line.as_bytes())?;
         self.trim(&mut file)
     }
 
+    /// Keep the last 80 % of the maximum, from a whole line, rewriting the
+    /// file in place as apcupsd does (the same inode). Only that tail is
+    /// read, by seeking: a huge or sparse file costs no more than a small one.
     fn trim(&self, file: &mut File) -> io::Result<()> {
         let len = file.metadata()?.len();
         if self.max_bytes == 0 || len <= self.max_bytes {
             return Ok(());
         }
-        let mut content = Vec::with_capacity(len as usize);
-        file.seek(SeekFrom::Start(0))?;
-        file.read_to_end(&mut content)?;
-        if let Some(keep) = trimmed(&content, self.max_bytes) {
-            let keep = keep.to_vec();
-            // Rewrite in place, as apcupsd does (the file stays the same inode).
-            let mut rewrite = OpenOptions::new().write(true).open(&self.path)?;
-            rewrite.write_all(&keep)?;
-            rewrite.set_len(keep.len() as u64)?;
-        }
+        let keep = self.max_bytes * 8 / 10;
+        let start = len.saturating_sub(keep);
+        // One byte more, to see whether the tail starts at a line.
+        let from = start.saturating_sub(1);
+        let mut tail = Vec::new();
+        let mut reader = File::open(format!("/proc/self/fd/{}", file.as_raw_fd()))?;
+        reader.seek(SeekFrom::Start(from))?;
+        reader.take(len - from).read_to_end(&mut tail)?;
+        let kept = match tail.split_first() {
+            Some((before, rest)) if start > 0 => from_whole_line(rest, Some(*before)),
+            _ => &tail[..],
+        };
+        // Appending after truncation writes from the start: O_APPEND stays.
+        file.set_len(0)?;
+        file.write_all(kept)?;
         Ok(())
     }
 }
@@ -139,6 +150,36 @@ mod tests {
         assert!(content.len() <= 1024, "{}", content.len());
         assert!(content.ends_with("event number 199\n"));
         assert!(content.starts_with("event number "));
+    }
+
+    #[test]
+    fn a_huge_sparse_file_is_trimmed_from_its_tail_only() {
+        // `truncate -s 1T` once made laptop-upsd read it all and abort.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events");
+        std::fs::File::create(&path)
+            .unwrap()
+            .set_len(1 << 40)
+            .unwrap();
+        let events = EventsFile::new(&path, 10);
+        // The hole and this line make one 1 TiB line, only part of which
+        // would be kept: apcupsd's rule drops it as it drops any partial line.
+        events.append("after the hole\n").unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
+        events.append("next\n").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"next\n");
+    }
+
+    #[test]
+    fn a_planted_link_is_refused_and_its_target_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "secret\n").unwrap();
+        let path = dir.path().join("events");
+        std::os::unix::fs::symlink(&victim, &path).unwrap();
+        let events = EventsFile::new(&path, 10);
+        assert!(events.append("x\n").is_err());
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "secret\n");
     }
 
     #[test]

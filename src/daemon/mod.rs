@@ -25,7 +25,6 @@ pub mod wake;
 use std::fs;
 use std::io::Write;
 use std::os::fd::AsFd;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -128,24 +127,20 @@ pub struct PidLock {
 impl PidLock {
     /// Take the lock or say who holds it.
     pub fn acquire(path: &Path) -> Result<PidLock, DaemonError> {
-        let file = fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o644)
-            .open(path)
-            .map_err(|source| DaemonError::PidFile {
-                path: path.to_path_buf(),
-                source,
-            })?;
+        // Never through a planted link or into someone else's file: a pid
+        // file in /run is written as root (crate::trust).
+        let file = crate::trust::create_flag(path, 0o644).map_err(|e| DaemonError::PidFile {
+            path: path.to_path_buf(),
+            source: std::io::Error::other(e),
+        })?;
         let mut lock =
             match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
                 Ok(lock) => lock,
                 Err((_, _)) => {
-                    let pid = fs::read_to_string(path)
+                    let pid = crate::trust::read_capped(path, 64)
                         .ok()
-                        .and_then(|s| s.trim().parse().ok());
+                        .flatten()
+                        .and_then(|b| String::from_utf8_lossy(&b).trim().parse().ok());
                     return Err(DaemonError::AlreadyRunning {
                         pid,
                         path: path.to_path_buf(),
@@ -283,26 +278,6 @@ impl<E: Effects> Effector<E> {
                 .error(&format!("Cannot exec {} {event}: {e}", program.display())),
         }
     }
-}
-
-/// Write a file by writing a temporary one beside it and renaming it over.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    let result = (|| {
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o644)
-            .open(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
 }
 
 /// Reap every finished child without blocking.
@@ -508,6 +483,7 @@ fn serve<E: Effects>(
     let mut nis: Option<nis_bind::NisKeeper> = None;
     let mut mains_seen = false;
 
+    let mut coalescer = uevent::Coalescer::default();
     let exit_signal = loop {
         let at = now();
         let reading = source.read();
@@ -560,7 +536,13 @@ fn serve<E: Effects>(
             wake = wake.min(deadline);
         }
         let timeout = wake.since(now()).max(Duration::from_millis(50));
-        match wait(&signals, uevents.as_ref(), timeout, &mut effector.log) {
+        match wait(
+            &signals,
+            uevents.as_ref(),
+            &mut coalescer,
+            timeout,
+            &mut effector.log,
+        ) {
             Wake::Signal(signal) => break signal,
             Wake::Timer | Wake::Uevent | Wake::Poke => {}
         }
@@ -658,17 +640,27 @@ enum Wake {
     Signal(Signal),
 }
 
-/// Sleep until the timeout, a power_supply uevent, or a signal. SIGCHLD
-/// reaps and keeps sleeping; SIGHUP is logged (restart to reload).
+/// Sleep until the timeout, a power_supply uevent from the kernel (coalesced:
+/// see [`uevent::Coalescer`]), or a signal. SIGCHLD reaps and keeps
+/// sleeping; SIGHUP is logged (restart to reload).
 fn wait(
     signals: &SignalFd,
     uevents: Option<&uevent::Listener>,
+    coalescer: &mut uevent::Coalescer,
     timeout: Duration,
     log: &mut Log,
 ) -> Wake {
     let deadline = crate::deadline::after(timeout);
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
+        let now = Instant::now();
+        if coalescer.pending(now).is_some_and(|due| due <= now) {
+            coalescer.reread(now);
+            return Wake::Uevent;
+        }
+        let until = coalescer
+            .pending(now)
+            .map_or(deadline, |due| due.min(deadline));
+        let left = until.saturating_duration_since(now);
         if left.is_zero() {
             return Wake::Timer;
         }
@@ -678,7 +670,7 @@ fn wait(
         }
         let ms = PollTimeout::try_from(left.as_millis().max(1)).unwrap_or(PollTimeout::MAX);
         match poll(&mut fds, ms) {
-            Ok(0) => return Wake::Timer,
+            Ok(0) => continue,
             Ok(_) => {}
             Err(nix::errno::Errno::EINTR) => continue,
             Err(e) => {
@@ -708,7 +700,7 @@ fn wait(
         if uevent_ready {
             if let Some(listener) = uevents {
                 if listener.drain_power_supply() {
-                    return Wake::Uevent;
+                    coalescer.uevent(Instant::now());
                 }
             }
         }

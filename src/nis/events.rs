@@ -74,11 +74,13 @@ fn line_start_before(file: &mut File, pos: u64) -> io::Result<Option<u64>> {
 }
 
 /// Opens `path` for reading only if it is a regular file, without blocking
-/// (opening a FIFO for reading would wait for a writer forever).
+/// (opening a FIFO for reading would wait for a writer forever) and never
+/// through a symlink (the `events` command is unauthenticated: a link
+/// planted at EVENTSFILE must not serve root's files to anyone).
 fn open_regular(path: &Path) -> io::Result<File> {
     let file = OpenOptions::new()
         .read(true)
-        .custom_flags(OFlag::O_NONBLOCK.bits())
+        .custom_flags((OFlag::O_NONBLOCK | OFlag::O_NOFOLLOW).bits())
         .open(path)?;
     if !file.metadata()?.is_file() {
         return Err(io::Error::new(
