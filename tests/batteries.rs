@@ -9,7 +9,6 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use apccontrol::config::apcupsd_conf;
@@ -423,7 +422,7 @@ fn every_reply_has_timeleft_and_lastxfer(report: &StatusReport) -> Result<(), St
 }
 
 fn poke(laptop: &Laptop) -> Result<(), String> {
-    let out = Command::new(laptop_upsd_bin())
+    let out = crate::support::command(laptop_upsd_bin())
         .arg("--poke")
         .arg("-f")
         .arg(&laptop.conf)
@@ -546,7 +545,17 @@ fn every_fixture_replays_end_to_end_through_the_daemon() {
     // one fixture's time.
     let handles: Vec<_> = all
         .into_iter()
-        .map(|f| std::thread::spawn(move || (f.name.clone(), replay_end_to_end(&f))))
+        .map(|f| {
+            // Named after the test, so the guard of scripts/guarded can say
+            // who reached a guarded command.
+            std::thread::Builder::new()
+                .name(format!(
+                    "batteries::every_fixture_replays_end_to_end_through_the_daemon {}",
+                    f.name
+                ))
+                .spawn(move || (f.name.clone(), replay_end_to_end(&f)))
+                .unwrap()
+        })
         .collect();
     let failures: Vec<String> = handles
         .into_iter()
@@ -741,7 +750,7 @@ fn the_learnt_drain_gives_timeleft_from_the_first_poll_after_a_restart() {
 // ----- --status, --poke, the acpid rule, the NIS port -----------------------------
 
 fn laptop_cmd(laptop: &Laptop, args: &[&str]) -> std::process::Output {
-    Command::new(laptop_upsd_bin())
+    crate::support::command(laptop_upsd_bin())
         .args(args)
         .arg("-f")
         .arg(&laptop.conf)
@@ -792,7 +801,7 @@ fn status_asks_the_running_daemon_first_then_reads_once() {
 }
 
 /// The shipped acpid rule's action, with the built binary and a config.
-fn acpid_action(laptop: &Laptop) -> Command {
+fn acpid_action(laptop: &Laptop) -> std::process::Command {
     let rule = fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/acpi/laptop-upsd"),
     )
@@ -808,7 +817,7 @@ fn acpid_action(laptop: &Laptop) -> Command {
         .expect("an action= line");
     let mut words = action.split_whitespace();
     assert_eq!(words.next(), Some("/usr/sbin/laptop-upsd"));
-    let mut cmd = Command::new(laptop_upsd_bin());
+    let mut cmd = crate::support::command(laptop_upsd_bin());
     cmd.args(words).arg("-f").arg(&laptop.conf);
     cmd
 }
@@ -926,7 +935,7 @@ fn check_passes_only_when_all_is_well_and_names_what_is_not() {
     assert_eq!(code, 1, "{text}");
     for needle in [
         "unknown directive `BATERYLEVEL` ignored; did you mean `BATTERYLEVEL`?",
-        "writable by group or others (mode 777)",
+        "is writable by group and others (mode 0777)",
         "no RTC wake alarm",
         "HandleLidSwitch=suspend: closing the lid will suspend this machine",
         "HandleLidSwitchExternalPower=suspend",

@@ -728,7 +728,7 @@ fn apcaccess_and_aioapcaccess_see_timeleft_and_lastxfer_from_the_first_poll() {
          d = asyncio.run(aioapcaccess.request_status('127.0.0.1', {port}))\n\
          print(d['TIMELEFT'] + '|' + d['LASTXFER'])\n"
     );
-    let out = Command::new("python3")
+    let out = crate::support::command("python3")
         .arg("-c")
         .arg(&script)
         .output()
@@ -770,7 +770,7 @@ fn a_real_apcupsd_slave_started_at_boot_applies_its_minutes() {
     )
     .unwrap();
     let _slave = Reaped(
-        Command::new(APCUPSD)
+        crate::support::command(APCUPSD)
             .arg("-b")
             .arg("-f")
             .arg(&conf)

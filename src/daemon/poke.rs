@@ -36,8 +36,8 @@ pub enum PokeError {
         /// PIDFILE.
         path: PathBuf,
     },
-    /// The pid file does not hold a pid.
-    #[error("{} is locked but holds no process id; is PIDFILE shared with another program?", path.display())]
+    /// The pid file does not name a laptop-upsd.
+    #[error("{} is locked but does not name a running laptop-upsd; is PIDFILE shared with another program?", path.display())]
     NoPid {
         /// PIDFILE.
         path: PathBuf,
@@ -52,9 +52,17 @@ pub enum PokeError {
     },
 }
 
-/// The running daemon's pid, if one holds the lock on `path`.
+/// The running daemon's pid, if one holds the lock on `path`. The file is
+/// opened without following a link, and the pid must be a process named
+/// `laptop-upsd`: a planted pid file must not make root signal (and with
+/// SIGUSR1's default action, kill) another process.
 pub fn running_pid(path: &std::path::Path) -> Result<Option<i32>, PokeError> {
-    let Ok(file) = fs::File::open(path) else {
+    use std::os::unix::fs::OpenOptionsExt;
+    let opened = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+        .open(path);
+    let Ok(file) = opened else {
         return Ok(None);
     };
     match Flock::lock(file, FlockArg::LockSharedNonblock) {
@@ -63,19 +71,24 @@ pub fn running_pid(path: &std::path::Path) -> Result<Option<i32>, PokeError> {
             drop(lock);
             Ok(None)
         }
-        Err((_, _)) => {
-            let pid = fs::read_to_string(path)
-                .ok()
-                .and_then(|text| text.trim().parse::<i32>().ok())
-                .filter(|pid| *pid > 1);
+        Err((file, _)) => {
+            use std::io::Read;
+            let mut text = String::new();
+            let _ = (&file).take(64).read_to_string(&mut text);
+            let pid = text.trim().parse::<i32>().ok().filter(|pid| *pid > 1);
             match pid {
-                Some(pid) => Ok(Some(pid)),
-                None => Err(PokeError::NoPid {
+                Some(pid) if is_laptop_upsd(pid) => Ok(Some(pid)),
+                _ => Err(PokeError::NoPid {
                     path: path.to_path_buf(),
                 }),
             }
         }
     }
+}
+
+/// Whether `pid` is a laptop-upsd (its `comm`, as the kernel keeps it).
+fn is_laptop_upsd(pid: i32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "laptop-upsd")
 }
 
 /// Poke the daemon configured by `options`; returns its pid.
@@ -105,16 +118,22 @@ mod tests {
         assert_eq!(running_pid(&path).unwrap(), None);
         fs::write(&path, "12345\n").unwrap();
         assert_eq!(running_pid(&path).unwrap(), None);
-        // Locked by a holder: its pid is read.
+        // Locked, but the pid is not a laptop-upsd (this test process):
+        // nothing is signalled.
+        fs::write(&path, format!("{}\n", std::process::id())).unwrap();
         let held = Flock::lock(
             fs::File::open(&path).unwrap(),
             FlockArg::LockExclusiveNonblock,
         )
         .map_err(|(_, e)| e)
         .unwrap();
-        assert_eq!(running_pid(&path).unwrap(), Some(12345));
+        assert!(matches!(running_pid(&path), Err(PokeError::NoPid { .. })));
         fs::write(&path, "garbage").unwrap();
         assert!(matches!(running_pid(&path), Err(PokeError::NoPid { .. })));
         drop(held);
+        // A link is not followed.
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&path, &link).unwrap();
+        assert_eq!(running_pid(&link).unwrap(), None);
     }
 }

@@ -3,9 +3,10 @@
 //!
 //! Problems (exit 1) and notes (said, not failing):
 //! - the config: parse errors, unknown directives with a did-you-mean;
-//! - `SCRIPTDIR/apccontrol`: present, a file, executable, and trusted
-//!   (owned by root or the user running the check, not writable by group
-//!   or others, nor is its directory);
+//! - `SCRIPTDIR/apccontrol`: present, executable, and trusted as the
+//!   daemon checks it before running it ([`crate::trust`]: every directory
+//!   and link on the way owned by root, or the user running the check, and
+//!   not writable by group or others), the component at fault named;
 //! - what NOLOGON will do (a note; `always` blocks non-root SSH logins on
 //!   every blip);
 //! - the directories laptop-upsd writes to (PWRFAILDIR, NOLOGINDIR, and
@@ -23,7 +24,6 @@
 
 use std::fmt;
 use std::fs;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::config::apcupsd_conf::{self, ApcupsdConf, NoLogon};
@@ -129,50 +129,27 @@ pub fn run(config: &Path, root: &Path, check_port: bool) -> Report {
 
 fn check_apccontrol(conf: &ApcupsdConf, report: &mut Report) {
     let path = conf.apccontrol_path();
-    let meta = match fs::metadata(&path) {
-        Ok(meta) => meta,
-        Err(e) => {
+    // What the daemon does before it runs it (crate::trust): every
+    // directory and link on the way, and the file, owned by root (or the
+    // user running this) and not writable by group or others.
+    let trusted = crate::trust::open_trusted(&path, &crate::trust::Policy::for_caller());
+    match trusted {
+        Err(e) if e.is_not_found() => {
             report.problem(format!(
-                "{}: {e}: no event handler, so no hook, wall or shutdown will run; install \
-                 apccontrol there or set SCRIPTDIR",
+                "{}: not found: no event handler, so no hook, wall or shutdown will run; \
+                 install apccontrol there or set SCRIPTDIR",
                 path.display()
             ));
-            return;
         }
-    };
-    if !meta.is_file() {
-        report.problem(format!("{}: is not a file", path.display()));
-        return;
-    }
-    if nix::unistd::access(&path, nix::unistd::AccessFlags::X_OK).is_err() {
-        report.problem(format!(
-            "{}: is not executable (chmod 755 it)",
-            path.display()
-        ));
-    }
-    let me = nix::unistd::geteuid().as_raw();
-    let mut trusted = |what: &Path, meta: &fs::Metadata| {
-        let mode = meta.permissions().mode();
-        if meta.uid() != 0 && meta.uid() != me {
-            report.problem(format!(
-                "{}: owned by uid {}, not root: whoever owns it can run commands as root at the \
-                 next power event (chown root:root it)",
-                what.display(),
-                meta.uid()
-            ));
+        Err(e) => report.problem(format!("{}: would not be run: {e}", path.display())),
+        Ok(_) => {
+            if nix::unistd::access(&path, nix::unistd::AccessFlags::X_OK).is_err() {
+                report.problem(format!(
+                    "{}: is not executable (chmod 755 it)",
+                    path.display()
+                ));
+            }
         }
-        if mode & 0o022 != 0 && mode & 0o1000 == 0 {
-            report.problem(format!(
-                "{}: writable by group or others (mode {:o}): anyone who can write it can run \
-                 commands as root at the next power event (chmod go-w it)",
-                what.display(),
-                mode & 0o7777
-            ));
-        }
-    };
-    trusted(&path, &meta);
-    if let Ok(dir_meta) = fs::metadata(&conf.script_dir) {
-        trusted(&conf.script_dir, &dir_meta);
     }
 }
 
