@@ -985,6 +985,12 @@ fn a_power_failure_shutdown_plans_the_wake_and_killpower_follows_the_plan() {
     std::thread::sleep(Duration::from_millis(1200));
     laptop.sysfs(false, 8);
     laptop.wait_for("doshutdown", Duration::from_secs(12));
+    // Written right after doshutdown is started, which the stub may finish first.
+    let end = Instant::now() + Duration::from_secs(5);
+    while !laptop.path("laptop-upsd.wake").exists() {
+        assert!(Instant::now() < end, "no wake plan\n{}", laptop.dump());
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let plan = fs::read_to_string(laptop.path("laptop-upsd.wake")).unwrap();
     assert!(plan.contains("round=1\ndelay=600\narm=true"), "{plan}");
     laptop.stop();

@@ -544,7 +544,7 @@ fn the_demo_plays_a_whole_outage_and_touches_nothing() {
         "event onbattery",
         "would run hook:",
         "event loadlimit",
-        "why: BATTERYDROP 50: charge 49 % is half of 99 % at the outage start",
+        "why: BATTERYDROP 50: charge 50 % is half of 100 % at the outage start",
         "event doshutdown",
         "would run: /sbin/shutdown -h now \"apcupsd UPS laptop initiated shutdown\"",
         "A real machine would now be shutting down",

@@ -195,8 +195,6 @@ pub struct Snapshot {
     pub logins_prohibited: bool,
     /// The last believable reading, and when it was taken.
     pub last_reading: Option<(Mono, PowerReading)>,
-    /// The learnt drain, for the state file.
-    pub drain: Option<LearntDrain>,
 }
 
 impl Snapshot {
@@ -516,7 +514,6 @@ impl Monitor {
             fast_poll: self.fast_poll(),
             logins_prohibited: self.logins_prohibited,
             last_reading: self.last_good.clone(),
-            drain: self.estimator.learnt(),
         }
     }
 
