@@ -64,7 +64,7 @@ use super::explain::{Explanation, Ignored};
 use super::mono::Mono;
 use super::reading::{Battery, BatteryStatus, CapacityLevel, PowerReading};
 use super::restore::{restore, Here, Restored};
-use super::runtime::{LearntDrain, RuntimeEstimator};
+use super::runtime::RuntimeEstimator;
 use super::state::{OutageState, STATE_VERSION};
 use super::thresholds::{Thresholds, CHANGEME_EVERY, CHANGEME_QUIET, FAST_POLL, HOLD};
 use super::SourceError;

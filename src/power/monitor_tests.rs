@@ -1303,7 +1303,7 @@ fn state_is_saved_when_it_changes_only() {
             transfers: 1,
             last_transfer_on: Some(93),
             last_transfer_off: Some(100),
-            drain: Some(LearntDrain {
+            drain: Some(crate::power::runtime::LearntDrain {
                 basis: crate::power::runtime::Basis::Unit(CapacityUnit::WattHours),
                 per_hour: 10.0
             }),
