@@ -75,7 +75,8 @@ impl Policy {
         Policy { trusted }
     }
 
-    fn trusts(&self, uid: u32) -> bool {
+    /// Whether `uid` may own what root trusts.
+    pub fn trusts(&self, uid: u32) -> bool {
         self.trusted.contains(&uid)
     }
 

@@ -189,3 +189,65 @@ fn check_validates_the_mail_settings() {
     // Mail variables are known, not typos.
     assert!(!text.contains("(a typo?)"), "{text}");
 }
+
+/// Issue 15: NIS port squatting. Port 3551 is unprivileged; a local user
+/// (`nobody`) serving a status on the configured NIS port must not get its
+/// text into root's mail: the body says the status is unavailable.
+#[test]
+fn a_nis_port_squatter_never_reaches_roots_mail() {
+    if !nix::unistd::geteuid().is_root() {
+        // The squatter must be another user; only root can make one here.
+        return;
+    }
+    let nis_port = free_port();
+    let squatter_code = format!(
+        "import socket\n\
+         s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+         s.bind(('127.0.0.1', {nis_port})); s.listen(5)\n\
+         while True:\n\
+         \x20   c, _ = s.accept(); c.recv(64)\n\
+         \x20   line = b'BCHARGE  : 12.3 Percent SQUATTER WAS HERE\\n'\n\
+         \x20   c.sendall(len(line).to_bytes(2, 'big') + line + b'\\0\\0'); c.close()\n"
+    );
+    let mut squatter = crate::support::command("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "/usr/bin/python3",
+            "-c",
+        ])
+        .arg(&squatter_code)
+        .spawn()
+        .unwrap();
+    // Wait until it listens.
+    let end = Instant::now() + Duration::from_secs(5);
+    while std::net::TcpStream::connect(("127.0.0.1", nis_port)).is_err() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let smtp_port = free_port();
+    let scene = mail_scene(smtp_port);
+    std::fs::write(
+        scene.sd.join("apcupsd.conf"),
+        format!("NISIP 127.0.0.1\nNISPORT {nis_port}\n"),
+    )
+    .unwrap();
+    let smtpd = Smtpd::start(smtp_port, &scene.dir.path().join("received"), &[]);
+    let run = scene.run(&["onbattery", "myups", "1", "1"]);
+    let _ = squatter.kill();
+    let _ = squatter.wait();
+    assert_eq!(run.status, 0, "{}", run.dump());
+    let mails = smtpd.received();
+    assert_eq!(mails.len(), 1, "{}", run.dump());
+    assert!(!mails[0].contains("SQUATTER"), "{}", mails[0]);
+    assert!(
+        mails[0].contains("UPS status: not available"),
+        "{}",
+        mails[0]
+    );
+    assert!(
+        run.log.contains("served by uid 65534, not root"),
+        "{}",
+        run.dump()
+    );
+}

@@ -907,6 +907,76 @@ fn a_corrupt_spool_file_is_moved_aside_and_the_others_are_delivered() {
     assert!(s.outbox().queued().unwrap().is_empty());
 }
 
+/// Issue 15: a planted FIFO, a link and an oversized file in the outbox are
+/// moved aside without blocking the flush or being read whole, and the good
+/// messages still go.
+#[test]
+fn planted_fifos_links_and_huge_files_never_block_or_leak() {
+    let s = Scratch::new();
+    let port = free_port();
+    let server = Smtpd::start(port, &s.mail_dir(), &[]);
+    let settings = s.settings(port, &[]);
+    notify::queue(&settings, &notice(Event::Onbattery, "u"), None).unwrap();
+    let dir = s.outbox_dir();
+    let fifo = dir.join("00000000000000000001-0000000001-000.msg");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let secret = s.write("secret", "apccontrol-outbox 1\nroot's secret\n");
+    let link = dir.join("00000000000000000002-0000000001-000.msg");
+    std::os::unix::fs::symlink(&secret, &link).unwrap();
+    let huge = dir.join("00000000000000000003-0000000001-000.msg");
+    std::fs::File::create(&huge)
+        .unwrap()
+        .set_len(1 << 40)
+        .unwrap();
+    let start = Instant::now();
+    let report = notify::deliver(&settings, soon(20));
+    assert!(start.elapsed() < Duration::from_secs(10), "{report:?}");
+    assert_eq!(report.delivered.len(), 1, "{report:?}");
+    assert_eq!(report.moved_aside.len(), 3, "{report:?}");
+    assert_eq!(server.received().len(), 1);
+    assert!(!server.received()[0].contains("root's secret"));
+}
+
+/// Issue 15: an outbox that root does not own alone (here: mode 0755, and as
+/// root also owned by `nobody`) is refused, so a planted message is never
+/// sent with root's SMTP login.
+#[test]
+fn an_outbox_someone_else_could_write_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Scratch::new();
+    let port = free_port();
+    let server = Smtpd::start(port, &s.mail_dir(), &[]);
+    let settings = s.settings(port, &[]);
+    let dir = s.outbox_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let planted = dir.join("00000000000000000001-0000000001-000.msg");
+    std::fs::write(
+        &planted,
+        "apccontrol-outbox 1\nEvent: onbattery\nDate: Sun, 22 Nov 2026 03:04:05 +0100\nSubject: planted\n\nplanted body",
+    )
+    .unwrap();
+    let mut owners = vec![None];
+    if nix::unistd::geteuid().is_root() {
+        owners.push(Some(65534));
+    }
+    for owner in owners {
+        let mode = if owner.is_some() { 0o700 } else { 0o755 };
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode)).unwrap();
+        if let Some(uid) = owner {
+            std::os::unix::fs::chown(&dir, Some(uid), None).unwrap();
+        }
+        let report = notify::deliver(&settings, soon(10));
+        assert!(report.delivered.is_empty(), "{report:?}");
+        let summary = report.summary();
+        assert!(summary.contains("refusing the outbox"), "{summary}");
+        assert!(summary.contains("mode 0700"), "{summary}");
+        let queued = notify::queue(&settings, &notice(Event::Onbattery, "u"), None);
+        assert!(queued.is_err(), "{queued:?}");
+        assert!(server.received().is_empty());
+        assert!(planted.exists());
+    }
+}
+
 #[test]
 fn the_spool_format_round_trips_and_survives_odd_bodies() {
     let composed = notify::compose(

@@ -24,6 +24,7 @@
 //! - [`report`]: parsing a status text back into fields.
 //! - [`events`]: the tail of the events file as apcupsd serves it.
 //! - [`client`]: fetching `status`/`events` within a deadline.
+//! - [`listener`]: who owns the socket listening on a local port.
 //! - [`server`]: the bounded thread-per-connection server.
 
 mod deadline;
@@ -32,6 +33,7 @@ pub mod client;
 pub mod events;
 pub mod flags;
 pub mod frame;
+pub mod listener;
 pub mod report;
 pub mod server;
 pub mod status;

@@ -100,6 +100,12 @@ impl EventMail {
     }
 }
 
+/// Whether `ip` is one of this machine's addresses (NISIP set to the LAN
+/// address of the machine itself).
+fn local_address(ip: std::net::IpAddr) -> bool {
+    std::net::UdpSocket::bind((ip, 0)).is_ok()
+}
+
 /// Where apcupsd's NIS server is: NETSERVER, NISIP and NISPORT from
 /// `SCRIPTDIR/apcupsd.conf` (Debian keeps it there), else 127.0.0.1:3551.
 /// `None` when the config turns the server off.
@@ -119,9 +125,25 @@ pub fn nis_address(scriptdir: &Path) -> Option<(String, u16)> {
     Some((host, conf.nis_port))
 }
 
-/// The UPS status text for a mail body, read within [`NIS_DEADLINE`].
+/// The UPS status text for a mail body, read within [`NIS_DEADLINE`], and
+/// only from a NIS server that root runs: port 3551 is unprivileged, and a
+/// squatter's text must not reach root's mail ([`nis::listener`]). The body
+/// then says the status is unavailable.
 pub fn nis_status(scriptdir: &Path, log: &mut Log) -> Option<String> {
     let (host, port) = nis_address(scriptdir)?;
+    let local = host
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback() || local_address(ip));
+    if local {
+        if let Err(why) =
+            nis::listener::served_by_trusted(port, &crate::trust::Policy::for_caller())
+        {
+            log.warning(&format!(
+                "no UPS status for the mail from {host}:{port}: {why}"
+            ));
+            return None;
+        }
+    }
     match nis::client::fetch_status(&host, port, crate::deadline::after(NIS_DEADLINE)) {
         Ok(text) => Some(text),
         Err(e) => {

@@ -91,6 +91,9 @@ pub const BAD_SUFFIX: &str = ".bad";
 pub const TEMP_PREFIX: &str = ".tmp-";
 /// How old a temporary file must be before a flush removes it.
 pub const STALE_TEMP_AGE: Duration = Duration::from_secs(600);
+/// The largest message the flush reads (a report with its chart is a few
+/// hundred KiB); a larger file is moved aside, never read whole.
+pub const MAX_MESSAGE_BYTES: u64 = 4 << 20;
 
 /// The spool directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,6 +109,15 @@ pub enum OutboxError {
     Full {
         /// The spool directory.
         dir: PathBuf,
+    },
+    /// The directory is not root's alone: someone else could plant a
+    /// message that root's mail login would send, or read what is queued.
+    #[error("refusing the outbox {dir}: {reason}; it must be owned by root with mode 0700 (`chown root:root` and `chmod 700` it), on a path only root can change")]
+    Untrusted {
+        /// The spool directory.
+        dir: PathBuf,
+        /// What is wrong, and where.
+        reason: String,
     },
     /// The directory could not be created.
     #[error("cannot create the outbox directory {dir}: {reason}; create it (mode 700) or set OUTBOX_DIR")]
@@ -400,6 +412,18 @@ impl Outbox {
         &self.dir
     }
 
+    /// Whether the directory is root's alone ([`crate::trust::private_dir`]):
+    /// owned by root (the caller, when not root), mode 0700, reached through
+    /// a path only root can change. Nothing is queued or sent otherwise.
+    pub fn check_trusted(&self) -> Result<(), OutboxError> {
+        crate::trust::private_dir(&self.dir)
+            .map(|_| ())
+            .map_err(|e| OutboxError::Untrusted {
+                dir: self.dir.clone(),
+                reason: e.to_string(),
+            })
+    }
+
     /// Write a message to the outbox atomically and durably; returns its path.
     /// Never touches the network.
     pub fn enqueue(&self, mail: &Composed) -> Result<PathBuf, OutboxError> {
@@ -419,6 +443,7 @@ impl Outbox {
                     }
                 }
             })?;
+        self.check_trusted()?;
         let text = encode(mail);
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -579,11 +604,21 @@ fn lock(path: &Path) -> Result<Lock, OutboxError> {
         path: path.to_path_buf(),
         reason,
     };
-    let file = match File::open(path) {
+    // Never through a link, never waiting on a planted FIFO.
+    let opened = OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+        .open(path);
+    let file = match opened {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Lock::Gone),
         Err(e) => return Ok(Lock::Unopenable(e.to_string())),
     };
+    match file.metadata() {
+        Ok(meta) if meta.is_file() => {}
+        Ok(_) => return Ok(Lock::Unopenable("it is not a regular file".to_string())),
+        Err(e) => return Ok(Lock::Unopenable(e.to_string())),
+    }
     let held = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
         Ok(held) => held,
         Err((_, Errno::EWOULDBLOCK)) => return Ok(Lock::Busy),
@@ -653,6 +688,10 @@ fn work(
     deadline: Instant,
     emit: &mut dyn FnMut(Progress),
 ) {
+    if let Err(e) = outbox.check_trusted() {
+        emit(Progress::Error(e));
+        return;
+    }
     let stale = outbox.remove_stale_temps();
     if stale > 0 {
         emit(Progress::StaleTemps(stale));
@@ -696,8 +735,16 @@ fn work(
         };
         let mut bytes = Vec::new();
         let parsed = (&*held)
+            .take(MAX_MESSAGE_BYTES + 1)
             .read_to_end(&mut bytes)
             .map_err(|e| format!("cannot be read: {e}"))
+            .and_then(|n| {
+                if n as u64 > MAX_MESSAGE_BYTES {
+                    Err(format!("is larger than {MAX_MESSAGE_BYTES} bytes"))
+                } else {
+                    Ok(n)
+                }
+            })
             .and_then(|_| {
                 String::from_utf8(bytes)
                     .map_err(|_| format!("is not a message: {}", SpoolFormatError::NotText))

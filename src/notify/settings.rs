@@ -653,7 +653,9 @@ fn check_outbox_dir(dir: &Path, push: &mut impl FnMut(Level, &'static str, Strin
             ),
         ),
         Ok(_) => {
-            if let Err(e) = nix::unistd::access(
+            if let Err(e) = crate::notify::outbox::Outbox::new(dir).check_trusted() {
+                push(Level::Error, "OUTBOX_DIR", e.to_string());
+            } else if let Err(e) = nix::unistd::access(
                 dir,
                 nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK,
             ) {
