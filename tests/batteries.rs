@@ -385,31 +385,57 @@ fn every_fixture_replays_in_virtual_time() {
 
 // ----- replay end to end ---------------------------------------------------------
 
-/// Ask the daemon's NIS server for its status.
-fn nis_status(port: u16) -> Result<StatusReport, String> {
-    client::fetch_status("127.0.0.1", port, Instant::now() + Duration::from_secs(2))
-        .map(|text| StatusReport::parse(&text))
-        .map_err(|e| e.to_string())
+/// Where a test's laptop-upsd serves NIS: an address of its own in
+/// 127.77.0.0/16 (all of 127/8 is loopback), so that daemons started at once
+/// by parallel tests never meet on one address even if two free ports
+/// collide, and other tests (on 127.0.0.1) never answer for them.
+#[derive(Debug, Clone)]
+struct Nis {
+    ip: String,
+    port: u16,
 }
 
-/// Poll `check` on the NIS status until it passes (or explain why not).
-fn nis_until(
-    port: u16,
-    within: Duration,
-    what: &str,
-    check: impl Fn(&StatusReport) -> bool,
-) -> Result<StatusReport, String> {
-    let end = Instant::now() + within;
-    let mut last = String::from("no answer");
-    while Instant::now() < end {
-        match nis_status(port) {
-            Ok(report) if check(&report) => return Ok(report),
-            Ok(report) => last = format!("{:?}", report.fields()),
-            Err(e) => last = e,
+impl Nis {
+    fn fresh() -> Nis {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Nis {
+            ip: format!("127.77.{}.{}", (n >> 8) & 0xff, n & 0xff),
+            port: free_port(),
         }
-        std::thread::sleep(Duration::from_millis(100));
     }
-    Err(format!("NIS never showed {what}; last: {last}"))
+
+    /// The apcupsd.conf lines.
+    fn conf(&self) -> String {
+        format!("NETSERVER on\nNISIP {}\nNISPORT {}\n", self.ip, self.port)
+    }
+
+    /// Ask the daemon for its status.
+    fn status(&self) -> Result<StatusReport, String> {
+        client::fetch_status(&self.ip, self.port, Instant::now() + Duration::from_secs(2))
+            .map(|text| StatusReport::parse(&text))
+            .map_err(|e| e.to_string())
+    }
+
+    /// Poll the status until `check` passes (or explain why not).
+    fn until(
+        &self,
+        within: Duration,
+        what: &str,
+        check: impl Fn(&StatusReport) -> bool,
+    ) -> Result<StatusReport, String> {
+        let end = Instant::now() + within;
+        let mut last = String::from("no answer");
+        while Instant::now() < end {
+            match self.status() {
+                Ok(report) if check(&report) => return Ok(report),
+                Ok(report) => last = format!("{:?}", report.fields()),
+                Err(e) => last = e,
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(format!("NIS never showed {what}; last: {last}"))
+    }
 }
 
 fn every_reply_has_timeleft_and_lastxfer(report: &StatusReport) -> Result<(), String> {
@@ -453,15 +479,17 @@ fn wait_event(laptop: &Laptop, event: &str, within: Duration) -> Result<(), Stri
 const ON_BATTERY_FOR: Duration = Duration::from_secs(7);
 
 fn replay_end_to_end(f: &Fixture) -> Result<(), String> {
-    let port = free_port();
-    let mut laptop = Laptop::new(&format!("NETSERVER on\nNISIP 127.0.0.1\nNISPORT {port}"));
+    let nis = Nis::fresh();
+    let mut laptop = Laptop::new(&nis.conf());
     fs::remove_dir_all(laptop.root.join("sys")).map_err(|e| e.to_string())?;
     write_tree(&laptop.root, &f.blocks);
     laptop.start();
     let ctx = |e: String| format!("{e}\n{}", laptop.dump());
 
     // As found: the right STATUS and BCHARGE from the first reply on.
-    let report = nis_until(port, Duration::from_secs(10), "a status", |_| true).map_err(ctx)?;
+    let report = nis
+        .until(Duration::from_secs(10), "a status", |_| true)
+        .map_err(ctx)?;
     every_reply_has_timeleft_and_lastxfer(&report).map_err(ctx)?;
     let status = report.get("STATUS").unwrap_or("").trim().to_string();
     let bcharge = report
@@ -487,10 +515,11 @@ fn replay_end_to_end(f: &Fixture) -> Result<(), String> {
     write_tree(&laptop.root, &unplugged(f));
     poke(&laptop).map_err(ctx)?;
     wait_event(&laptop, "onbattery", Duration::from_secs(5)).map_err(ctx)?;
-    let report = nis_until(port, Duration::from_secs(5), "ONBATT", |r| {
-        r.get("STATUS").is_some_and(|s| s.contains("ONBATT"))
-    })
-    .map_err(ctx)?;
+    let report = nis
+        .until(Duration::from_secs(5), "ONBATT", |r| {
+            r.get("STATUS").is_some_and(|s| s.contains("ONBATT"))
+        })
+        .map_err(ctx)?;
     every_reply_has_timeleft_and_lastxfer(&report).map_err(ctx)?;
     if report.get("LASTXFER") != Some("Low line voltage") {
         return Err(ctx(format!(
@@ -526,10 +555,11 @@ fn replay_end_to_end(f: &Fixture) -> Result<(), String> {
     {
         return Err(ctx(format!("plugged back: {events:?}")));
     }
-    let report = nis_until(port, Duration::from_secs(5), "ONLINE", |r| {
-        r.get("STATUS").is_some_and(|s| s.contains("ONLINE"))
-    })
-    .map_err(ctx)?;
+    let report = nis
+        .until(Duration::from_secs(5), "ONLINE", |r| {
+            r.get("STATUS").is_some_and(|s| s.contains("ONLINE"))
+        })
+        .map_err(ctx)?;
     every_reply_has_timeleft_and_lastxfer(&report).map_err(ctx)?;
     if report.get("NUMXFERS") != Some("1") || report.get("LASTXFER") != Some("Low line voltage") {
         return Err(ctx(format!("back on mains: {:?}", report.fields())));
@@ -578,24 +608,23 @@ fn stderr_of(laptop: &Laptop) -> String {
     fs::read_to_string(laptop.path("stderr")).unwrap_or_default()
 }
 
-fn nis_laptop(extra: &str) -> (Laptop, u16) {
-    let port = free_port();
-    let laptop = Laptop::new(&format!(
-        "NETSERVER on\nNISIP 127.0.0.1\nNISPORT {port}\n{extra}"
-    ));
-    (laptop, port)
+fn nis_laptop(extra: &str) -> (Laptop, Nis) {
+    let nis = Nis::fresh();
+    let laptop = Laptop::new(&format!("{}{extra}", nis.conf()));
+    (laptop, nis)
 }
 
 #[test]
 fn a_vetoed_shutdown_ends_with_the_mains_and_a_restart_starts_clean() {
-    let (mut laptop, port) = nis_laptop("");
+    let (mut laptop, nis) = nis_laptop("");
     laptop.start();
-    nis_until(port, Duration::from_secs(10), "a status", |_| true).unwrap();
+    nis.until(Duration::from_secs(10), "a status", |_| true)
+        .unwrap();
     // An outage down to 8 % (BATTERYLEVEL 10): doshutdown, which the stub
     // apccontrol does not carry out (a veto, or a failed shutdown).
     laptop.sysfs(false, 8);
     laptop.wait_for("doshutdown", Duration::from_secs(12));
-    nis_until(port, Duration::from_secs(5), "SHUTTING DOWN", |r| {
+    nis.until(Duration::from_secs(5), "SHUTTING DOWN", |r| {
         r.get("STATUS").is_some_and(|s| s.contains("SHUTTING DOWN"))
     })
     .unwrap();
@@ -603,10 +632,11 @@ fn a_vetoed_shutdown_ends_with_the_mains_and_a_restart_starts_clean() {
     laptop.wait_for("mainsback", Duration::from_secs(5));
     // Back on mains the outage's shutdown has ended: a slave must not see
     // SHUTTING DOWN (it would run remotedown at once).
-    let report = nis_until(port, Duration::from_secs(5), "ONLINE", |r| {
-        r.get("STATUS").map(str::trim) == Some("ONLINE")
-    })
-    .unwrap();
+    let report = nis
+        .until(Duration::from_secs(5), "ONLINE", |r| {
+            r.get("STATUS").map(str::trim) == Some("ONLINE")
+        })
+        .unwrap();
     let xonbatt = report.get("XONBATT").unwrap().to_string();
     assert_eq!(report.get("NUMXFERS"), Some("1"));
 
@@ -618,7 +648,9 @@ fn a_vetoed_shutdown_ends_with_the_mains_and_a_restart_starts_clean() {
         "{state}"
     );
     laptop.start();
-    let report = nis_until(port, Duration::from_secs(10), "a status", |_| true).unwrap();
+    let report = nis
+        .until(Duration::from_secs(10), "a status", |_| true)
+        .unwrap();
     assert_eq!(
         report.get("STATUS").map(str::trim),
         Some("ONLINE"),
@@ -693,10 +725,12 @@ fn uptime() -> f64 {
 
 #[test]
 fn the_learnt_drain_gives_timeleft_from_the_first_poll_after_a_restart() {
-    let (mut laptop, port) = nis_laptop("");
+    let (mut laptop, nis) = nis_laptop("");
     laptop.battery_file("voltage_min_design", "11400000\n");
     laptop.start();
-    let report = nis_until(port, Duration::from_secs(10), "a status", |_| true).unwrap();
+    let report = nis
+        .until(Duration::from_secs(10), "a status", |_| true)
+        .unwrap();
     // Nothing measured yet: 32 Wh at the stated 10 W.
     assert_eq!(
         report.get("TIMELEFT"),
@@ -722,7 +756,7 @@ fn the_learnt_drain_gives_timeleft_from_the_first_poll_after_a_restart() {
         .unwrap();
     assert!((mono / 1000.0 - uptime()).abs() < 10.0, "{during}");
     assert!(during.contains("boot_id="), "{during}");
-    nis_until(port, Duration::from_secs(10), "the measured drain", |r| {
+    nis.until(Duration::from_secs(10), "the measured drain", |r| {
         r.get("TIMELEFT") == Some("96.0 Minutes")
     })
     .unwrap();
@@ -738,7 +772,9 @@ fn the_learnt_drain_gives_timeleft_from_the_first_poll_after_a_restart() {
     );
     // After the restart the first reply already uses it.
     laptop.start();
-    let report = nis_until(port, Duration::from_secs(10), "a status", |_| true).unwrap();
+    let report = nis
+        .until(Duration::from_secs(10), "a status", |_| true)
+        .unwrap();
     assert_eq!(
         report.get("TIMELEFT"),
         Some("96.0 Minutes"),
@@ -762,9 +798,10 @@ fn laptop_cmd(laptop: &Laptop, args: &[&str]) -> std::process::Output {
 
 #[test]
 fn status_asks_the_running_daemon_first_then_reads_once() {
-    let (mut laptop, port) = nis_laptop("");
+    let (mut laptop, nis) = nis_laptop("");
     laptop.start();
-    nis_until(port, Duration::from_secs(10), "a status", |_| true).unwrap();
+    nis.until(Duration::from_secs(10), "a status", |_| true)
+        .unwrap();
     laptop.sysfs(false, 80);
     laptop.wait_for("onbattery", Duration::from_secs(5));
     std::thread::sleep(Duration::from_millis(1100));
@@ -791,7 +828,7 @@ fn status_asks_the_running_daemon_first_then_reads_once() {
     assert!(out.status.success(), "{out:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains(&format!("no daemon answered on 127.0.0.1:{port}"))
+        stderr.contains(&format!("no daemon answered on {}:{}", nis.ip, nis.port))
             && stderr.contains("one fresh reading"),
         "{stderr}"
     );
@@ -850,9 +887,9 @@ fn the_acpid_rule_makes_the_daemon_read_at_once() {
 
 #[test]
 fn a_taken_nis_port_is_retried_and_each_failure_says_why() {
-    let port = free_port();
-    let squatter = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
-    let mut laptop = Laptop::new(&format!("NETSERVER on\nNISIP 127.0.0.1\nNISPORT {port}"));
+    let nis = Nis::fresh();
+    let squatter = std::net::TcpListener::bind((nis.ip.as_str(), nis.port)).unwrap();
+    let mut laptop = Laptop::new(&nis.conf());
     laptop.start();
     let end = Instant::now() + Duration::from_secs(10);
     while !stderr_of(&laptop).contains("(attempt 2)") {
@@ -861,8 +898,10 @@ fn a_taken_nis_port_is_retried_and_each_failure_says_why() {
     }
     let stderr = stderr_of(&laptop);
     assert!(
-        stderr.contains(&format!("cannot serve NIS on 127.0.0.1:{port} (attempt 1)"))
-            && stderr.contains("is apcupsd still running")
+        stderr.contains(&format!(
+            "cannot serve NIS on {}:{} (attempt 1)",
+            nis.ip, nis.port
+        )) && stderr.contains("is apcupsd still running")
             && stderr.contains("retrying in 1 s")
             && stderr.contains("retrying in 2 s"),
         "{stderr}"
@@ -871,7 +910,7 @@ fn a_taken_nis_port_is_retried_and_each_failure_says_why() {
     laptop.sysfs(false, 80);
     laptop.wait_for("powerout", Duration::from_secs(5));
     drop(squatter);
-    nis_until(port, Duration::from_secs(10), "the daemon's status", |r| {
+    nis.until(Duration::from_secs(10), "the daemon's status", |r| {
         r.get("UPSNAME") == Some("testups")
     })
     .unwrap();
@@ -886,8 +925,8 @@ fn a_taken_nis_port_is_retried_and_each_failure_says_why() {
 
 /// A machine where everything is right: a lid, logind told to ignore it,
 /// an RTC wake alarm, a trusted apccontrol, a free NIS port.
-fn well_set_up() -> (Laptop, u16) {
-    let (laptop, port) = nis_laptop("WAKEDELAY 600");
+fn well_set_up() -> (Laptop, Nis) {
+    let (laptop, nis) = nis_laptop("WAKEDELAY 600");
     let root = &laptop.root;
     for (path, text) in [
         ("proc/acpi/button/lid/LID0/state", "state:      open\n"),
@@ -901,7 +940,7 @@ fn well_set_up() -> (Laptop, u16) {
         fs::create_dir_all(path.parent().unwrap()).unwrap();
         fs::write(path, text).unwrap();
     }
-    (laptop, port)
+    (laptop, nis)
 }
 
 fn check(laptop: &Laptop) -> (i32, String) {
@@ -914,7 +953,7 @@ fn check(laptop: &Laptop) -> (i32, String) {
 
 #[test]
 fn check_passes_only_when_all_is_well_and_names_what_is_not() {
-    let (laptop, port) = well_set_up();
+    let (laptop, nis) = well_set_up();
     let (code, text) = check(&laptop);
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("all is well"), "{text}");
@@ -929,7 +968,7 @@ fn check_passes_only_when_all_is_well_and_names_what_is_not() {
     fs::set_permissions(&apccontrol, fs::Permissions::from_mode(0o777)).unwrap();
     fs::remove_file(laptop.root.join("sys/class/rtc/rtc0/wakealarm")).unwrap();
     fs::remove_file(laptop.root.join("etc/systemd/logind.conf")).unwrap();
-    let squatter = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let squatter = std::net::TcpListener::bind((nis.ip.as_str(), nis.port)).unwrap();
     let (code, text) = check(&laptop);
     drop(squatter);
     assert_eq!(code, 1, "{text}");
@@ -939,7 +978,7 @@ fn check_passes_only_when_all_is_well_and_names_what_is_not() {
         "no RTC wake alarm",
         "HandleLidSwitch=suspend: closing the lid will suspend this machine",
         "HandleLidSwitchExternalPower=suspend",
-        &format!("NIS port 127.0.0.1:{port}"),
+        &format!("NIS port {}:{}", nis.ip, nis.port),
         "is apcupsd still running",
         "note: NOLOGON always (apcupsd's default)",
         "6 problems found",

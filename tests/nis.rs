@@ -7,7 +7,7 @@
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -687,26 +687,29 @@ fn a_real_apcupsd_slave_reads_our_server() {
 
 use crate::daemon::Laptop;
 
-/// A laptop-upsd serving NIS on a free port, with a fake battery at
-/// `charge` % of 40 Wh on mains, its own limits off so only clients act.
-fn serving_laptop(charge: u32) -> (Laptop, u16) {
+/// A laptop-upsd serving NIS on a free port of a loopback address of its
+/// own (so no other test's server can answer in its place), with a fake
+/// battery at `charge` % of 40 Wh on mains, its own limits off so only
+/// clients act. Returns the laptop and `ip:port`.
+fn serving_laptop(charge: u32) -> (Laptop, String) {
+    static NEXT: AtomicU32 = AtomicU32::new(1);
+    let ip = format!("127.78.0.{}", NEXT.fetch_add(1, Ordering::Relaxed));
     let port = crate::notify::free_port();
     let mut laptop = Laptop::new(&format!(
-        "NETSERVER on\nNISIP 127.0.0.1\nNISPORT {port}\nBATTERYLEVEL 0\nMINUTES 0"
+        "NETSERVER on\nNISIP {ip}\nNISPORT {port}\nBATTERYLEVEL 0\nMINUTES 0"
     ));
     laptop.sysfs(true, charge);
     laptop.battery_file("voltage_min_design", "11400000\n");
     laptop.start();
     wait_until("laptop-upsd serves NIS", Duration::from_secs(10), || {
-        client::fetch_status("127.0.0.1", port, Instant::now() + Duration::from_secs(1)).is_ok()
+        client::fetch_status(&ip, port, Instant::now() + Duration::from_secs(1)).is_ok()
     });
-    (laptop, port)
+    (laptop, format!("{ip}:{port}"))
 }
 
 #[test]
 fn apcaccess_and_aioapcaccess_see_timeleft_and_lastxfer_from_the_first_poll() {
-    let (laptop, port) = serving_laptop(80);
-    let host = format!("127.0.0.1:{port}");
+    let (laptop, host) = serving_laptop(80);
     let out = apcaccess(&["-h", &host, "status"]);
     assert!(out.status.success(), "{out:?}");
     let text = String::from_utf8_lossy(&out.stdout);
@@ -723,9 +726,10 @@ fn apcaccess_and_aioapcaccess_see_timeleft_and_lastxfer_from_the_first_poll() {
         );
     }
     // Home Assistant's client creates its sensors from these keys.
+    let (ip, port) = host.split_once(':').unwrap();
     let script = format!(
         "import asyncio, aioapcaccess\n\
-         d = asyncio.run(aioapcaccess.request_status('127.0.0.1', {port}))\n\
+         d = asyncio.run(aioapcaccess.request_status('{ip}', {port}))\n\
          print(d['TIMELEFT'] + '|' + d['LASTXFER'])\n"
     );
     let out = crate::support::command("python3")
@@ -749,7 +753,7 @@ fn a_real_apcupsd_slave_started_at_boot_applies_its_minutes() {
     );
     // 10 % of 40 Wh: the stated 24 minutes from the very first reply,
     // before any drain is measured.
-    let (laptop, port) = serving_laptop(10);
+    let (laptop, master) = serving_laptop(10);
     let slave_port = crate::notify::free_port();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display();
@@ -762,7 +766,7 @@ fn a_real_apcupsd_slave_started_at_boot_applies_its_minutes() {
         &conf,
         format!(
             "## apcupsd.conf v1.1 ##\nUPSNAME slave1\nUPSCABLE ether\nUPSTYPE net\n\
-             DEVICE 127.0.0.1:{port}\nPOLLTIME 1\nLOCKFILE {d}\nSCRIPTDIR {d}\nPWRFAILDIR {d}\n\
+             DEVICE {master}\nPOLLTIME 1\nLOCKFILE {d}\nSCRIPTDIR {d}\nPWRFAILDIR {d}\n\
              NOLOGINDIR {d}\nNOLOGON disable\nNETSERVER on\nNISIP 127.0.0.1\nNISPORT {slave_port}\n\
              EVENTSFILE {d}/events\nSTATTIME 0\nONBATTERYDELAY 1\nBATTERYLEVEL 0\nMINUTES 40\n\
              TIMEOUT 0\n"
