@@ -114,6 +114,11 @@ impl Log {
         self.stderr_from = Some(level);
     }
 
+    /// The level from which lines are echoed to stderr, if they are.
+    pub fn stderr_level(&self) -> Option<Level> {
+        self.stderr_from
+    }
+
     /// Also append every line to this file. Returns a message if it cannot
     /// be opened (the caller logs it; it is never fatal).
     pub fn append_to(&mut self, path: &Path) -> Result<(), String> {

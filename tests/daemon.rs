@@ -314,24 +314,59 @@ fn a_burst_of_garbage_readings_never_shuts_down() {
     std::thread::sleep(Duration::from_millis(1200));
     laptop.sysfs(false, 80);
     laptop.wait_for("onbattery", Duration::from_secs(5));
+    // Shorter than the 5 untrustworthy polls of the blind rule: an
+    // impossible capacity (the charge comes from the energy), then no
+    // charge at all, then Unknown with 0 %.
     for (name, value) in [
         ("capacity", "250\n"),
         ("energy_now", "garbage\n"),
         ("status", "Unknown\n"),
         ("capacity", "0\n"),
-        ("energy_now", "0\n"),
     ] {
         laptop.battery_file(name, value);
-        std::thread::sleep(Duration::from_millis(1500));
+        std::thread::sleep(Duration::from_millis(800));
     }
     laptop.sysfs(false, 80);
     std::thread::sleep(Duration::from_secs(6));
     let events = laptop.settled_events();
     assert!(
-        !events.iter().any(|e| e == "doshutdown" || e == "loadlimit"),
+        !events
+            .iter()
+            .any(|e| e == "doshutdown" || e == "loadlimit" || e == "remotedown"),
         "{}",
         laptop.dump()
     );
+    let stderr = fs::read_to_string(laptop.path("stderr")).unwrap_or_default();
+    assert!(
+        stderr.contains("ignoring an impossible battery charge (250 %)"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn blind_on_battery_for_five_polls_shuts_down_with_the_reason() {
+    let mut laptop = Laptop::new("BATTERYLEVEL 5");
+    laptop.start();
+    std::thread::sleep(Duration::from_millis(1200));
+    laptop.sysfs(false, 80);
+    laptop.wait_for("onbattery", Duration::from_secs(5));
+    // The gauge dies: no charge, no contents, so no runtime either.
+    laptop.battery_file("capacity", "garbage\n");
+    laptop.battery_file("energy_now", "garbage\n");
+    laptop.wait_for("doshutdown", Duration::from_secs(10));
+    assert_eq!(
+        laptop.settled_events(),
+        ["powerout", "onbattery", "remotedown", "doshutdown"],
+        "{}",
+        laptop.dump()
+    );
+    let stderr = fs::read_to_string(laptop.path("stderr")).unwrap_or_default();
+    assert!(
+        stderr.contains("remotedown: no trustworthy charge or runtime for 5 polls in a row"),
+        "{stderr}"
+    );
+    let log = fs::read_to_string(laptop.path("events")).unwrap();
+    assert!(log.contains("Remote shutdown requested."), "{log}");
 }
 
 #[test]
@@ -509,12 +544,15 @@ fn the_demo_plays_a_whole_outage_and_touches_nothing() {
         "event onbattery",
         "would run hook:",
         "event loadlimit",
-        "why: BATTERYDROP 50: charge 49 % is half of 99 % at the outage start",
+        "why: BATTERYDROP 50: charge 50 % is half of 100 % at the outage start",
         "event doshutdown",
         "would run: /sbin/shutdown -h now \"apcupsd UPS laptop initiated shutdown\"",
         "A real machine would now be shutting down",
         "\"Continuing with shutdown.\" (no trailing newline)",
-        "STATUS   : SHUTTING DOWN",
+        // Back on mains, the outage's shutdown state has ended.
+        "STATUS   : ONLINE",
+        "TIMELEFT :",
+        "LASTXFER : Low line voltage",
         "laptop-upsd --status",
         "Laptop quick start",
     ] {

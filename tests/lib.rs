@@ -5,6 +5,7 @@
 mod support;
 
 mod apccontrol;
+mod batteries;
 mod chain;
 mod daemon;
 mod differential;

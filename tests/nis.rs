@@ -7,7 +7,7 @@
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -681,4 +681,141 @@ fn a_real_apcupsd_slave_reads_our_server() {
     assert_eq!(report.get("LASTXFER"), Some("No transfers since turnon"));
     assert_eq!(report.status_flags(), Some(StatusFlags(0x0500_0408)));
     server.stop();
+}
+
+// ---- the real laptop-upsd against real clients (issue 13) ----
+
+use crate::daemon::Laptop;
+
+/// A laptop-upsd serving NIS on a free port of a loopback address of its
+/// own (so no other test's server can answer in its place), with a fake
+/// battery at `charge` % of 40 Wh on mains, its own limits off so only
+/// clients act. Returns the laptop and `ip:port`.
+fn serving_laptop(charge: u32) -> (Laptop, String) {
+    static NEXT: AtomicU32 = AtomicU32::new(1);
+    let ip = format!("127.78.0.{}", NEXT.fetch_add(1, Ordering::Relaxed));
+    let port = crate::notify::free_port();
+    let mut laptop = Laptop::new(&format!(
+        "NETSERVER on\nNISIP {ip}\nNISPORT {port}\nBATTERYLEVEL 0\nMINUTES 0"
+    ));
+    laptop.sysfs(true, charge);
+    laptop.battery_file("voltage_min_design", "11400000\n");
+    laptop.start();
+    wait_until("laptop-upsd serves NIS", Duration::from_secs(10), || {
+        client::fetch_status(&ip, port, Instant::now() + Duration::from_secs(1)).is_ok()
+    });
+    (laptop, format!("{ip}:{port}"))
+}
+
+#[test]
+fn apcaccess_and_aioapcaccess_see_timeleft_and_lastxfer_from_the_first_poll() {
+    let (laptop, host) = serving_laptop(80);
+    let out = apcaccess(&["-h", &host, "status"]);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    for line in [
+        "TIMELEFT : 192.0 Minutes",
+        "LASTXFER : No transfers since turnon",
+        "NOMBATTV : 11.4 Volts",
+        "BCHARGE  : 80.0 Percent",
+    ] {
+        assert!(
+            text.contains(line),
+            "`{line}` missing:\n{text}\n{}",
+            laptop.dump()
+        );
+    }
+    // Home Assistant's client creates its sensors from these keys.
+    let (ip, port) = host.split_once(':').unwrap();
+    let script = format!(
+        "import asyncio, aioapcaccess\n\
+         d = asyncio.run(aioapcaccess.request_status('{ip}', {port}))\n\
+         print(d['TIMELEFT'] + '|' + d['LASTXFER'])\n"
+    );
+    let out = crate::support::command("python3")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "aioapcaccess: {out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "192.0 Minutes|No transfers since turnon"
+    );
+}
+
+#[test]
+fn a_real_apcupsd_slave_started_at_boot_applies_its_minutes() {
+    const APCUPSD: &str = "/sbin/apcupsd";
+    assert!(
+        Path::new(APCUPSD).exists(),
+        "{APCUPSD} is missing: install Debian's apcupsd package (apt-get install apcupsd)"
+    );
+    // 10 % of 40 Wh: the stated 24 minutes from the very first reply,
+    // before any drain is measured.
+    let (laptop, master) = serving_laptop(10);
+    let slave_port = crate::notify::free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    let stub = dir.path().join("apccontrol");
+    std::fs::write(&stub, format!("#!/bin/sh\necho \"$1\" >> {d}/calls\n")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&stub, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let conf = dir.path().join("apcupsd.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "## apcupsd.conf v1.1 ##\nUPSNAME slave1\nUPSCABLE ether\nUPSTYPE net\n\
+             DEVICE {master}\nPOLLTIME 1\nLOCKFILE {d}\nSCRIPTDIR {d}\nPWRFAILDIR {d}\n\
+             NOLOGINDIR {d}\nNOLOGON disable\nNETSERVER on\nNISIP 127.0.0.1\nNISPORT {slave_port}\n\
+             EVENTSFILE {d}/events\nSTATTIME 0\nONBATTERYDELAY 1\nBATTERYLEVEL 0\nMINUTES 40\n\
+             TIMEOUT 0\n"
+        ),
+    )
+    .unwrap();
+    let _slave = Reaped(
+        crate::support::command(APCUPSD)
+            .arg("-b")
+            .arg("-f")
+            .arg(&conf)
+            .arg("-P")
+            .arg(dir.path().join("pid"))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // The slave found TIMELEFT at its first poll (its capabilities are read
+    // once, then never again).
+    wait_until("the slave serves TIMELEFT", Duration::from_secs(20), || {
+        client::fetch_status(
+            "127.0.0.1",
+            slave_port,
+            Instant::now() + Duration::from_secs(1),
+        )
+        .is_ok_and(|t| StatusReport::parse(&t).get("TIMELEFT").is_some())
+    });
+    laptop.sysfs(false, 10);
+    let calls = dir.path().join("calls");
+    wait_until(
+        "the slave runs runlimit, then doshutdown",
+        Duration::from_secs(20),
+        || {
+            std::fs::read_to_string(&calls).is_ok_and(|c| {
+                c.lines().any(|l| l == "runlimit") && c.lines().any(|l| l == "doshutdown")
+            })
+        },
+    );
+    // laptop-upsd itself did not shut down (its limits are off).
+    assert!(
+        !laptop.events().iter().any(|e| e == "doshutdown"),
+        "{}",
+        laptop.dump()
+    );
+    let events = std::fs::read_to_string(dir.path().join("events")).unwrap_or_default();
+    assert!(
+        events.contains("Reached remaining time percentage limit"),
+        "{events}"
+    );
 }

@@ -134,6 +134,10 @@ fn package_ships_binaries_units_hook_man_pages_and_examples() {
             "-rw-r--r--",
         ),
         ("usr/share/doc/apccontrol/README.md", "-rw-r--r--"),
+        (
+            "usr/share/doc/apccontrol/examples/acpi/laptop-upsd",
+            "-rw-r--r--",
+        ),
         ("usr/share/doc/apccontrol/copyright", "-rw-r--r--"),
         ("usr/share/doc/apccontrol/changelog.Debian.gz", "-rw-r--r--"),
     ] {

@@ -64,9 +64,12 @@ fn sysfs_outage_loadlimit_then_mains() {
     write(&bat, "status", "Discharging");
     write(&bat, "power_now", "10000000");
     run(&mut m, &src, 1, 5, &mut runs);
+    // capacity and energy_now together: the charge is energy_now / energy_full.
     write(&bat, "capacity", "6");
+    write(&bat, "energy_now", "3000000");
     run(&mut m, &src, 6, 9, &mut runs);
     write(&bat, "capacity", "5");
+    write(&bat, "energy_now", "2500000");
     run(&mut m, &src, 10, 20, &mut runs);
     write(&ac, "online", "1");
     write(&bat, "status", "Charging");

@@ -1,5 +1,6 @@
-//! `laptop-upsd`: flags in, the daemon (or the demo, one status reading, or
-//! the killpower wake alarm) out. Everything else is in the library ([`apccontrol::daemon`]).
+//! `laptop-upsd`: flags in, the daemon (or the demo, the status, the
+//! preflight check, a poke of the running daemon, or the killpower wake
+//! alarm) out. Everything else is in the library ([`apccontrol::daemon`]).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -38,9 +39,21 @@ struct Cli {
     #[arg(long, conflicts_with = "status")]
     demo: bool,
 
-    /// Print one reading in apcaccess's status format and exit.
-    #[arg(long, conflicts_with = "killpower")]
+    /// Print the status as `apcaccess status` would: the running daemon's,
+    /// asked over NIS; if none answers, one fresh reading (said on stderr).
+    #[arg(long, conflicts_with_all = ["killpower", "check", "poke"])]
     status: bool,
+
+    /// Check the config, SCRIPTDIR/apccontrol, the NIS port, the RTC wake
+    /// alarm, logind's lid settings and the power supplies; exit 0 only when
+    /// all is well.
+    #[arg(long, conflicts_with_all = ["killpower", "demo", "poke"])]
+    check: bool,
+
+    /// Make the running laptop-upsd read the power supplies now (the acpid
+    /// rule runs this on AC adapter events); exit 1 if none runs.
+    #[arg(long, conflicts_with_all = ["killpower", "demo"])]
+    poke: bool,
 
     /// Only if PWRFAILDIR/powerfail exists: arm the RTC wake alarm WAKEDELAY
     /// seconds ahead, so the machine powers on again after the outage (the
@@ -85,8 +98,19 @@ fn main() -> ExitCode {
     } else if cli.demo {
         apccontrol::daemon::demo::run().map_err(|e| e.to_string())
     } else if cli.status {
-        apccontrol::daemon::status_text(&options)
-            .map(|text| print!("{text}"))
+        apccontrol::daemon::ask::status(&options)
+            .map(|answer| {
+                if let Some(note) = answer.note {
+                    eprintln!("laptop-upsd: {note}");
+                }
+                print!("{}", answer.text);
+            })
+            .map_err(|e| e.to_string())
+    } else if cli.check {
+        return check(&options);
+    } else if cli.poke {
+        apccontrol::daemon::poke::run(&options)
+            .map(|_| ())
             .map_err(|e| e.to_string())
     } else {
         apccontrol::daemon::run(&options).map_err(|e| e.to_string())
@@ -97,5 +121,24 @@ fn main() -> ExitCode {
             eprintln!("laptop-upsd: {message}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn check(options: &apccontrol::daemon::Options) -> ExitCode {
+    let report = apccontrol::daemon::preflight::run(&options.config, &options.root, true);
+    for finding in &report.findings {
+        println!("{finding}");
+    }
+    let problems = report.problems();
+    if problems == 0 {
+        println!("{}: all is well", options.config.display());
+        ExitCode::SUCCESS
+    } else {
+        println!(
+            "{}: {problems} problem{} found",
+            options.config.display(),
+            if problems == 1 { "" } else { "s" }
+        );
+        ExitCode::FAILURE
     }
 }

@@ -173,6 +173,63 @@ impl ApcupsdConf {
 /// The first line apcupsd expects; without it apcupsd warns but still parses.
 pub const HEADER: &str = "## apcupsd.conf v1.1 ##";
 
+/// The directives laptop-upsd acts on.
+pub const DIRECTIVES: &[&str] = &[
+    "UPSNAME",
+    "SCRIPTDIR",
+    "PWRFAILDIR",
+    "NOLOGINDIR",
+    "NOLOGON",
+    "ONBATTERYDELAY",
+    "BATTERYLEVEL",
+    "MINUTES",
+    "TIMEOUT",
+    "ANNOY",
+    "ANNOYDELAY",
+    "POLLTIME",
+    "EVENTSFILE",
+    "EVENTSFILEMAX",
+    "KILLDELAY",
+    "NETSERVER",
+    "NISIP",
+    "NISPORT",
+    "BATTERYDROP",
+    "REPLACEPCT",
+    "STATEFILE",
+    "PIDFILE",
+    "WAKEDELAY",
+];
+
+/// The known directive closest to an unknown one, if it is close enough to
+/// be a typo (at most 2 edits, 1 for keys of 4 letters or fewer).
+pub fn did_you_mean(key: &str) -> Option<&'static str> {
+    let key = key.to_ascii_uppercase();
+    let limit = if key.len() <= 4 { 1 } else { 2 };
+    DIRECTIVES
+        .iter()
+        .chain(IGNORED_KEYS)
+        .map(|known| (edit_distance(&key, known), *known))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, known)| known)
+}
+
+/// Levenshtein distance over bytes (directives are ASCII).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b = b.as_bytes();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.bytes().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitute.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
+}
+
 /// Standard apcupsd directives that laptop-upsd accepts and ignores (no warning).
 pub const IGNORED_KEYS: &[&str] = &[
     "UPSCABLE",
@@ -409,7 +466,12 @@ pub fn parse(text: &str) -> Result<Parsed, ConfError> {
             other if IGNORED_KEYS.contains(&other) => {}
             other => warnings.push(ConfWarning {
                 line,
-                message: format!("unknown directive `{other}` ignored"),
+                message: match did_you_mean(other) {
+                    Some(known) => {
+                        format!("unknown directive `{other}` ignored; did you mean `{known}`?")
+                    }
+                    None => format!("unknown directive `{other}` ignored"),
+                },
             }),
         }
     }
@@ -664,6 +726,23 @@ DATATIME 0
         assert_eq!(p.warnings[0].line, 2);
         assert!(p.warnings[0].to_string().contains("FROBNICATE"));
         assert_eq!(p.conf.minutes, 7);
+    }
+
+    #[test]
+    fn typos_get_a_did_you_mean() {
+        assert_eq!(did_you_mean("BATERYLEVEL"), Some("BATTERYLEVEL"));
+        assert_eq!(did_you_mean("nologin"), Some("NOLOGON"));
+        assert_eq!(did_you_mean("TIMOUT"), Some("TIMEOUT"));
+        assert_eq!(did_you_mean("FROBNICATE"), None);
+        assert_eq!(did_you_mean("ANOY"), Some("ANNOY"));
+        let p = ok("WAKEDELEY 60\n");
+        assert!(
+            p.warnings
+                .iter()
+                .any(|w| w.message.contains("did you mean `WAKEDELAY`?")),
+            "{:?}",
+            p.warnings
+        );
     }
 
     #[test]

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use crate::config::apcupsd_conf;
 use crate::event::Event;
 use crate::log::Log;
-use crate::power::{Effect, Monitor, Mono, Source, Thresholds};
+use crate::power::{Effect, Explanation, Monitor, Mono, Source, Thresholds};
 
 use super::effects::{DryRun, FileStep, Note};
 use super::{status, Effector};
@@ -360,6 +360,16 @@ fn explain_loadlimit(
 fn describe(out: &mut impl Write, at: &str, effect: &Effect, notes: &[Note]) {
     if let Effect::Log { text, .. } = effect {
         let _ = writeln!(out, "{at}  log: {text}");
+        return;
+    }
+    if let Effect::Explain(why) = effect {
+        // A loadlimit is explained after its event, in the demo's words.
+        if !matches!(
+            why,
+            Explanation::Loadlimit { .. } | Explanation::BatteryDrop { .. }
+        ) {
+            let _ = writeln!(out, "{at}  why: {why}");
+        }
         return;
     }
     for note in notes {

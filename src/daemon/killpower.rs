@@ -12,6 +12,11 @@
 //! systems are already read-only and syslog is gone: it writes nothing but
 //! the wake alarm, and reports on stdout and stderr only.
 //!
+//! The delay is bounded (see [`super::wake`]): when the daemon planned this
+//! shutdown's wake-up (`<PWRFAILDIR>/laptop-upsd.wake`, written in the last
+//! hour), its delay is used, doubled each round the laptop woke into a
+//! still-dead mains, and nothing is armed below the documented charge.
+//!
 //! Split in two: [`decide`] is pure (what exists, the clock and the delay in;
 //! what to write out); [`run`] looks at the files, reads the clock and does
 //! the writes. The kernel wants `0` written first to clear an armed alarm,
@@ -99,6 +104,11 @@ pub enum Done {
     },
     /// WAKEDELAY 0: nothing armed.
     Disabled,
+    /// The wake plan says not to arm (a nearly flat battery).
+    NotArmed {
+        /// Why, from the plan.
+        reason: String,
+    },
 }
 
 impl std::fmt::Display for Done {
@@ -127,6 +137,9 @@ impl std::fmt::Display for Done {
                 "WAKEDELAY is 0: the RTC wake alarm is not armed; this machine stays off \
                  until it is powered on",
             ),
+            Done::NotArmed { reason } => {
+                write!(f, "the RTC wake alarm is not armed: {reason}")
+            }
         }
     }
 }
@@ -177,13 +190,28 @@ pub fn run(options: &Options) -> Result<Done, KillpowerError> {
     };
     let powerfail = conf.powerfail_path();
     let wakealarm = options.root.join(WAKEALARM);
+    let now = now_epoch();
+    // The daemon's plan for this shutdown, if it wrote one (wake.rs).
+    let plan = super::wake::current(&conf, now);
+    let mut wake_delay = conf.wake_delay;
+    if let Some(plan) = plan.as_ref().filter(|_| conf.wake_delay > 0) {
+        if !plan.arm {
+            if powerfail.exists() {
+                return Ok(Done::NotArmed {
+                    reason: plan.reason.clone().unwrap_or_default(),
+                });
+            }
+        } else {
+            wake_delay = plan.delay;
+        }
+    }
     let situation = Situation {
         powerfail_exists: powerfail.exists(),
         powerfail,
         wakealarm_exists: wakealarm.exists(),
         wakealarm,
-        wake_delay: conf.wake_delay,
-        now: now_epoch(),
+        wake_delay,
+        now,
     };
     match decide(&situation) {
         Decision::Refuse => Err(KillpowerError::NoPowerfail {

@@ -9,12 +9,18 @@
 //! missing apccontrol or a broken sysfs file must not stop the next reading,
 //! because the next reading may be the one that needs a shutdown.
 
+pub mod ask;
+pub mod clock;
 pub mod demo;
 pub mod effects;
 pub mod events_file;
 pub mod killpower;
+pub mod nis_bind;
+pub mod poke;
+pub mod preflight;
 pub mod status;
 pub mod uevent;
+pub mod wake;
 
 use std::fs;
 use std::io::Write;
@@ -31,7 +37,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use crate::config::apcupsd_conf::{self, ApcupsdConf, ConfError};
 use crate::event::Event;
 use crate::log::{Level, Log};
-use crate::nis::server::{NisServer, ServerConfig, ServerHandle};
+use crate::nis::server::ServerConfig;
 use crate::nis::status::UpsStatus;
 use crate::power::{Effect, Monitor, Mono, OutageState, Source, Thresholds};
 
@@ -215,6 +221,7 @@ impl<E: Effects> Effector<E> {
     pub fn apply(&mut self, effect: &Effect, state: impl FnOnce() -> String) {
         match effect {
             Effect::Log { text, severity } => self.event_line((*severity).into(), text),
+            Effect::Explain(why) => self.log.line(why.level(), &why.to_string()),
             Effect::Run(event) => self.run_apccontrol(*event),
             Effect::CreatePowerfail => {
                 let path = self.conf.powerfail_path();
@@ -297,9 +304,15 @@ pub fn reap_children(log: &mut Log) {
     }
 }
 
-/// The monitor to start with: resumed from the state file if it holds a
-/// believable outage, fresh otherwise (a corrupt file is logged and ignored).
-fn start_monitor(conf: &ApcupsdConf, now: Mono, log: &mut Log) -> (Monitor, Option<OutageState>) {
+/// The monitor to start with: resumed from the state file with the rules
+/// of [`crate::power::restore`] (each choice logged), fresh when there is
+/// none (a corrupt file is logged and ignored).
+fn start_monitor(
+    conf: &ApcupsdConf,
+    now: Mono,
+    boot_id: Option<&str>,
+    log: &mut Log,
+) -> (Monitor, Option<OutageState>) {
     let thresholds = Thresholds::from_conf(conf);
     // Bytes, not a string: a state file that is not UTF-8 is corrupt, and
     // says so below, rather than silently ignored.
@@ -314,17 +327,27 @@ fn start_monitor(conf: &ApcupsdConf, now: Mono, log: &mut Log) -> (Monitor, Opti
         }
         Ok(bytes) => match OutageState::parse(&String::from_utf8_lossy(&bytes)) {
             Ok(state) => {
+                let here = crate::power::restore::Here {
+                    now,
+                    now_epoch: epoch_secs(),
+                    boot_id,
+                };
+                let restored = crate::power::restore::restore(&state, &here);
                 log.notice(&format!(
-                    "resuming from {}: {}",
+                    "resuming from {} (version {}): {}",
                     conf.state_file.display(),
-                    if state.outage_start.is_some() {
+                    state.version,
+                    if restored.outage.is_some() {
                         "an outage in progress"
                     } else {
                         "no outage"
                     }
                 ));
+                for note in &restored.notes {
+                    log.notice(&format!("{}: {note}", conf.state_file.display()));
+                }
                 (
-                    Monitor::resume(thresholds, now, epoch_secs(), &state),
+                    Monitor::resume_from(thresholds, now, &restored),
                     Some(state),
                 )
             }
@@ -339,18 +362,18 @@ fn start_monitor(conf: &ApcupsdConf, now: Mono, log: &mut Log) -> (Monitor, Opti
     }
 }
 
-/// Like Debian's prestart: a powerfail file left from an earlier run goes,
-/// and so does a nologin file that says POWER FAILURE, unless the state we
-/// resume says a shutdown (or the login ban) is still under way.
+/// Like Debian's prestart: a powerfail file left from an earlier run goes
+/// (a shutdown is never resumed, see [`crate::power::restore`]), and so does
+/// a nologin file that says POWER FAILURE, unless the outage we resume
+/// prohibited logins.
 fn clear_stale_flags<E: Effects>(
     conf: &ApcupsdConf,
-    resumed: Option<&OutageState>,
+    monitor: &Monitor,
     effector: &mut Effector<E>,
 ) {
-    let shutting_down = resumed.is_some_and(|s| s.shutdown_started);
-    let banned = resumed.is_some_and(|s| s.logins_prohibited);
+    let banned = monitor.snapshot(Mono::ZERO).logins_prohibited;
     let powerfail = conf.powerfail_path();
-    if !shutting_down && powerfail.exists() {
+    if powerfail.exists() {
         match effector.effects.remove_file(&powerfail) {
             Ok(()) => effector
                 .log
@@ -405,6 +428,7 @@ fn serve<E: Effects>(
         Signal::SIGINT,
         Signal::SIGHUP,
         Signal::SIGCHLD,
+        poke::POKE_SIGNAL,
     ] {
         mask.add(signal);
     }
@@ -412,11 +436,26 @@ fn serve<E: Effects>(
     let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
         .map_err(DaemonError::Signals)?;
 
-    let start = Instant::now();
-    let now = || Mono::from_elapsed(start.elapsed());
+    // Mono is CLOCK_BOOTTIME: suspended time counts (see clock.rs).
+    let (boot_clock, clock_note) = clock::BootClock::new();
+    if let Some(note) = clock_note {
+        effector.log.warning(&note);
+    }
+    let now = || boot_clock.now();
+    let boot_id = clock::boot_id();
     let start_time = chrono::Local::now().fixed_offset();
-    let (mut monitor, resumed) = start_monitor(conf, now(), &mut effector.log);
-    clear_stale_flags(conf, resumed.as_ref(), &mut effector);
+    let (mut monitor, _resumed) = start_monitor(conf, now(), boot_id.as_deref(), &mut effector.log);
+    clear_stale_flags(conf, &monitor, &mut effector);
+    // The preflight checks of `--check`, logged (the NIS port is checked by
+    // binding it, below).
+    for finding in preflight::run(&options.config, &options.root, false).findings {
+        if finding.problem {
+            effector
+                .log
+                .warning(&format!("preflight: {}", finding.text));
+        }
+    }
+    let previous_wake = wake::read(conf);
 
     let upsname = ups_name(conf);
     let host = hostname().unwrap_or_default();
@@ -440,11 +479,9 @@ fn serve<E: Effects>(
     };
 
     let published = Arc::new(RwLock::new(UpsStatus::default()));
-    let _server: Option<ServerHandle> = if conf.net_server {
-        start_nis(conf, Arc::clone(&published), &mut effector.log)
-    } else {
-        None
-    };
+    // Started after the first status is published.
+    let mut nis: Option<nis_bind::NisKeeper> = None;
+    let mut mains_seen = false;
 
     let mut coalescer = uevent::Coalescer::default();
     let exit_signal = loop {
@@ -453,10 +490,30 @@ fn serve<E: Effects>(
         let effects = monitor.step(reading, at);
         for effect in &effects {
             effector.apply(effect, || {
-                monitor.outage_state(now(), epoch_secs()).to_text()
+                let mut state = monitor.outage_state(now(), epoch_secs());
+                state.boot_id.clone_from(&boot_id);
+                state.to_text()
             });
         }
         let snapshot = monitor.snapshot(at);
+        mains_seen |= snapshot.last_reading.is_some() && !snapshot.on_battery;
+        if effects.contains(&Effect::Run(Event::Doshutdown)) {
+            let situation = wake::Situation {
+                previous: previous_wake.as_ref(),
+                now_epoch: epoch_secs(),
+                booted_epoch: epoch_secs() - at.as_millis() / 1000,
+                mains_seen,
+                on_battery: snapshot.on_battery,
+                charge: snapshot.charge_pct,
+                wake_delay: conf.wake_delay,
+            };
+            wake::write_plan(
+                conf,
+                &wake::plan(&situation),
+                &mut effector.effects,
+                &mut effector.log,
+            );
+        }
         let ctx = status::Context {
             conf,
             upsname: &upsname,
@@ -469,6 +526,9 @@ fn serve<E: Effects>(
         match published.write() {
             Ok(mut guard) => *guard = record,
             Err(poisoned) => *poisoned.into_inner() = record,
+        }
+        if conf.net_server && nis.is_none() {
+            nis = start_nis(conf, Arc::clone(&published), &mut effector.log);
         }
 
         let mut wake = at + monitor.poll_interval();
@@ -484,7 +544,7 @@ fn serve<E: Effects>(
             &mut effector.log,
         ) {
             Wake::Signal(signal) => break signal,
-            Wake::Timer | Wake::Uevent => {}
+            Wake::Timer | Wake::Uevent | Wake::Poke => {}
         }
     };
     effector.event_line(
@@ -532,18 +592,7 @@ fn start_nis(
     conf: &ApcupsdConf,
     published: Arc<RwLock<UpsStatus>>,
     log: &mut Log,
-) -> Option<ServerHandle> {
-    let bound = NisServer::bind(conf.nis_ip, conf.nis_port);
-    let server = match bound {
-        Ok(server) => server,
-        Err(e) => {
-            log.error(&format!(
-                "cannot serve NIS on {}:{}: {e}; apcaccess and slaves will not see this UPS",
-                conf.nis_ip, conf.nis_port
-            ));
-            return None;
-        }
-    };
+) -> Option<nis_bind::NisKeeper> {
     let mut nis_log = Log::new("laptop-upsd");
     nis_log.echo_to_stderr(Level::Warning);
     let nis_log = Arc::new(std::sync::Mutex::new(NisLog {
@@ -570,13 +619,14 @@ fn start_nis(
         max_connections: 128,
         ..ServerConfig::default()
     };
-    match server.spawn(published, config) {
-        Ok(handle) => {
-            log.info(&format!("NIS server listening on {}", handle.local_addr()));
-            Some(handle)
-        }
+    // Bind failures are retried with backoff, each logged with its likely
+    // cause (nis_bind.rs).
+    let mut bind_log = Log::new("laptop-upsd");
+    bind_log.echo_to_stderr(log.stderr_level().unwrap_or(Level::Notice));
+    match nis_bind::keep(conf.nis_ip, conf.nis_port, published, config, bind_log) {
+        Ok(keeper) => Some(keeper),
         Err(e) => {
-            log.error(&format!("cannot start the NIS server: {e}"));
+            log.error(&format!("cannot start the NIS server thread: {e}"));
             None
         }
     }
@@ -585,6 +635,8 @@ fn start_nis(
 enum Wake {
     Timer,
     Uevent,
+    /// `laptop-upsd --poke` (the acpid rule): read now.
+    Poke,
     Signal(Signal),
 }
 
@@ -637,6 +689,10 @@ fn wait(
                 Ok(Signal::SIGHUP) => log.notice(
                     "SIGHUP: laptop-upsd does not reload; restart it to apply a new config",
                 ),
+                Ok(poke::POKE_SIGNAL) => {
+                    log.info("poked (laptop-upsd --poke): reading the power supplies now");
+                    return Wake::Poke;
+                }
                 Ok(signal) => return Wake::Signal(signal),
                 Err(_) => {}
             }

@@ -9,7 +9,9 @@
 //! - [`runtime`]: the smoothed runtime estimate from measured drain.
 //! - [`monitor`]: the pure state machine, readings + virtual time in,
 //!   ordered [`Effect`]s out.
-//! - [`state`]: the outage state that survives a daemon restart.
+//! - [`state`]: the state file that survives a daemon restart, and
+//!   [`restore`]: what of it a restarted daemon believes.
+//! - [`explain`]: why the monitor decided what it did, for the log.
 //!
 //! Only the sources read files; nothing here writes, spawns or reads the clock.
 //!
@@ -62,10 +64,12 @@
 //! # }
 //! ```
 
+pub mod explain;
 pub mod monitor;
 pub mod mono;
 pub mod procfs;
 pub mod reading;
+pub mod restore;
 pub mod runtime;
 pub mod state;
 pub mod sysfs;
@@ -73,6 +77,7 @@ pub mod thresholds;
 
 use std::path::{Path, PathBuf};
 
+pub use explain::Explanation;
 pub use monitor::{Effect, Monitor, Outage, Snapshot};
 pub use mono::Mono;
 pub use reading::{Battery, BatteryStatus, CapacityLevel, CapacityUnit, PowerReading};

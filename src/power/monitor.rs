@@ -27,26 +27,45 @@
 //!   first reading is compared with "one present", as apcupsd does);
 //! - commfailure after several unreadable or implausible polls (its log line
 //!   repeated every 10 minutes while it lasts), commok after;
+//! - remotedown (then doshutdown) after [`BLIND_POLLS`] polls in a row on
+//!   battery without a trustworthy charge or runtime, as apcupsd's net
+//!   driver does when it loses its master on battery (`drivers/net/net.c`);
+//! - back on mains, the outage's shutdown state ends: a vetoed or failed
+//!   shutdown does not block the next outage's;
 //! - changeme when health says so or full < REPLACEPCT % of design, quiet for
 //!   10 minutes after start, then at most every 9 hours;
 //! - emergency when the adapter is online but the battery is critical and
 //!   discharging (held 5 s), followed by a shutdown.
 //!
-//! The reading filter: a charge above 100 (or below 0), an `Unknown` status
-//! with charge 0, nothing readable at all, or a charge jump larger than one
-//! poll interval allows is not believed. Such a reading changes nothing and
-//! counts towards commfailure; a jump becomes believable once several
-//! consecutive readings agree with it. Time-only timers (onbattery, TIMEOUT)
-//! keep running while readings are bad.
+//! The reading filter fixes a reading rather than throwing it away: a charge
+//! above 100 up to [`CHARGE_CLAMP_MAX`] (gauges overshoot near full) is read
+//! as 100; a charge no battery can give (above that, negative, garbage) drops
+//! that field only (the charge is then taken from the contents, if they are
+//! sane), never the adapter state. A battery saying `Unknown` (or not
+//! charging) with 0 % on mains is dead: believed, flagged REPLACEBATT. Not
+//! believed at all, counting towards commfailure: nothing readable, no
+//! adapter state with no battery status or charge, `Unknown` with 0 % off
+//! mains, and a charge jump larger than the time since the last reading
+//! allows (believable once several consecutive readings agree). Time-only
+//! timers (onbattery, TIMEOUT) keep running while readings are bad.
+//!
+//! Several batteries are judged as one (combined contents); a battery's own
+//! `Critical` level counts only when that battery discharges and the
+//! combined charge agrees (at most [`CRITICAL_AGREES_PCT`]).
+//!
+//! Each decision comes with an [`Explanation`] effect: the rule and the
+//! numbers behind it, and (rate-limited) the readings that were ignored.
 //!
 //! Pure: no clock, no files, no processes.
 
 use std::time::Duration;
 
+use super::explain::{Explanation, Ignored};
 use super::mono::Mono;
 use super::reading::{Battery, BatteryStatus, CapacityLevel, PowerReading};
+use super::restore::{restore, Here, Restored};
 use super::runtime::RuntimeEstimator;
-use super::state::OutageState;
+use super::state::{OutageState, STATE_VERSION};
 use super::thresholds::{Thresholds, CHANGEME_EVERY, CHANGEME_QUIET, FAST_POLL, HOLD};
 use super::SourceError;
 use crate::config::apcupsd_conf::NoLogon;
@@ -56,13 +75,27 @@ use crate::nis::flags::StatusFlags;
 /// While communication stays lost, its log line is repeated this often.
 pub const COMMLOST_RELOG: Duration = Duration::from_secs(10 * 60);
 
+/// Consecutive polls on battery without a trustworthy charge or runtime
+/// that shut the machine down (apcupsd's net driver: the 5th failed pass).
+pub const BLIND_POLLS: u32 = 5;
+
+/// The highest charge read as 100 %; above it the value is impossible.
+pub const CHARGE_CLAMP_MAX: f64 = 150.0;
+
+/// With several batteries, one's `Critical` level counts only when the
+/// combined charge is at most this (percent).
+pub const CRITICAL_AGREES_PCT: f64 = 10.0;
+
+/// A learnt drain is saved again once it moved by more than this fraction.
+const DRAIN_SAVE_STEP: f64 = 0.1;
+
 /// Logged when the nologin file is written (apcupsd's text).
 pub const LOGINS_PROHIBITED: &str = "User logins prohibited";
 /// Logged when logins are allowed again (apcupsd's text).
 pub const ALLOWING_LOGINS: &str = "Allowing logins";
 
 /// One thing the daemon must do, in the order given.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Effect {
     /// Write a line to syslog and the events file.
     Log {
@@ -83,6 +116,9 @@ pub enum Effect {
     AllowLogins,
     /// The persistent state changed: write [`Monitor::outage_state`] to the state file.
     SaveState,
+    /// Log why (syslog only): the rule and the numbers behind a decision,
+    /// or a reading that was not believed.
+    Explain(Explanation),
 }
 
 impl Effect {
@@ -135,8 +171,12 @@ pub struct Snapshot {
     pub battery_present: bool,
     /// Charge in percent, from the last believable reading.
     pub charge_pct: Option<f64>,
-    /// Runtime estimate.
+    /// Runtime estimate that decisions use (measured, or the firmware's).
     pub runtime: Option<Duration>,
+    /// TIMELEFT as reported: [`Snapshot::runtime`], else the stated
+    /// estimate ([`RuntimeEstimator::stated`]), else zero (nothing known
+    /// about the contents, or no battery).
+    pub timeleft: Duration,
     /// Time on battery in the current outage (TONBATT).
     pub time_on_battery: Duration,
     /// Time on battery in all outages, this one included (CUMONBATT).
@@ -174,6 +214,7 @@ impl Snapshot {
             .with(StatusFlags::SHUT_BTIME, reason == Some(Event::Timeout))
             .with(StatusFlags::SHUT_LTIME, reason == Some(Event::Runlimit))
             .with(StatusFlags::SHUT_EMERG, reason == Some(Event::Emergency))
+            .with(StatusFlags::SHUT_REMOTE, reason == Some(Event::Remotedown))
             .with(StatusFlags::BATTPRESENT, self.battery_present)
     }
 
@@ -219,6 +260,23 @@ pub struct Monitor {
     commlost: Option<Mono>,
     last_good: Option<(Mono, PowerReading)>,
     suspect: Option<(Mono, f64, u32)>,
+    /// The reason of the last ignored reading.
+    last_ignored: Option<Ignored>,
+    /// Whether the current run of ignored readings was explained.
+    ignored_logged: bool,
+    /// Whether an impossible charge was explained in the current run of them.
+    charge_ignored_logged: bool,
+    /// Whether a charge above 100 was explained (once per run).
+    clamp_logged: bool,
+    /// Whether a blank gauge was explained in the current run of them.
+    blank_logged: bool,
+    /// The battery is dead on mains.
+    dead_battery: bool,
+    dead_logged: bool,
+    /// Polls in a row on battery without a trustworthy charge or runtime.
+    blind_polls: u32,
+    /// The drain last saved.
+    saved_drain: Option<f64>,
     // Battery presence.
     /// Believed number of batteries; `None` before the first reading.
     battery_count: Option<usize>,
@@ -257,6 +315,15 @@ impl Monitor {
             commlost: None,
             last_good: None,
             suspect: None,
+            last_ignored: None,
+            ignored_logged: false,
+            charge_ignored_logged: false,
+            clamp_logged: false,
+            blank_logged: false,
+            dead_battery: false,
+            dead_logged: false,
+            blind_polls: 0,
+            saved_drain: None,
             battery_count: None,
             pending_count: None,
             lowbatt: Hold::default(),
@@ -276,28 +343,43 @@ impl Monitor {
     }
 
     /// A monitor that resumes from a saved state. `now_epoch` is the wall
-    /// clock (seconds since the epoch) at `now`; saved wall times are turned
-    /// into virtual instants with it. An outage in the state continues: no
-    /// second powerout or onbattery, and TIMEOUT keeps its base.
+    /// clock (seconds since the epoch) at `now`; the boot is taken as
+    /// unknown, so saved wall times place the outage. See [`super::restore`]
+    /// for what is resumed.
     pub fn resume(th: Thresholds, now: Mono, now_epoch: i64, state: &OutageState) -> Self {
-        let mut m = Monitor::new(th, now);
-        let at = |epoch: i64| {
-            let ago = now_epoch.saturating_sub(epoch).max(0);
-            now - Duration::from_secs(ago.unsigned_abs())
+        let here = Here {
+            now,
+            now_epoch,
+            boot_id: None,
         };
-        m.shutdown_started = state.shutdown_started;
-        m.cumulative = Duration::from_secs(state.cumulative_on_battery);
-        m.transfers = state.transfers;
-        if let Some(start) = state.outage_start {
-            let started = at(start);
-            let onbattery_at = state.onbattery_at.map(at);
+        Monitor::resume_from(th, now, &restore(state, &here))
+    }
+
+    /// A monitor that resumes what [`super::restore::restore`] kept. An
+    /// outage continues: no second powerout or onbattery, and TIMEOUT keeps
+    /// its base.
+    pub fn resume_from(th: Thresholds, now: Mono, restored: &Restored) -> Self {
+        let mut m = Monitor::new(th, now);
+        if let Some(stats) = restored.stats {
+            m.transfers = stats.transfers;
+            m.cumulative = stats.cumulative;
+            m.last_transfer_on = Some(stats.last_transfer_on);
+            m.last_transfer_off = stats.last_transfer_off;
+        }
+        if let Some(drain) = restored.drain {
+            m.estimator = RuntimeEstimator::restore(drain);
+            m.saved_drain = Some(drain.per_hour);
+        }
+        if let Some(o) = restored.outage {
             m.on_battery = true;
-            m.logins_prohibited = state.logins_prohibited;
-            m.last_transfer_on = Some(started);
+            m.logins_prohibited = o.logins_prohibited;
+            if m.last_transfer_on.is_none() {
+                m.last_transfer_on = Some(o.started);
+            }
             m.outage = Some(Outage {
-                started,
-                onbattery_at,
-                charge_at_start: state.charge_at_start,
+                started: o.started,
+                onbattery_at: o.onbattery_at,
+                charge_at_start: o.charge_at_start,
                 last_annoy: now,
                 annoy_logged: false,
             });
@@ -306,20 +388,28 @@ impl Monitor {
     }
 
     /// What to save so that [`Monitor::resume`] can continue; `now_epoch`
-    /// is the wall clock at `now`.
+    /// is the wall clock at `now`. The boot id is the caller's to add.
     pub fn outage_state(&self, now: Mono, now_epoch: i64) -> OutageState {
         let epoch = |t: Mono| {
             let ago = i64::try_from(now.since(t).as_secs()).unwrap_or(i64::MAX);
             now_epoch.saturating_sub(ago)
         };
+        let outage = self.outage.as_ref();
         OutageState {
-            outage_start: self.outage.as_ref().map(|o| epoch(o.started)),
-            onbattery_at: self.outage.as_ref().and_then(|o| o.onbattery_at.map(epoch)),
-            charge_at_start: self.outage.as_ref().and_then(|o| o.charge_at_start),
-            logins_prohibited: self.outage.is_some() && self.logins_prohibited,
-            shutdown_started: self.shutdown_started,
+            version: STATE_VERSION,
+            boot_id: None,
+            outage_start: outage.map(|o| epoch(o.started)),
+            outage_start_mono: outage.map(|o| o.started.as_millis()),
+            onbattery_at: outage.and_then(|o| o.onbattery_at.map(epoch)),
+            onbattery_at_mono: outage.and_then(|o| o.onbattery_at.map(Mono::as_millis)),
+            charge_at_start: outage.and_then(|o| o.charge_at_start),
+            logins_prohibited: outage.is_some() && self.logins_prohibited,
+            shutdown_started: false,
             cumulative_on_battery: self.cumulative.as_secs(),
             transfers: self.transfers,
+            last_transfer_on: self.last_transfer_on.map(epoch),
+            last_transfer_off: self.last_transfer_off.map(epoch),
+            drain: self.estimator.learnt(),
         }
     }
 
@@ -397,6 +487,10 @@ impl Monitor {
             .as_ref()
             .map_or(Duration::ZERO, |o| now.since(o.started));
         let battery = self.last_good.as_ref().map(|(_, r)| &r.battery);
+        let runtime = battery.and_then(|b| self.estimator.runtime(b));
+        let timeleft = runtime
+            .or_else(|| battery.and_then(|b| self.estimator.stated(b)))
+            .unwrap_or(Duration::ZERO);
         Snapshot {
             on_battery: self.on_battery,
             onbattery_sent: self
@@ -409,7 +503,8 @@ impl Monitor {
             shutdown_reason: self.shutdown_reason,
             battery_present: self.battery_count.unwrap_or(1) > 0,
             charge_pct: battery.and_then(|b| b.charge_pct),
-            runtime: battery.and_then(|b| self.estimator.runtime(b)),
+            runtime,
+            timeleft,
             time_on_battery: on_batt_time,
             cumulative_on_battery: self.cumulative + on_batt_time,
             transfers: self.transfers,
@@ -422,12 +517,21 @@ impl Monitor {
         }
     }
 
+    /// The persistent state, without the drain (which moves every poll on
+    /// battery and is saved by its own rule).
+    fn persistent(&self, now: Mono) -> OutageState {
+        OutageState {
+            drain: None,
+            ..self.outage_state(now, 0)
+        }
+    }
+
     /// One poll: the reading (or why there is none) taken at `now`.
     /// Returns what the daemon must do, in order.
     pub fn step(&mut self, reading: Result<PowerReading, SourceError>, now: Mono) -> Vec<Effect> {
-        let before = self.outage_state(now, 0);
+        let before = self.persistent(now);
         let mut fx = Vec::new();
-        let good = self.filter(reading, now);
+        let good = self.filter(reading, now, &mut fx);
         self.communication(good.is_some(), now, &mut fx);
         if let Some(r) = &good {
             self.presence(r.battery.count, &mut fx);
@@ -442,8 +546,17 @@ impl Monitor {
             self.estimator.update(&r.battery, now);
             // LOWBATT's timer runs on mains too (apcupsd starts it when the
             // bit rises); failing itself needs battery power.
-            self.lowbatt_now = is_low(&r.battery);
+            self.lowbatt_now = !self.dead_battery && is_low(&r.battery);
             self.lowbatt.observe(self.lowbatt_now, now);
+        }
+        // Blind on battery: neither a charge nor a runtime to go by.
+        let trustworthy = good.as_ref().is_some_and(|r| {
+            r.battery.charge_pct.is_some() || self.estimator.runtime(&r.battery).is_some()
+        });
+        if self.on_battery && !trustworthy {
+            self.blind_polls = self.blind_polls.saturating_add(1);
+        } else {
+            self.blind_polls = 0;
         }
         if self.outage.is_some() {
             self.on_battery_checks(good.as_ref(), now, &mut fx);
@@ -453,7 +566,13 @@ impl Monitor {
         if let Some(r) = &good {
             self.changeme(&r.battery, now, &mut fx);
         }
-        if self.outage_state(now, 0) != before {
+        let drain_moved = match (self.estimator.learnt(), self.saved_drain) {
+            (Some(d), Some(saved)) => (d.per_hour - saved).abs() > saved * DRAIN_SAVE_STEP,
+            (Some(_), None) => true,
+            _ => false,
+        };
+        if self.persistent(now) != before || drain_moved {
+            self.saved_drain = self.estimator.learnt().map(|d| d.per_hour);
             fx.push(Effect::SaveState);
         }
         if let Some(r) = good {
@@ -464,37 +583,128 @@ impl Monitor {
 
     // ----- the reading filter -------------------------------------------
 
+    /// Fix what can be fixed in one battery's figures; impossible values
+    /// are dropped field by field. Returns whether the gauge is blank (a 0 %
+    /// from a battery that says it holds 0 when full).
+    fn sanitize(&mut self, b: &mut Battery, fx: &mut Vec<Effect>) -> bool {
+        // Contents above what the battery holds: a little is the same
+        // overshoot as a charge above 100, a lot is garbage.
+        if let (Some(now), Some(full)) = (b.now, b.full) {
+            if full > 0.0 && now > full {
+                b.now = (now <= full * CHARGE_CLAMP_MAX / 100.0).then_some(full);
+            }
+        }
+        let zero_full = b.full == Some(0.0);
+        if zero_full {
+            // Contents against a full of 0 mean nothing (the runtime falls
+            // back to the percentage).
+            b.now = None;
+            b.unit = None;
+        }
+        let sane = |c: f64| c.is_finite() && (0.0..=CHARGE_CLAMP_MAX).contains(&c);
+        let reported = b.charge_pct;
+        let chosen = reported
+            .filter(|c| sane(*c))
+            .or_else(|| b.capacity_pct.filter(|c| sane(*c)));
+        match reported {
+            Some(c) if !sane(c) => {
+                if !self.charge_ignored_logged {
+                    self.charge_ignored_logged = true;
+                    fx.push(Effect::Explain(Explanation::ChargeIgnored { reported: c }));
+                }
+            }
+            _ => self.charge_ignored_logged = false,
+        }
+        if let Some(c) = chosen.filter(|c| *c > 100.0) {
+            if !self.clamp_logged {
+                self.clamp_logged = true;
+                fx.push(Effect::Explain(Explanation::ChargeClamped { reported: c }));
+            }
+        }
+        b.charge_pct = chosen.map(|c| c.min(100.0));
+        let blank = b.charge_pct == Some(0.0) && zero_full;
+        if blank {
+            b.charge_pct = None;
+            if !self.blank_logged {
+                self.blank_logged = true;
+                fx.push(Effect::Explain(Explanation::BlankGauge));
+            }
+        } else {
+            self.blank_logged = false;
+        }
+        blank
+    }
+
     /// The reading if it is believable, `None` if not.
     fn filter(
         &mut self,
         reading: Result<PowerReading, SourceError>,
         now: Mono,
+        fx: &mut Vec<Effect>,
     ) -> Option<PowerReading> {
-        let Ok(r) = reading else {
-            return None;
+        let verdict = self.judge(reading, now, fx);
+        match verdict {
+            Ok(r) => {
+                self.last_ignored = None;
+                self.ignored_logged = false;
+                Some(r)
+            }
+            Err(why) => {
+                self.last_ignored = Some(why);
+                if !self.ignored_logged {
+                    self.ignored_logged = true;
+                    fx.push(Effect::Explain(Explanation::ReadingIgnored(why)));
+                }
+                None
+            }
+        }
+    }
+
+    fn judge(
+        &mut self,
+        reading: Result<PowerReading, SourceError>,
+        now: Mono,
+        fx: &mut Vec<Effect>,
+    ) -> Result<PowerReading, Ignored> {
+        let mut r = match reading {
+            Ok(r) => r,
+            Err(SourceError::List { .. }) => return Err(Ignored::Unlistable),
+            Err(SourceError::NothingFound { .. }) => return Err(Ignored::NothingFound),
         };
+        let blank = r.battery.present() && self.sanitize(&mut r.battery, fx);
         let b = &r.battery;
         let charge = b.charge_pct;
-        let garbage =
-            match charge {
-                Some(c) => !c.is_finite() || !(0.0..=100.0).contains(&c),
-                None => false,
-            } || (b.present() && b.status == BatteryStatus::Unknown && charge == Some(0.0))
-                || (r.ac_online.is_none() && !b.present());
-        if garbage {
-            return None;
+        if r.ac_online.is_none()
+            && (!b.present() || (b.status == BatteryStatus::Unknown && charge.is_none()))
+        {
+            return Err(Ignored::NothingUsable);
+        }
+        let idle = matches!(
+            b.status,
+            BatteryStatus::Unknown | BatteryStatus::NotCharging
+        );
+        let empty = charge == Some(0.0) || blank || (charge.is_none() && b.full == Some(0.0));
+        let dead = b.present() && idle && empty && r.ac_online == Some(true);
+        if b.present() && b.status == BatteryStatus::Unknown && charge == Some(0.0) && !dead {
+            return Err(Ignored::UnknownAndEmpty);
+        }
+        self.dead_battery = dead;
+        if dead && !self.dead_logged {
+            self.dead_logged = true;
+            fx.push(Effect::Explain(Explanation::DeadBattery));
         }
         let (Some(c), Some((t0, last))) = (charge, self.last_good.as_ref()) else {
             self.suspect = None;
-            return Some(r);
+            return Ok(r);
         };
         let Some(c0) = last.battery.charge_pct else {
             self.suspect = None;
-            return Some(r);
+            return Ok(r);
         };
-        if self.plausible_change(c0, c, now.since(*t0)) {
+        let dt = now.since(*t0);
+        if self.plausible_change(c0, c, dt) {
             self.suspect = None;
-            return Some(r);
+            return Ok(r);
         }
         // A jump: believable only once several readings in a row agree.
         let count = match self.suspect {
@@ -503,10 +713,14 @@ impl Monitor {
         };
         if count >= self.th.jump_confirm_polls {
             self.suspect = None;
-            Some(r)
+            Ok(r)
         } else {
             self.suspect = Some((now, c, count));
-            None
+            Err(Ignored::Jump {
+                from: c0,
+                to: c,
+                secs: dt.as_secs_f64(),
+            })
         }
     }
 
@@ -526,13 +740,21 @@ impl Monitor {
             return;
         }
         self.bad_polls = self.bad_polls.saturating_add(1);
+        let why = self.last_ignored.map(|last| {
+            Effect::Explain(Explanation::CommLost {
+                polls: self.bad_polls,
+                last,
+            })
+        });
         match self.commlost {
             None if self.bad_polls >= self.th.comm_fail_polls => {
                 self.commlost = Some(now);
+                fx.extend(why);
                 push_event(fx, Event::Commfailure);
             }
             Some(logged) if now.since(logged) >= COMMLOST_RELOG => {
                 self.commlost = Some(now);
+                fx.extend(why);
                 fx.extend(Effect::log_event(Event::Commfailure));
             }
             _ => {}
@@ -541,18 +763,17 @@ impl Monitor {
 
     /// AC online, cross-checked with the battery: an adapter that says
     /// offline while the battery charges is not believed (the previous state
-    /// stays); without an adapter file, a discharging battery means on battery.
+    /// stays); without an adapter file, a discharging battery means on
+    /// battery and any other status means mains.
     fn believed_on_battery(&self, r: &PowerReading) -> bool {
         let status = r.battery.status;
         match r.ac_online {
             Some(true) => false,
             Some(false) if status == BatteryStatus::Charging => self.on_battery,
             Some(false) => true,
-            None => match status {
-                BatteryStatus::Discharging => true,
-                BatteryStatus::Unknown => self.on_battery,
-                _ => false,
-            },
+            // No adapter to ask: a battery that is not discharging is fed
+            // by something (an idle ThinkPad pack says Unknown on mains).
+            None => status == BatteryStatus::Discharging,
         }
     }
 
@@ -628,6 +849,10 @@ impl Monitor {
         self.loadlimit = Hold::default();
         self.drop = Hold::default();
         self.runlimit = Hold::default();
+        // The outage's shutdown ends with it: a shutdown that was vetoed or
+        // failed must not block the next outage's (apcupsd would be gone).
+        self.shutdown_started = false;
+        self.shutdown_reason = None;
     }
 
     // ----- on battery -----------------------------------------------------
@@ -654,6 +879,17 @@ impl Monitor {
         let charge_at_start = o.charge_at_start;
         let elapsed = now.whole_secs_since(base);
 
+        // Blind: apcupsd's slave checks its remote shutdown before anything else.
+        if self.blind_polls >= BLIND_POLLS {
+            let why = Explanation::Blind {
+                polls: self.blind_polls,
+                last: self.last_ignored,
+            };
+            fx.push(Effect::Explain(why));
+            self.shutdown(Event::Remotedown, fx);
+            return;
+        }
+
         // The shutdown checks, in apcupsd's order.
         let battery = good.map(|r| &r.battery);
         let charge = battery.and_then(|b| b.charge_pct);
@@ -663,12 +899,17 @@ impl Monitor {
         let failing = good.is_some()
             && self.lowbatt_now
             && self.lowbatt.0.is_some_and(|since| now.since(since) >= HOLD);
-        let mut fire = None;
+        let mut fire: Option<(Event, Explanation)> = None;
         if failing {
-            fire = Some(Event::Failing);
+            let critical = battery.is_some_and(|b| b.capacity_level == CapacityLevel::Critical);
+            fire = Some((Event::Failing, Explanation::Failing { charge, critical }));
         }
         if th.timeout > 0 && elapsed > u64::from(th.timeout) && fire.is_none() {
-            fire = Some(Event::Timeout);
+            let why = Explanation::Timeout {
+                secs: elapsed,
+                timeout: th.timeout,
+            };
+            fire = Some((Event::Timeout, why));
         }
         if let Some(c) = charge {
             if self
@@ -676,25 +917,39 @@ impl Monitor {
                 .observe(c <= f64::from(th.battery_level), now)
                 && fire.is_none()
             {
-                fire = Some(Event::Loadlimit);
+                let why = Explanation::Loadlimit {
+                    charge: c,
+                    limit: th.battery_level,
+                };
+                fire = Some((Event::Loadlimit, why));
             }
             if th.battery_drop > 0 {
                 if let Some(start) = charge_at_start {
                     let limit = start * f64::from(th.battery_drop) / 100.0;
                     if self.drop.observe(c <= limit, now) && fire.is_none() {
-                        fire = Some(Event::Loadlimit);
+                        let why = Explanation::BatteryDrop {
+                            charge: c,
+                            start,
+                            drop: th.battery_drop,
+                        };
+                        fire = Some((Event::Loadlimit, why));
                     }
                 }
             }
         }
         if let Some(rt) = runtime_min {
             if self.runlimit.observe(rt <= f64::from(th.minutes), now) && fire.is_none() {
-                fire = Some(Event::Runlimit);
+                let why = Explanation::Runlimit {
+                    minutes_left: rt,
+                    minutes: th.minutes,
+                };
+                fire = Some((Event::Runlimit, why));
             }
         } else if good.is_some() {
             self.runlimit = Hold::default();
         }
-        if let Some(event) = fire {
+        if let Some((event, why)) = fire {
+            fx.push(Effect::Explain(why));
             self.shutdown(event, fx);
             return;
         }
@@ -769,6 +1024,10 @@ impl Monitor {
             && b.status == BatteryStatus::Discharging
             && is_low(b);
         if self.emergency.observe(condition, now) && !self.shutdown_started {
+            let why = Explanation::Emergency {
+                charge: b.charge_pct,
+            };
+            fx.push(Effect::Explain(why));
             self.shutdown(Event::Emergency, fx);
         }
     }
@@ -780,7 +1039,7 @@ impl Monitor {
         let worn = self.th.replace_pct > 0
             && b.wear_pct()
                 .is_some_and(|w| w < f64::from(self.th.replace_pct));
-        self.replace_battery = b.health_says_replace() || worn;
+        self.replace_battery = b.health_says_replace() || worn || self.dead_battery;
         if self.replace_battery && now >= self.changeme_due() {
             self.last_changeme = Some(now);
             push_event(fx, Event::Changeme);
@@ -788,11 +1047,14 @@ impl Monitor {
     }
 }
 
-/// LOWBATT for a laptop: the firmware says critical, or a discharging battery is empty.
+/// LOWBATT for a laptop: the firmware says critical (with several
+/// batteries: a discharging one does, and the combined charge agrees), or a
+/// discharging battery is empty.
 fn is_low(b: &Battery) -> bool {
+    let critical = b.capacity_level == CapacityLevel::Critical
+        && (b.count <= 1 || b.charge_pct.is_none_or(|c| c <= CRITICAL_AGREES_PCT));
     b.present()
-        && (b.capacity_level == CapacityLevel::Critical
-            || (b.status == BatteryStatus::Discharging && b.charge_pct == Some(0.0)))
+        && (critical || (b.status == BatteryStatus::Discharging && b.charge_pct == Some(0.0)))
 }
 
 /// Seconds as a duration, in u64 so that `limit + 1` or `limit * 9` of any

@@ -232,12 +232,25 @@ fn missing_adapter_file_means_battery_status_decides() {
     r.ac_online = None;
     s.at(0, r.clone());
     assert_eq!(s.events(), vec![Event::Powerout]);
+    // Not discharging: something feeds it (an idle ThinkPad pack says
+    // Unknown on mains, the T470 and Toshiba fixtures).
     r.battery.status = BatteryStatus::Unknown;
     s.at(1, r.clone());
-    assert!(s.m.snapshot(s.now).on_battery, "Unknown keeps the state");
-    r.battery.status = BatteryStatus::Charging;
-    s.at(2, r);
+    assert!(!s.m.snapshot(s.now).on_battery);
     assert_eq!(s.events(), vec![Event::Powerout, Event::Mainsback]);
+    r.battery.status = BatteryStatus::Discharging;
+    s.at(2, r.clone());
+    r.battery.status = BatteryStatus::Charging;
+    s.at(3, r);
+    assert_eq!(
+        s.events(),
+        vec![
+            Event::Powerout,
+            Event::Mainsback,
+            Event::Powerout,
+            Event::Mainsback
+        ]
+    );
 }
 
 #[test]
@@ -277,8 +290,9 @@ fn flapping_adapter_gives_one_pair_per_flap_and_ends_on_mains() {
 
 // ----- shutdown conditions --------------------------------------------------
 
-fn shutdown_sequence(event: Event, nologin: bool) -> Vec<Effect> {
+fn shutdown_sequence(why: Explanation, event: Event, nologin: bool) -> Vec<Effect> {
     let mut v = vec![
+        Effect::Explain(why),
         log(event),
         Effect::Run(event),
         log(Event::Doshutdown),
@@ -292,7 +306,10 @@ fn shutdown_sequence(event: Event, nologin: bool) -> Vec<Effect> {
         });
     }
     v.push(Effect::Run(Event::Doshutdown));
-    v.push(Effect::SaveState);
+    if nologin {
+        // The login ban is part of the outage state; the shutdown is not.
+        v.push(Effect::SaveState);
+    }
     v
 }
 
@@ -306,7 +323,11 @@ fn loadlimit_effects_in_apcupsd_order() {
     s.each_sec(0, 9, |_| onbatt(6.0));
     s.each_sec(10, 14, |_| onbatt(5.0));
     let fx = s.at(15, onbatt(5.0));
-    assert_eq!(fx, shutdown_sequence(Event::Loadlimit, true));
+    let why = Explanation::Loadlimit {
+        charge: 5.0,
+        limit: 5,
+    };
+    assert_eq!(fx, shutdown_sequence(why, Event::Loadlimit, true));
     let snap = s.m.snapshot(s.now);
     assert!(snap.shutdown_started);
     assert_eq!(snap.shutdown_reason, Some(Event::Loadlimit));
@@ -381,7 +402,11 @@ fn timeout_counts_from_onbattery_strictly_greater() {
     s.at_ms(9_999, Ok(onbatt(90.0)));
     assert!(!s.events().contains(&Event::Timeout));
     let fx = s.at(10, onbatt(90.0));
-    assert_eq!(fx, shutdown_sequence(Event::Timeout, false));
+    let why = Explanation::Timeout {
+        secs: 6,
+        timeout: 5,
+    };
+    assert_eq!(fx, shutdown_sequence(why, Event::Timeout, false));
     assert_eq!(
         s.runs(),
         vec![
@@ -396,25 +421,93 @@ fn timeout_counts_from_onbattery_strictly_greater() {
 #[test]
 fn timeout_needs_no_readings() {
     let mut s = Sim::new(Thresholds {
-        timeout: 10,
+        on_battery_delay: 1,
+        timeout: 2,
         ..debian()
     });
     s.at(0, onbatt(90.0));
-    for t in 1..=17 {
+    for t in 1..=4 {
         s.at_ms(t * 1000, unreadable());
     }
+    // onbattery at 1, timeout at > 2 s after it: before the blind rule's
+    // fifth poll.
     assert_eq!(
-        s.events(),
+        s.runs(),
         vec![
-            Event::Powerout,
-            Event::Commfailure,
-            Event::Onbattery,
-            Event::Timeout,
-            Event::Doshutdown
+            (0, Event::Powerout),
+            (1, Event::Onbattery),
+            (4, Event::Timeout),
+            (4, Event::Doshutdown)
         ]
     );
-    // onbattery at 6, timeout at > 10 s after it.
-    assert_eq!(s.runs()[3], (17, Event::Timeout));
+}
+
+#[test]
+fn blind_on_battery_for_five_polls_shuts_down_like_a_net_slave() {
+    let mut s = Sim::new(debian());
+    s.at(0, mains(90.0));
+    s.at(1, onbatt(90.0));
+    for t in 2..=5 {
+        s.at_ms(t * 1000, unreadable());
+    }
+    assert_eq!(s.events(), vec![Event::Powerout]);
+    let fx = s.at_ms(6000, unreadable());
+    let why = Explanation::Blind {
+        polls: 5,
+        last: Some(Ignored::NothingFound),
+    };
+    assert_eq!(
+        fx,
+        vec![
+            Effect::Explain(Explanation::CommLost {
+                polls: 5,
+                last: Ignored::NothingFound
+            }),
+            log(Event::Commfailure),
+            Effect::Run(Event::Commfailure),
+            Effect::Explain(why),
+            log(Event::Remotedown),
+            Effect::Run(Event::Remotedown),
+            log(Event::Doshutdown),
+            Effect::CreatePowerfail,
+            Effect::Run(Event::Doshutdown),
+        ]
+    );
+    let snap = s.m.snapshot(s.now);
+    assert_eq!(snap.shutdown_reason, Some(Event::Remotedown));
+    assert_eq!(snap.status_flags() & 0x0080_0200, 0x0080_0200);
+
+    // Readings without charge or runtime count too; four in a row and then
+    // a trustworthy one do not shut down.
+    let blind = || {
+        let mut r = onbatt(50.0);
+        r.battery.charge_pct = None;
+        r.battery.now = None;
+        r.battery.rate = None;
+        r
+    };
+    let mut s = Sim::new(debian());
+    s.at(0, mains(90.0));
+    for round in 0..10 {
+        let t = 1 + round * 5;
+        s.each_sec(t, t + 3, |_| blind());
+        s.at(t + 4, onbatt(50.0));
+    }
+    assert_eq!(s.events(), vec![Event::Powerout, Event::Onbattery]);
+    s.each_sec(60, 64, |_| blind());
+    assert_eq!(
+        &s.events()[2..],
+        &[Event::Remotedown, Event::Doshutdown],
+        "{:?}",
+        s.runs()
+    );
+    // On mains, blindness is only commfailure.
+    let mut s = Sim::new(debian());
+    s.at(0, mains(90.0));
+    for t in 1..=20 {
+        s.at_ms(t * 1000, unreadable());
+    }
+    assert_eq!(s.events(), vec![Event::Commfailure]);
 }
 
 #[test]
@@ -430,17 +523,24 @@ fn timeout_shorter_than_delay_counts_from_the_failure() {
 }
 
 #[test]
-fn doshutdown_at_most_once_per_run() {
+fn doshutdown_once_per_outage_and_mains_return_ends_it() {
     let mut s = Sim::new(debian());
-    s.each_sec(0, 10, |_| onbatt(4.0));
-    s.at(11, mains(4.0));
-    s.each_sec(12, 40, |_| onbatt(2.0));
+    s.each_sec(0, 30, |_| onbatt(4.0));
     let ev = s.events();
     assert_eq!(ev.iter().filter(|e| **e == Event::Doshutdown).count(), 1);
-    assert_eq!(ev.iter().filter(|e| **e == Event::Loadlimit).count(), 1);
+    assert!(s.m.snapshot(s.now).shutdown_started);
+    // The shutdown was vetoed (or failed); the mains return: no longer
+    // SHUTTING DOWN, and the next outage shuts down at its limits again.
+    s.at(31, mains(4.0));
+    let snap = s.m.snapshot(s.now);
+    assert!(!snap.shutdown_started);
+    assert_eq!(snap.status_flags() & 0x0000_0200, 0);
+    s.each_sec(32, 60, |_| onbatt(2.0));
+    let ev = s.events();
+    assert_eq!(ev.iter().filter(|e| **e == Event::Doshutdown).count(), 2);
+    assert_eq!(ev.iter().filter(|e| **e == Event::Loadlimit).count(), 2);
     assert_eq!(ev.iter().filter(|e| **e == Event::Powerout).count(), 2);
     assert_eq!(ev.iter().filter(|e| **e == Event::Onbattery).count(), 2);
-    assert!(s.m.snapshot(s.now).shutdown_started);
 }
 
 #[test]
@@ -587,26 +687,42 @@ fn a_gauge_cliff_is_believed_once_it_persists() {
     assert_eq!(s.runs()[2], (18, Event::Loadlimit));
 }
 
+/// No adapter state, and a battery that says nothing usable.
+fn nothing_usable() -> PowerReading {
+    let mut r = mains(90.0);
+    r.ac_online = None;
+    r.battery.status = BatteryStatus::Unknown;
+    r.battery.charge_pct = Some(250.0);
+    r.battery.now = None;
+    r
+}
+
 #[test]
 fn commfailure_after_five_bad_polls_and_commok_after() {
     let mut s = Sim::new(debian());
     s.at(0, mains(90.0));
-    for t in 1..=4 {
+    let first = Effect::Explain(Explanation::ReadingIgnored(Ignored::NothingFound));
+    assert_eq!(s.at_ms(1000, unreadable()), vec![first]);
+    for t in 2..=4 {
         assert_eq!(s.at_ms(t * 1000, unreadable()), vec![]);
         assert_eq!(s.m.poll_interval(), Duration::from_secs(1));
     }
     let fx = s.at_ms(5000, unreadable());
+    let why = Explanation::CommLost {
+        polls: 5,
+        last: Ignored::NothingFound,
+    };
     assert_eq!(
         fx,
-        vec![log(Event::Commfailure), Effect::Run(Event::Commfailure)]
+        vec![
+            Effect::Explain(why),
+            log(Event::Commfailure),
+            Effect::Run(Event::Commfailure)
+        ]
     );
     assert!(s.m.snapshot(s.now).commlost);
     assert_eq!(s.m.snapshot(s.now).status_flags() & 0x100, 0x100);
-    s.each_sec(6, 9, |_| {
-        let mut r = mains(90.0);
-        r.battery.charge_pct = Some(101.0);
-        r
-    });
+    s.each_sec(6, 9, |_| nothing_usable());
     assert_eq!(
         s.events(),
         vec![Event::Commfailure],
@@ -615,6 +731,178 @@ fn commfailure_after_five_bad_polls_and_commok_after() {
     let fx = s.at(10, mains(90.0));
     assert_eq!(fx, vec![log(Event::Commok), Effect::Run(Event::Commok)]);
     assert!(!s.m.snapshot(s.now).commlost);
+}
+
+#[test]
+fn an_impossible_charge_drops_that_field_only() {
+    let mut s = Sim::new(debian());
+    s.at(0, mains(90.0));
+    // now / full says 250 % on mains: the adapter state stands, the charge
+    // comes from the `capacity` file, said once per run of such readings.
+    let mut r = mains(90.0);
+    r.battery.charge_pct = Some(250.0);
+    r.battery.capacity_pct = Some(90.0);
+    let fx = s.at(1, r.clone());
+    assert_eq!(
+        fx,
+        vec![Effect::Explain(Explanation::ChargeIgnored {
+            reported: 250.0
+        })]
+    );
+    assert_eq!(s.at(2, r.clone()), vec![]);
+    assert_eq!(s.m.snapshot(s.now).charge_pct, Some(90.0));
+    // No usable capacity either: no charge at all, still on mains, no
+    // commfailure.
+    r.battery.now = None;
+    r.battery.charge_pct = Some(f64::NAN);
+    r.battery.capacity_pct = Some(-3.0);
+    s.each_sec(3, 20, |_| r.clone());
+    let snap = s.m.snapshot(s.now);
+    assert_eq!(snap.charge_pct, None);
+    assert!(!snap.on_battery && !snap.commlost);
+    assert!(s.events().is_empty());
+    // Unplugged like that: powerout, onbattery, then blind: remotedown.
+    let mut off = r.clone();
+    off.ac_online = Some(false);
+    off.battery.status = BatteryStatus::Discharging;
+    off.battery.rate = None;
+    s.each_sec(21, 30, |_| off.clone());
+    assert_eq!(
+        s.runs(),
+        vec![
+            (21, Event::Powerout),
+            (25, Event::Remotedown),
+            (25, Event::Doshutdown),
+            (27, Event::Onbattery)
+        ]
+    );
+}
+
+#[test]
+fn a_charge_just_above_100_is_read_as_100_and_said_once() {
+    let mut s = Sim::new(debian());
+    let over = |pct: f64| {
+        let mut r = mains(100.0);
+        r.battery.charge_pct = Some(pct);
+        r.battery.now = Some(pct / 100.0 * FULL_WH);
+        r
+    };
+    let fx = s.at(0, over(104.0));
+    assert_eq!(
+        fx,
+        vec![Effect::Explain(Explanation::ChargeClamped {
+            reported: 104.0
+        })]
+    );
+    s.each_sec(1, 30, |t| over(if t % 2 == 0 { 117.0 } else { 101.0 }));
+    let snap = s.m.snapshot(s.now);
+    assert_eq!(snap.charge_pct, Some(100.0));
+    assert!(!snap.commlost);
+    let explained = s
+        .log
+        .iter()
+        .filter(|(_, e)| matches!(e, Effect::Explain(_)))
+        .count();
+    assert_eq!(explained, 1);
+    // Unplugging still gives powerout (the XPS 15 case): the contents
+    // above full are read as full.
+    let mut off = over(104.0);
+    off.ac_online = Some(false);
+    off.battery.status = BatteryStatus::Discharging;
+    off.battery.rate = Some(10.0);
+    s.each_sec(31, 40, |_| off.clone());
+    assert_eq!(s.events(), vec![Event::Powerout, Event::Onbattery]);
+    assert_eq!(s.m.snapshot(s.now).timeleft, Duration::from_secs(5 * 3600));
+}
+
+#[test]
+fn a_dead_battery_on_mains_is_online_and_flagged_not_lost() {
+    let mut s = Sim::new(debian());
+    let dead = || {
+        let mut r = mains(0.0);
+        r.battery.status = BatteryStatus::Unknown;
+        r.battery.full = Some(0.02);
+        r.battery.now = Some(0.0);
+        r.battery.design = Some(FULL_WH);
+        r.battery.capacity_level = CapacityLevel::Critical;
+        r
+    };
+    let fx = s.at(0, dead());
+    assert_eq!(fx, vec![Effect::Explain(Explanation::DeadBattery)]);
+    s.each_sec(1, 60, |_| dead());
+    let snap = s.m.snapshot(s.now);
+    assert!(!snap.commlost && !snap.on_battery);
+    assert!(snap.replace_battery);
+    assert!(!snap.low_battery, "a dead battery on mains is not LOWBATT");
+    assert_eq!(snap.flags().status_words().trim(), "ONLINE REPLACEBATT");
+    assert_eq!(snap.charge_pct, Some(0.0));
+    assert!(s.events().is_empty());
+    // changeme after the quiet 10 minutes, as for a worn battery.
+    s.each_sec(61, 601, |_| dead());
+    assert_eq!(s.events(), vec![Event::Changeme]);
+    // Off mains the same reading is not believed.
+    let mut off = dead();
+    off.ac_online = Some(false);
+    s.at(602, off);
+    assert!(s.m.snapshot(s.now).replace_battery);
+    assert!(!s.m.snapshot(s.now).on_battery);
+}
+
+#[test]
+fn an_idle_empty_second_battery_is_not_lowbatt() {
+    // BAT1 empty and idle (Unknown, Critical) next to BAT0 at 95 %: the
+    // 2015 ThinkPad dual-battery case.
+    let bat = |pct: f64, full: f64, status, level| Battery {
+        count: 1,
+        status,
+        charge_pct: Some(pct),
+        unit: Some(CapacityUnit::WattHours),
+        now: Some(pct / 100.0 * full),
+        full: Some(full),
+        design: Some(full),
+        rate: Some(if status == BatteryStatus::Discharging {
+            10.0
+        } else {
+            0.0
+        }),
+        capacity_level: level,
+        ..Battery::default()
+    };
+    let reading = |ac: bool, bat0_status| PowerReading {
+        ac_online: Some(ac),
+        battery: Battery::combine(&[
+            bat(95.0, 23.0, bat0_status, CapacityLevel::Normal),
+            bat(0.0, 30.0, BatteryStatus::Unknown, CapacityLevel::Critical),
+        ]),
+    };
+    let mut s = Sim::new(debian());
+    s.each_sec(0, 10, |_| reading(true, BatteryStatus::Full));
+    assert!(!s.m.snapshot(s.now).low_battery);
+    s.each_sec(11, 120, |_| reading(false, BatteryStatus::Discharging));
+    assert_eq!(s.events(), vec![Event::Powerout, Event::Onbattery]);
+    // When the discharging battery itself is critical and the combined
+    // charge agrees, it is failing.
+    let low = PowerReading {
+        ac_online: Some(false),
+        battery: Battery::combine(&[
+            bat(
+                4.0,
+                23.0,
+                BatteryStatus::Discharging,
+                CapacityLevel::Critical,
+            ),
+            bat(0.0, 30.0, BatteryStatus::Unknown, CapacityLevel::Critical),
+        ]),
+    };
+    let mut s = Sim::new(Thresholds {
+        battery_level: 0,
+        ..debian()
+    });
+    s.each_sec(0, 5, |_| low.clone());
+    assert_eq!(
+        s.events(),
+        vec![Event::Powerout, Event::Failing, Event::Doshutdown]
+    );
 }
 
 #[test]
@@ -638,10 +926,18 @@ fn commfailure_log_repeats_every_ten_minutes_but_runs_once() {
 fn garbage_counts_towards_commfailure() {
     let mut s = Sim::new(debian());
     s.at(0, mains(90.0));
-    s.each_sec(1, 5, |t| {
-        let mut r = mains(90.0);
-        r.battery.charge_pct = Some(if t % 2 == 0 { 150.0 } else { f64::NAN });
-        r
+    s.each_sec(1, 5, |t| match t % 3 {
+        0 => nothing_usable(),
+        1 => {
+            // Unknown with 0 % while the adapter says offline.
+            let mut r = onbatt(0.0);
+            r.battery.status = BatteryStatus::Unknown;
+            r
+        }
+        _ => {
+            // A jump from 90 % to 10 % in a second.
+            mains(10.0)
+        }
     });
     assert_eq!(s.events(), vec![Event::Commfailure]);
 }
@@ -904,7 +1200,10 @@ fn three_hour_outage_replayed() {
     );
     let snap = s.m.snapshot(s.now);
     assert_eq!(snap.cumulative_on_battery, Duration::from_secs(3 * 3600));
-    assert!(snap.shutdown_started);
+    assert!(
+        !snap.shutdown_started,
+        "mains return ends the shutdown state"
+    );
 }
 
 #[test]
@@ -941,17 +1240,35 @@ fn restart_mid_outage_keeps_timeout_and_sends_nothing_twice() {
     assert_eq!(snap.transfers, 1);
     assert!(snap.onbattery_sent);
     assert_eq!(snap.time_on_battery, Duration::from_secs(129));
-    // After another restart, doshutdown is not sent again, and mains back
-    // still gives offbattery then mainsback.
+    // After another restart (the shutdown was vetoed, say), the outage
+    // goes on without a second powerout or onbattery; the shutdown is not
+    // restored, so a limit still reached sends it again; mains back still
+    // gives offbattery then mainsback.
     let saved = m.outage_state(Mono::from_secs(60), 1_000_130);
-    assert!(saved.shutdown_started);
     let mut m = Monitor::resume(Thresholds::default(), Mono::ZERO, 1_000_140, &saved);
+    assert!(!m.snapshot(Mono::ZERO).shutdown_started);
     let mut ev = Vec::new();
     for t in 0..30 {
         ev.extend(run_events(&m.step(Ok(onbatt(1.0)), Mono::from_secs(t))));
     }
     ev.extend(run_events(&m.step(Ok(mains(1.0)), Mono::from_secs(30))));
-    assert_eq!(ev, vec![Event::Offbattery, Event::Mainsback]);
+    assert_eq!(
+        ev,
+        vec![
+            Event::Loadlimit,
+            Event::Doshutdown,
+            Event::Offbattery,
+            Event::Mainsback
+        ]
+    );
+    // Saved again with no outage under way, and restored: clean.
+    let saved = m.outage_state(Mono::from_secs(31), 1_000_171);
+    let m = Monitor::resume(Thresholds::default(), Mono::ZERO, 1_000_180, &saved);
+    let snap = m.snapshot(Mono::ZERO);
+    assert!(!snap.shutdown_started && !snap.on_battery);
+    assert_eq!(snap.transfers, 1);
+    assert_eq!(snap.last_transfer_on, Some(Mono::from_secs(-179)));
+    assert_eq!(snap.last_transfer_off, Some(Mono::from_secs(-10)));
 }
 
 #[test]
@@ -981,8 +1298,15 @@ fn state_is_saved_when_it_changes_only() {
     assert_eq!(
         s.m.outage_state(s.now, 100),
         OutageState {
+            version: 2,
             cumulative_on_battery: 7,
             transfers: 1,
+            last_transfer_on: Some(93),
+            last_transfer_off: Some(100),
+            drain: Some(crate::power::runtime::LearntDrain {
+                basis: crate::power::runtime::Basis::Unit(CapacityUnit::WattHours),
+                per_hour: 10.0
+            }),
             ..OutageState::default()
         }
     );

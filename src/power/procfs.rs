@@ -106,6 +106,8 @@ pub struct ProcInfo {
     pub low: Option<Amount>,
     /// `design capacity warning`.
     pub warning: Option<Amount>,
+    /// `design voltage`, in volts.
+    pub design_voltage: Option<f64>,
     /// `model number`.
     pub model: Option<String>,
     /// `serial number`.
@@ -125,6 +127,10 @@ pub fn parse_info(text: &str) -> ProcInfo {
         full: value_of(text, "last full capacity").and_then(parse_amount),
         low: value_of(text, "design capacity low").and_then(parse_amount),
         warning: value_of(text, "design capacity warning").and_then(parse_amount),
+        design_voltage: value_of(text, "design voltage")
+            .and_then(parse_amount)
+            .filter(|a| a.unit.is_none())
+            .map(|a| a.value),
         model: text_value("model number"),
         serial: text_value("serial number"),
     }
@@ -167,12 +173,14 @@ pub fn battery_from(info: &ProcInfo, state: &ProcState) -> Battery {
         count: 1,
         status: state.status,
         charge_pct,
+        capacity_pct: None,
         unit: unit.filter(|_| now.is_some()),
         now,
         full,
         design: same(info.design),
         rate: same(state.rate),
         voltage: state.voltage.filter(|v| *v > 0.0),
+        voltage_min_design: info.design_voltage.filter(|v| *v > 0.0),
         time_to_empty: None,
         model: info.model.clone(),
         serial: info.serial.clone(),

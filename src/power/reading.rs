@@ -90,9 +90,14 @@ pub struct Battery {
     /// Combined status: discharging if any discharges, else charging if any
     /// charges, else full if all are full.
     pub status: BatteryStatus,
-    /// Charge in percent, as reported (`capacity`) or computed from now/full.
-    /// Not clamped: a value above 100 is a lie the monitor must see.
+    /// Charge in percent: now / full when the battery gives both (the
+    /// precise figure, and the one that adds up across batteries), else the
+    /// reported `capacity`. Not clamped: a value above 100 is a lie the
+    /// monitor must see.
     pub charge_pct: Option<f64>,
+    /// The `capacity` file as reported (one battery only), for the monitor
+    /// to fall back on when now / full is impossible.
+    pub capacity_pct: Option<f64>,
     /// The unit of `now`, `full`, `design` and `rate`.
     pub unit: Option<CapacityUnit>,
     /// Contents now (Wh or Ah).
@@ -105,6 +110,9 @@ pub struct Battery {
     pub rate: Option<f64>,
     /// Voltage now, in volts.
     pub voltage: Option<f64>,
+    /// The design minimum voltage (`voltage_min_design`, or `/proc/acpi`'s
+    /// `design voltage`), in volts: the battery's nominal voltage (NOMBATTV).
+    pub voltage_min_design: Option<f64>,
     /// The firmware's own time-to-empty estimate, if it gives one.
     pub time_to_empty: Option<Duration>,
     /// Model name (of the first battery).
@@ -113,7 +121,10 @@ pub struct Battery {
     pub serial: Option<String>,
     /// Health as reported (`Good`, `Dead`, ...): the worst of the batteries.
     pub health: Option<String>,
-    /// The lowest capacity level of the batteries.
+    /// The firmware's level: a single battery's own; for several, the
+    /// lowest of those that are discharging (an idle empty second battery
+    /// says `Critical` while the machine runs on the full first one). The
+    /// monitor still checks it against the combined charge.
     pub capacity_level: CapacityLevel,
 }
 
@@ -128,10 +139,12 @@ impl Battery {
         self.health.as_deref().is_some_and(health_is_bad)
     }
 
-    /// full / design in percent, when both are known.
+    /// full / design in percent, when both are known. A full of 0 is a
+    /// gauge that does not know (the IT8568 EC reports it next to a sane
+    /// 96 %), not a measurement.
     pub fn wear_pct(&self) -> Option<f64> {
         match (self.full, self.design) {
-            (Some(full), Some(design)) if design > 0.0 => Some(full / design * 100.0),
+            (Some(full), Some(design)) if design > 0.0 && full > 0.0 => Some(full / design * 100.0),
             _ => None,
         }
     }
@@ -154,6 +167,7 @@ impl Battery {
             serial: present.iter().find_map(|b| b.serial.clone()),
             capacity_level: present
                 .iter()
+                .filter(|b| b.status == BatteryStatus::Discharging)
                 .map(|b| b.capacity_level)
                 .filter(|l| *l != CapacityLevel::Unknown)
                 .min()
@@ -185,6 +199,7 @@ impl Battery {
         if !voltages.is_empty() {
             out.voltage = Some(voltages.iter().sum::<f64>() / voltages.len() as f64);
         }
+        out.voltage_min_design = present.iter().find_map(|b| b.voltage_min_design);
         let tte: Vec<Duration> = present.iter().filter_map(|b| b.time_to_empty).collect();
         if tte.len() == present.len() {
             out.time_to_empty = Some(tte.iter().sum());
@@ -380,11 +395,32 @@ mod tests {
     }
 
     #[test]
+    fn only_discharging_batteries_give_the_combined_level() {
+        let mut idle = wh(0.0, 30.0, 0.0, BatteryStatus::Unknown);
+        idle.capacity_level = CapacityLevel::Critical;
+        idle.voltage_min_design = Some(10.8);
+        let mut used = wh(20.0, 23.0, 9.0, BatteryStatus::Discharging);
+        used.capacity_level = CapacityLevel::Normal;
+        let c = Battery::combine(&[used.clone(), idle.clone()]);
+        assert_eq!(c.capacity_level, CapacityLevel::Normal);
+        assert_eq!(c.status, BatteryStatus::Discharging);
+        assert_eq!(c.voltage_min_design, Some(10.8));
+        used.status = BatteryStatus::Full;
+        assert_eq!(
+            Battery::combine(&[used, idle]).capacity_level,
+            CapacityLevel::Unknown
+        );
+    }
+
+    #[test]
     fn wear_is_full_over_design() {
         let mut a = wh(10.0, 20.0, 1.0, BatteryStatus::Full);
         a.design = Some(50.0);
         assert_eq!(a.wear_pct(), Some(40.0));
         a.design = Some(0.0);
+        assert_eq!(a.wear_pct(), None);
+        a.design = Some(50.0);
+        a.full = Some(0.0);
         assert_eq!(a.wear_pct(), None);
     }
 }

@@ -7,7 +7,16 @@
 //! rate (`power_now` / `current_now`) when there is one, else the fall of the
 //! battery's contents between samples. It only answers after
 //! [`MIN_SAMPLES`] samples; until then it falls back to the firmware's own
-//! estimate, if any.
+//! estimate, if any. Only that estimate (measured, or the firmware's) drives
+//! decisions (MINUTES, NOLOGON minutes).
+//!
+//! The learnt drain survives a restart ([`RuntimeEstimator::learnt`],
+//! [`RuntimeEstimator::restore`]), and clients that need TIMELEFT from their
+//! first poll (apcupsd slaves decide once which fields exist) get
+//! [`RuntimeEstimator::stated`]: the contents against the drain learnt so
+//! far, else the battery's own discharge rate, else a nominal draw of
+//! [`NOMINAL_DRAW_W`] (a laptop idling as a home server), said to be an
+//! estimate in the man page. That figure is reported, never acted on.
 //!
 //! Pure: time comes in as [`Mono`].
 
@@ -21,12 +30,53 @@ pub const TAU: Duration = Duration::from_secs(60);
 /// Discharging samples needed before the measured estimate is used.
 pub const MIN_SAMPLES: u32 = 3;
 
+/// The draw assumed before anything is measured, in watts.
+pub const NOMINAL_DRAW_W: f64 = 10.0;
+/// The battery voltage assumed to turn [`NOMINAL_DRAW_W`] into amps when the
+/// battery gives none (a 3-cell lithium pack).
+pub const NOMINAL_VOLTAGE_V: f64 = 11.1;
+/// The drain assumed for a battery that only gives a percentage: a full
+/// battery lasting 5 hours.
+pub const NOMINAL_PERCENT_PER_HOUR: f64 = 20.0;
+
 /// What the contents are counted in: energy, charge, or (when the battery
 /// gives neither) the percentage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Basis {
+pub enum Basis {
+    /// Contents in Wh or Ah, drain in W or A.
     Unit(CapacityUnit),
+    /// Contents in percent, drain in percent per hour.
     Percent,
+}
+
+impl Basis {
+    /// The word the state file uses.
+    pub fn key(self) -> &'static str {
+        match self {
+            Basis::Unit(CapacityUnit::WattHours) => "Wh",
+            Basis::Unit(CapacityUnit::AmpHours) => "Ah",
+            Basis::Percent => "%",
+        }
+    }
+
+    /// The basis a state file word names.
+    pub fn from_key(key: &str) -> Option<Basis> {
+        match key {
+            "Wh" => Some(Basis::Unit(CapacityUnit::WattHours)),
+            "Ah" => Some(Basis::Unit(CapacityUnit::AmpHours)),
+            "%" => Some(Basis::Percent),
+            _ => None,
+        }
+    }
+}
+
+/// A drain learnt from measurements, as the state file keeps it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LearntDrain {
+    /// What the drain is counted in.
+    pub basis: Basis,
+    /// Drain per hour (W, A or percent per hour); finite and positive.
+    pub per_hour: f64,
 }
 
 /// Smoothed drain over discharging samples.
@@ -88,6 +138,63 @@ impl RuntimeEstimator {
             (None, _) => sample,
         });
         self.samples = self.samples.saturating_add(1);
+    }
+
+    /// The drain learnt so far, once there are enough samples to act on it.
+    pub fn learnt(&self) -> Option<LearntDrain> {
+        match (self.basis, self.drain) {
+            (Some(basis), Some(per_hour))
+                if self.samples >= MIN_SAMPLES && per_hour > 0.0 && per_hour.is_finite() =>
+            {
+                Some(LearntDrain { basis, per_hour })
+            }
+            _ => None,
+        }
+    }
+
+    /// Start from a drain learnt in an earlier run: it counts as measured.
+    pub fn restore(learnt: LearntDrain) -> RuntimeEstimator {
+        if !(learnt.per_hour > 0.0 && learnt.per_hour.is_finite()) {
+            return RuntimeEstimator::default();
+        }
+        RuntimeEstimator {
+            basis: Some(learnt.basis),
+            drain: Some(learnt.per_hour),
+            samples: MIN_SAMPLES,
+            last: None,
+        }
+    }
+
+    /// The figure to report when [`RuntimeEstimator::runtime`] has none:
+    /// the contents against the drain seen so far (even one sample), else
+    /// the battery's own discharge rate, else the nominal draw. `None` only
+    /// when the battery says nothing about its contents.
+    pub fn stated(&self, b: &Battery) -> Option<Duration> {
+        let (basis, amount) = contents(b)?;
+        let seen = self
+            .drain
+            .filter(|d| Some(basis) == self.basis && *d > 0.0 && d.is_finite());
+        let reported = match basis {
+            Basis::Unit(_) if b.status == BatteryStatus::Discharging => {
+                b.rate.filter(|r| *r > 0.0 && r.is_finite())
+            }
+            _ => None,
+        };
+        let nominal = match basis {
+            Basis::Unit(CapacityUnit::WattHours) => NOMINAL_DRAW_W,
+            Basis::Unit(CapacityUnit::AmpHours) => {
+                let volts = b
+                    .voltage_min_design
+                    .or(b.voltage)
+                    .filter(|v| *v > 0.0 && v.is_finite())
+                    .unwrap_or(NOMINAL_VOLTAGE_V);
+                NOMINAL_DRAW_W / volts
+            }
+            Basis::Percent => NOMINAL_PERCENT_PER_HOUR,
+        };
+        let drain = seen.or(reported).unwrap_or(nominal);
+        let hours = (amount.max(0.0) / drain).min(1000.0);
+        Some(Duration::from_secs_f64(hours * 3600.0))
     }
 
     /// The estimate for this battery: measured when there are enough
@@ -180,5 +287,64 @@ mod tests {
         assert!((47 * 60 - 100..=47 * 60 + 100).contains(&rt), "{rt}");
         let fresh = RuntimeEstimator::default();
         assert_eq!(fresh.runtime(&p(47.0)), None);
+    }
+
+    #[test]
+    fn stated_estimate_from_seen_drain_then_rate_then_nominal() {
+        let fresh = RuntimeEstimator::default();
+        // Nothing seen, on mains: 20 Wh at the nominal 10 W = 2 h.
+        let mut full = bat(20.0, Some(30.0));
+        full.status = BatteryStatus::Charging;
+        assert_eq!(fresh.runtime(&full), None);
+        assert_eq!(fresh.stated(&full), Some(Duration::from_secs(7200)));
+        // Discharging, one sample not yet enough to act on: the battery's rate.
+        let b = bat(20.0, Some(40.0));
+        assert_eq!(fresh.stated(&b), Some(Duration::from_secs(1800)));
+        let mut e = RuntimeEstimator::default();
+        e.update(&bat(20.0, Some(5.0)), Mono::ZERO);
+        assert_eq!(e.runtime(&b), None);
+        assert_eq!(e.stated(&b), Some(Duration::from_secs(4 * 3600)));
+        // Charge basis without a voltage: the nominal pack voltage.
+        let ah = Battery {
+            count: 1,
+            status: BatteryStatus::Full,
+            charge_pct: Some(100.0),
+            unit: Some(CapacityUnit::AmpHours),
+            now: Some(2.22),
+            full: Some(2.22),
+            ..Battery::default()
+        };
+        let secs = fresh.stated(&ah).unwrap_or_default().as_secs();
+        // 2.22 Ah at 10 W / 11.1 V = 0.901 A: 2.46 h.
+        assert!((8860..=8880).contains(&secs), "{secs}");
+        // Percent only: 5 hours from full.
+        let pct = Battery {
+            count: 1,
+            charge_pct: Some(50.0),
+            ..Battery::default()
+        };
+        assert_eq!(fresh.stated(&pct), Some(Duration::from_secs(9000)));
+        assert_eq!(fresh.stated(&Battery::default()), None);
+    }
+
+    #[test]
+    fn learnt_drain_round_trips_and_counts_as_measured() {
+        let mut e = RuntimeEstimator::default();
+        assert_eq!(e.learnt(), None);
+        for s in 0..3 {
+            e.update(&bat(20.0, Some(8.0)), Mono::from_secs(s));
+        }
+        let learnt = e.learnt().unwrap();
+        assert_eq!(learnt.basis, Basis::Unit(CapacityUnit::WattHours));
+        assert_eq!(Basis::from_key(learnt.basis.key()), Some(learnt.basis));
+        let restored = RuntimeEstimator::restore(learnt);
+        let mut idle = bat(20.0, None);
+        idle.status = BatteryStatus::Full;
+        assert_eq!(restored.runtime(&idle), Some(Duration::from_secs(9000)));
+        let bogus = RuntimeEstimator::restore(LearntDrain {
+            basis: Basis::Percent,
+            per_hour: f64::NAN,
+        });
+        assert_eq!(bogus.learnt(), None);
     }
 }

@@ -37,6 +37,7 @@ pub const BATTERY_FILES: &[&str] = &[
     "power_now",
     "current_now",
     "voltage_now",
+    "voltage_min_design",
     "time_to_empty_now",
     "model_name",
     "serial_number",
@@ -102,7 +103,18 @@ pub fn parse_battery(files: &SupplyFiles) -> Battery {
     let power = micro("power_now").map(f64::abs);
     let current = micro("current_now").map(f64::abs);
     let amount = |name: &str| micro(name).filter(|v| *v >= 0.0);
-    let (unit, now, full, design, rate) = if files.contains_key("energy_now") {
+    // The family with both now and full wins (a bq27000 gives ENERGY_NOW
+    // without ENERGY_FULL next to complete CHARGE_* figures); else whichever
+    // has a now.
+    let has = |name: &str| files.contains_key(name);
+    let energy = if has("energy_now") && has("energy_full") {
+        true
+    } else if has("charge_now") && has("charge_full") {
+        false
+    } else {
+        has("energy_now")
+    };
+    let (unit, now, full, design, rate) = if energy {
         let rate = power.or_else(|| Some(current? * voltage?));
         (
             Some(CapacityUnit::WattHours),
@@ -123,26 +135,28 @@ pub fn parse_battery(files: &SupplyFiles) -> Battery {
     } else {
         (None, None, None, None, None)
     };
-    let charge_pct = files
+    let capacity_pct = files
         .get("capacity")
         .and_then(|t| parse_int(t))
-        .map(|n| n as f64)
-        .or_else(|| match (now, full) {
-            (Some(now), Some(full)) if full > 0.0 => Some(now / full * 100.0),
-            _ => None,
-        });
+        .map(|n| n as f64);
+    let charge_pct = match (now, full) {
+        (Some(now), Some(full)) if full > 0.0 => Some(now / full * 100.0),
+        _ => capacity_pct,
+    };
     Battery {
         count: 1,
         status: files
             .get("status")
             .map_or(BatteryStatus::Unknown, |t| BatteryStatus::from_sysfs(t)),
         charge_pct,
+        capacity_pct,
         unit: unit.filter(|_| now.is_some()),
         now,
         full,
         design,
         rate,
         voltage,
+        voltage_min_design: micro("voltage_min_design").filter(|v| *v > 0.0),
         time_to_empty: files
             .get("time_to_empty_now")
             .and_then(|t| parse_int(t))
@@ -257,6 +271,7 @@ mod tests {
             ("energy_full_design", "57000000"),
             ("power_now", "12000000"),
             ("voltage_now", "11800000"),
+            ("voltage_min_design", "11520000"),
             ("model_name", "5B10W13930"),
             ("serial_number", " 1234"),
             ("health", "Good"),
@@ -271,6 +286,7 @@ mod tests {
         );
         assert_eq!(b.rate, Some(12.0));
         assert_eq!(b.voltage, Some(11.8));
+        assert_eq!(b.voltage_min_design, Some(11.52));
         assert_eq!(b.model.as_deref(), Some("5B10W13930"));
         assert_eq!(b.serial.as_deref(), Some("1234"));
         assert!(!b.health_says_replace());
@@ -289,6 +305,22 @@ mod tests {
         assert_eq!(b.unit, Some(CapacityUnit::AmpHours));
         assert_eq!(b.charge_pct, Some(50.0));
         assert_eq!(b.rate, Some(1.5));
+    }
+
+    #[test]
+    fn the_family_with_now_and_full_wins() {
+        // bq27000: ENERGY_NOW alone next to complete CHARGE_* figures.
+        let b = parse_battery(&files(&[
+            ("capacity", "82"),
+            ("energy_now", "2852840"),
+            ("charge_now", "763976"),
+            ("charge_full", "934856"),
+            ("current_now", "354144"),
+        ]));
+        assert_eq!(b.unit, Some(CapacityUnit::AmpHours));
+        let pct = b.charge_pct.unwrap_or_default();
+        assert!((pct - 81.72).abs() < 0.01, "{pct}");
+        assert_eq!(b.capacity_pct, Some(82.0));
     }
 
     #[test]

@@ -1,0 +1,72 @@
+//! `laptop-upsd --status`: what `apcaccess status` would print, for users
+//! without apcupsd installed. It asks the running daemon over NIS first
+//! (NISIP:NISPORT, 0.0.0.0 asked as 127.0.0.1), which knows the outage,
+//! the learnt drain and the transfers; when no daemon answers (or
+//! NETSERVER is off), it takes one fresh reading itself and says so on
+//! stderr, so scripts that parse stdout get the same format either way.
+
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+use crate::config::apcupsd_conf::{self, ApcupsdConf};
+use crate::log::{Level, Log};
+use crate::nis::client;
+
+use super::{DaemonError, Options};
+
+/// How long the daemon may take to answer.
+pub const ASK_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The status text, and a note for stderr when it is not the daemon's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// apcaccess's format.
+    pub text: String,
+    /// Why this is a fresh reading rather than the daemon's view.
+    pub note: Option<String>,
+}
+
+/// Where to ask: NISIP, with the wildcard asked on loopback.
+pub fn nis_host(conf: &ApcupsdConf) -> Ipv4Addr {
+    if conf.nis_ip.is_unspecified() {
+        Ipv4Addr::LOCALHOST
+    } else {
+        conf.nis_ip
+    }
+}
+
+/// Ask the daemon, else read once.
+pub fn status(options: &Options) -> Result<Answer, DaemonError> {
+    let mut log = Log::silent("laptop-upsd");
+    log.echo_to_stderr(Level::Warning);
+    let conf = if options.config.exists() {
+        apcupsd_conf::load(&options.config)?.conf
+    } else {
+        ApcupsdConf::default()
+    };
+    let note = if conf.net_server {
+        let host = nis_host(&conf);
+        match client::fetch_status(
+            &host.to_string(),
+            conf.nis_port,
+            Instant::now() + ASK_TIMEOUT,
+        ) {
+            Ok(text) => return Ok(Answer { text, note: None }),
+            Err(e) => format!(
+                "no daemon answered on {host}:{} ({e}); this is one fresh reading, without \
+                 the outage history a running laptop-upsd keeps",
+                conf.nis_port
+            ),
+        }
+    } else {
+        format!(
+            "NETSERVER is off in {}, so no daemon can be asked; this is one fresh reading",
+            options.config.display()
+        )
+    };
+    let text = super::status_text(options)?;
+    Ok(Answer {
+        text,
+        note: Some(note),
+    })
+}

@@ -1,0 +1,83 @@
+//! The daemon's clocks: the monitor's [`Mono`] counted on CLOCK_BOOTTIME,
+//! so time spent suspended counts towards TIMEOUT, TONBATT and XONBATT (a
+//! laptop that sleeps for an hour on battery has been on battery for that
+//! hour), and the kernel's boot id, which tells a restart within this boot
+//! from one after a reboot.
+//!
+//! Mono instants are milliseconds since boot: the same numbers across a
+//! daemon restart, so the state file can keep them (see
+//! [`crate::power::restore`]). Where CLOCK_BOOTTIME cannot be read (never on
+//! Linux since 2.6.39), CLOCK_MONOTONIC is used and said so.
+
+use std::time::Duration;
+
+use nix::time::{clock_gettime, ClockId};
+
+use crate::power::Mono;
+
+/// Where the kernel says which boot this is.
+pub const BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
+
+/// Reads the boot clock.
+#[derive(Debug, Clone, Copy)]
+pub struct BootClock {
+    clock: ClockId,
+}
+
+impl BootClock {
+    /// CLOCK_BOOTTIME, or CLOCK_MONOTONIC with a reason when it is missing.
+    pub fn new() -> (BootClock, Option<String>) {
+        match clock_gettime(ClockId::CLOCK_BOOTTIME) {
+            Ok(_) => (
+                BootClock {
+                    clock: ClockId::CLOCK_BOOTTIME,
+                },
+                None,
+            ),
+            Err(e) => (
+                BootClock {
+                    clock: ClockId::CLOCK_MONOTONIC,
+                },
+                Some(format!(
+                    "CLOCK_BOOTTIME is not available ({e}); time spent suspended will not count \
+                     towards TIMEOUT"
+                )),
+            ),
+        }
+    }
+
+    /// Now, as the monitor's time.
+    pub fn now(&self) -> Mono {
+        let since_boot = clock_gettime(self.clock)
+            .map(Duration::from)
+            .unwrap_or_default();
+        Mono::from_elapsed(since_boot)
+    }
+}
+
+/// This boot's id, if the kernel says (`None` otherwise).
+pub fn boot_id() -> Option<String> {
+    let text = std::fs::read_to_string(BOOT_ID).ok()?;
+    let id = text.trim();
+    let ok =
+        !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_hexdigit() || c == '-');
+    ok.then(|| id.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_boot_clock_runs_and_the_boot_id_is_stable() {
+        let (clock, note) = BootClock::new();
+        assert_eq!(note, None);
+        let a = clock.now();
+        std::thread::sleep(Duration::from_millis(20));
+        let b = clock.now();
+        assert!(b.since(a) >= Duration::from_millis(20), "{a:?} {b:?}");
+        // Milliseconds since boot: at least as long as this process has run.
+        assert!(a > Mono::ZERO);
+        assert_eq!(boot_id(), boot_id());
+    }
+}

@@ -1,0 +1,148 @@
+//! Keeping the NIS port: laptop-upsd serves apcupsd's NIS protocol on
+//! NISIP:NISPORT; if the port cannot be bound at start (apcupsd still
+//! running, another laptop-upsd, NISIP not up yet), running on silently
+//! without NIS would leave apcaccess, Home Assistant and slaves blind. So a
+//! thread of its own retries with backoff (1 s, doubling, at most
+//! [`MAX_BACKOFF`]) and logs every failure with its likely cause, and the
+//! success after failures.
+//!
+//! The server starts only once the first status is published, so no client
+//! ever sees an empty record.
+
+use std::io;
+use std::net::Ipv4Addr;
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use crate::log::{Level, Log};
+use crate::nis::server::{NisServer, ServerConfig, ServerHandle};
+use crate::nis::status::UpsStatus;
+
+/// The first retry comes after this long.
+pub const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+/// Retries are at most this far apart.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+/// The most likely reason a bind failed, in words a user can act on.
+pub fn likely_cause(error: &io::Error, ip: Ipv4Addr, port: u16) -> String {
+    match error.kind() {
+        io::ErrorKind::AddrInUse => format!(
+            "port {port} is already in use on {ip}: is apcupsd still running (`systemctl stop \
+             apcupsd`; laptop-upsd replaces it), or a second laptop-upsd? Otherwise set another \
+             NISPORT (and point clients at it)"
+        ),
+        io::ErrorKind::AddrNotAvailable => format!(
+            "{ip} is not an address of this machine (yet): set NISIP to 127.0.0.1, 0.0.0.0 or \
+             an address of this machine; retrying in case the network brings it up"
+        ),
+        io::ErrorKind::PermissionDenied => format!(
+            "port {port} needs privileges (ports below 1024 need root): run laptop-upsd as root \
+             or use NISPORT 3551"
+        ),
+        _ => "check NISIP and NISPORT".to_string(),
+    }
+}
+
+/// The next wait: double, at most [`MAX_BACKOFF`].
+pub fn next_backoff(current: Duration) -> Duration {
+    current.saturating_mul(2).min(MAX_BACKOFF)
+}
+
+/// Owns the retrying thread; dropping it stops the server.
+#[derive(Debug)]
+pub struct NisKeeper {
+    _stop: Sender<()>,
+}
+
+/// Start binding and serving in the background. `config` is the server's
+/// configuration; `log` gets the bind failures (the server's own problems
+/// go to `config.log`).
+pub fn keep(
+    ip: Ipv4Addr,
+    port: u16,
+    published: Arc<RwLock<UpsStatus>>,
+    config: ServerConfig,
+    mut log: Log,
+) -> io::Result<NisKeeper> {
+    let (stop_tx, stop_rx) = mpsc::channel::<()>();
+    std::thread::Builder::new()
+        .name("nis-bind".into())
+        .spawn(move || {
+            let mut backoff = FIRST_BACKOFF;
+            let mut failures = 0u32;
+            let handle: ServerHandle = loop {
+                let attempt = NisServer::bind(ip, port)
+                    .and_then(|server| server.spawn(published.clone(), config.clone()));
+                match attempt {
+                    Ok(handle) => break handle,
+                    Err(e) => {
+                        failures = failures.saturating_add(1);
+                        log.line(
+                            Level::Error,
+                            &format!(
+                                "cannot serve NIS on {ip}:{port} (attempt {failures}): {e}; {}; \
+                                 apcaccess and slaves cannot see this UPS until it works; \
+                                 retrying in {} s",
+                                likely_cause(&e, ip, port),
+                                backoff.as_secs()
+                            ),
+                        );
+                    }
+                }
+                match stop_rx.recv_timeout(backoff) {
+                    Err(RecvTimeoutError::Timeout) => {}
+                    _ => return,
+                }
+                backoff = next_backoff(backoff);
+            };
+            let how = if failures == 0 {
+                String::new()
+            } else {
+                format!(" after {failures} failed attempts")
+            };
+            log.info(&format!(
+                "NIS server listening on {}{how}",
+                handle.local_addr()
+            ));
+            if failures > 0 {
+                log.notice(&format!("NIS server listening on {ip}:{port}{how}"));
+            }
+            // Serve until the daemon drops the keeper (or exits).
+            let _ = stop_rx.recv();
+            drop(handle);
+        })?;
+    Ok(NisKeeper { _stop: stop_tx })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn causes_name_what_to_do() {
+        let ip = Ipv4Addr::LOCALHOST;
+        let in_use = io::Error::from(io::ErrorKind::AddrInUse);
+        let text = likely_cause(&in_use, ip, 3551);
+        assert!(
+            text.contains("apcupsd") && text.contains("NISPORT"),
+            "{text}"
+        );
+        let text = likely_cause(&io::Error::from(io::ErrorKind::AddrNotAvailable), ip, 3551);
+        assert!(text.contains("NISIP"), "{text}");
+        let text = likely_cause(&io::Error::from(io::ErrorKind::PermissionDenied), ip, 80);
+        assert!(text.contains("root"), "{text}");
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let mut d = FIRST_BACKOFF;
+        let mut seen = vec![d.as_secs()];
+        for _ in 0..12 {
+            d = next_backoff(d);
+            seen.push(d.as_secs());
+        }
+        assert_eq!(&seen[..6], &[1, 2, 4, 8, 16, 32]);
+        assert_eq!(*seen.last().unwrap_or(&0), 300);
+    }
+}
