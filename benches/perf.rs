@@ -8,8 +8,9 @@
 //! ports. The stock script is a copy pointed at a temporary SCRIPTDIR with a
 //! stub `wall` first in PATH (as `tests/support.rs` does); every apccontrol a
 //! daemon runs is this binary, linked as `SCRIPTDIR/apccontrol`, which only
-//! appends `EVENT NANOS` to `SCRIPTDIR/stamps`. Every process started is
-//! stopped and reaped.
+//! appends `EVENT NANOS` to `SCRIPTDIR/stamps`; so is the SHUTDOWN of the
+//! critical path, linked as `shutdown`. Every process started is stopped and
+//! reaped.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -42,8 +43,17 @@ const MARK_END: &str = "<!-- bench:end -->";
 
 fn main() {
     let argv0 = std::env::args_os().next().unwrap_or_default();
-    if Path::new(&argv0).file_name() == Some(std::ffi::OsStr::new("apccontrol")) {
-        stamp(Path::new(&argv0));
+    let name = Path::new(&argv0).file_name();
+    if name == Some(std::ffi::OsStr::new("apccontrol")) {
+        stamp(
+            Path::new(&argv0),
+            std::env::args().nth(1).unwrap_or_default(),
+        );
+        return;
+    }
+    if name == Some(std::ffi::OsStr::new("shutdown")) {
+        // The SHUTDOWN stub of the critical path: nothing is shut down.
+        stamp(Path::new(&argv0), "shutdown".into());
         return;
     }
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -93,6 +103,10 @@ fn main() {
         println!("# load average {}", loadavg());
         bench_apccontrol(&mut table);
     }
+    if want("apccontrol") || want("critical") {
+        println!("# load average {}", loadavg());
+        bench_critical_path(&mut table);
+    }
     if want("rest") {
         println!("# load average {}", loadavg());
         bench_rest(&mut table);
@@ -117,10 +131,10 @@ fn main() {
 
 // ---------------------------------------------------------------- helpers
 
-/// The stub apccontrol: `EVENT NANOS` appended to `stamps` beside it.
-fn stamp(argv0: &Path) {
+/// The stub apccontrol (and SHUTDOWN): `EVENT NANOS` appended to `stamps`
+/// beside it.
+fn stamp(argv0: &Path, event: String) {
     let at = now_nanos();
-    let event = std::env::args().nth(1).unwrap_or_default();
     let dir = argv0.parent().unwrap_or(Path::new("."));
     if let Ok(mut f) = fs::OpenOptions::new()
         .create(true)
@@ -712,6 +726,178 @@ fn bench_apccontrol(table: &mut Table) {
             "Even so we are not slower."
         },
         ms(m(without, "shell")),
+    ));
+}
+
+/// Runs of each side for the critical path, interleaved.
+const CRITICAL_ROUNDS: usize = 200;
+
+/// A hook that exits at once.
+const QUICK_HOOK: &str = "#!/bin/sh\nexit 0\n";
+
+/// The critical path: `apccontrol doshutdown` started until its SHUTDOWN
+/// command runs. Ours with three hooks.d hooks; the stock script, which runs
+/// only its one legacy hook per event, with a legacy `doshutdown` hook that
+/// runs the same three hooks in turn. Both read a SCRIPTDIR/config that
+/// points WALL, SHUTDOWN and APCUPSD at stubs; SHUTDOWN is this binary,
+/// which only appends `shutdown NANOS` to `stamps` beside it.
+fn bench_critical_path(table: &mut Table) {
+    println!("## 1b. critical path: doshutdown until SHUTDOWN runs ({CRITICAL_ROUNDS} runs per side, interleaved)");
+    let dir = tempdir();
+    let root = dir.path();
+    let (bin, ours_sd, stock_sd, pwrfail) = (
+        root.join("bin"),
+        root.join("sd"),
+        root.join("stock-sd"),
+        root.join("pwrfail"),
+    );
+    for d in [
+        &bin,
+        &ours_sd,
+        &stock_sd,
+        &pwrfail,
+        &ours_sd.join("hooks.d"),
+        &stock_sd.join("hooks"),
+    ] {
+        mkdir(d);
+        fs::set_permissions(d, fs::Permissions::from_mode(0o755)).expect("chmod a directory");
+    }
+    write_exec(&bin.join("wall"), WALL_STUB);
+    write_exec(&bin.join("apcupsd"), "#!/bin/sh\nexit 0\n");
+    let shutdown = bin.join("shutdown");
+    symlink(
+        std::env::current_exe().expect("cannot find the bench binary"),
+        &shutdown,
+    )
+    .expect("cannot link the SHUTDOWN stub");
+    let hooks = ["10-first", "20-second", "30-third"];
+    for h in hooks {
+        write_exec(&ours_sd.join("hooks.d").join(h), QUICK_HOOK);
+        write_exec(&stock_sd.join("hooks").join(h), QUICK_HOOK);
+    }
+    let mut legacy = String::from("#!/bin/sh\n");
+    for h in hooks {
+        legacy.push_str(&format!("{}/hooks/{h} \"$@\"\n", stock_sd.display()));
+    }
+    legacy.push_str("exit 0\n");
+    write_exec(&stock_sd.join("doshutdown"), &legacy);
+    // No fallback: a stub that failed must never lead to systemctl poweroff.
+    let config = format!(
+        "WALL={b}/wall\nSHUTDOWN={b}/shutdown\nAPCUPSD={b}/apcupsd\nPWRFAILDIR={p}\nSHUTDOWN_FALLBACK=\n",
+        b = bin.display(),
+        p = pwrfail.display()
+    );
+    for sd in [&ours_sd, &stock_sd] {
+        fs::write(sd.join("config"), &config).expect("cannot write SCRIPTDIR/config");
+        fs::set_permissions(sd.join("config"), fs::Permissions::from_mode(0o644))
+            .expect("cannot chmod SCRIPTDIR/config");
+    }
+    symlink(APCCONTROL, ours_sd.join("apccontrol")).expect("cannot link our apccontrol");
+    let text = fs::read_to_string(STOCK).expect("cannot read the stock apccontrol");
+    // The stub even without the config: belt and braces.
+    let text = text
+        .replace(
+            "SCRIPTDIR=/etc/apcupsd",
+            &format!("SCRIPTDIR={}", stock_sd.display()),
+        )
+        .replace(
+            "SHUTDOWN=/sbin/shutdown",
+            &format!("SHUTDOWN={}", shutdown.display()),
+        )
+        .replace(
+            "APCUPSD=/sbin/apcupsd",
+            &format!("APCUPSD={}/apcupsd", bin.display()),
+        )
+        .replace(
+            "/etc/apcupsd/powerfail",
+            &pwrfail.join("powerfail").display().to_string(),
+        );
+    assert!(
+        text.contains(&format!("SHUTDOWN={}", shutdown.display())),
+        "the stock script no longer sets SHUTDOWN=/sbin/shutdown"
+    );
+    let stock = stock_sd.join("apccontrol");
+    write_exec(&stock, &text);
+    let path_env = format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", bin.display());
+    let command = |program: &Path, extra: &[&str]| {
+        let mut cmd = Command::new(program);
+        cmd.args(extra)
+            .args(["doshutdown", "ups", "1", "1"])
+            .env_clear()
+            .env("PATH", &path_env)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        cmd
+    };
+    // Before anything runs for real: ours must resolve SHUTDOWN to the stub.
+    let dry = command(&ours_sd.join("apccontrol"), &["--dry-run"])
+        .output()
+        .expect("cannot run apccontrol --dry-run");
+    let dry = String::from_utf8_lossy(&dry.stdout);
+    assert!(
+        dry.contains(&shutdown.display().to_string()) && !dry.contains("/sbin/shutdown"),
+        "apccontrol --dry-run doshutdown does not use the stub SHUTDOWN:\n{dry}"
+    );
+    let run = |program: &Path| -> f64 {
+        let before = stamps(&bin).len();
+        let t0 = now_nanos();
+        let status = command(program, &[])
+            .stdout(Stdio::null())
+            .status()
+            .expect("cannot run apccontrol doshutdown");
+        assert!(status.success(), "{} doshutdown failed", program.display());
+        let got = stamps(&bin);
+        let shut: Vec<&(String, u128)> = got
+            .iter()
+            .skip(before)
+            .filter(|(e, _)| e == "shutdown")
+            .collect();
+        assert_eq!(
+            shut.len(),
+            1,
+            "{} did not run SHUTDOWN exactly once",
+            program.display()
+        );
+        (shut[0].1.saturating_sub(t0)) as f64 / 1e6
+    };
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for round in 0..(CRITICAL_ROUNDS + 10) {
+        let (a, b) = if round % 2 == 0 {
+            let a = run(&ours_sd.join("apccontrol"));
+            (a, run(&stock))
+        } else {
+            let b = run(&stock);
+            (run(&ours_sd.join("apccontrol")), b)
+        };
+        if round >= 10 {
+            ours.push(a);
+            theirs.push(b);
+        }
+    }
+    println!(
+        "  doshutdown → SHUTDOWN: ours median {} (p90 {}), stock {} (p90 {})",
+        ms(median(&ours)),
+        ms(percentile(&ours, 90.0)),
+        ms(median(&theirs)),
+        ms(percentile(&theirs, 90.0))
+    );
+    table.row([
+        "1b. critical path: `apccontrol doshutdown` started until the SHUTDOWN command runs, 3 hooks that exit at once: median",
+        &ms(median(&ours)),
+        &format!("stock script {}", ms(median(&theirs))),
+        &ratio(median(&ours), median(&theirs)),
+        "≤ 1.00",
+        if median(&ours) <= median(&theirs) {
+            "yes"
+        } else {
+            "**no** (see notes)"
+        },
+    ]);
+    table.note(format!(
+        "Critical path: {CRITICAL_ROUNDS} runs per side, interleaved; the time runs from just before the parent starts `apccontrol doshutdown ups 1 1` until the SHUTDOWN stub (this bench binary, linked as `shutdown`; it only appends a nanosecond timestamp) has started. Ours runs three hooks.d hooks (`#!/bin/sh` `exit 0`), then `wall` (a stub), then SHUTDOWN; the stock script, which runs one legacy hook per event, gets a legacy `doshutdown` hook that runs the same three hooks in turn, then wall and SHUTDOWN. Both read the same SCRIPTDIR/config (WALL, SHUTDOWN and APCUPSD set to stubs, SHUTDOWN_FALLBACK empty; checked with `--dry-run` before the first real run). p90: ours {}, stock {}.",
+        ms(percentile(&ours, 90.0)),
+        ms(percentile(&theirs, 90.0))
     ));
 }
 

@@ -26,7 +26,7 @@ use std::fs;
 use std::io::Write;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -37,8 +37,8 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use crate::config::apcupsd_conf::{self, ApcupsdConf, ConfError};
 use crate::event::Event;
 use crate::log::{Level, Log};
+use crate::nis::published::Published;
 use crate::nis::server::ServerConfig;
-use crate::nis::status::UpsStatus;
 use crate::power::{Effect, Monitor, Mono, OutageState, Source, Thresholds};
 
 use effects::{DryRun, Effects, Live};
@@ -469,7 +469,18 @@ fn serve<E: Effects>(
     );
 
     let uevents = match uevent::Listener::open() {
-        Ok(listener) => Some(listener),
+        Ok(listener) => {
+            effector.log.info(&format!(
+                "listening to {} for power supplies{}",
+                listener.group(),
+                if listener.filtered() {
+                    ""
+                } else {
+                    " (the kernel refused the socket filter: every uevent wakes us)"
+                }
+            ));
+            Some(listener)
+        }
         Err(e) => {
             effector
                 .log
@@ -478,7 +489,8 @@ fn serve<E: Effects>(
         }
     };
 
-    let published = Arc::new(RwLock::new(UpsStatus::default()));
+    // Rendered once per reading for the NIS server (nis::published).
+    let mut published: Option<Arc<Published>> = None;
     // Started after the first status is published.
     let mut nis: Option<nis_bind::NisKeeper> = None;
     let mut mains_seen = false;
@@ -486,6 +498,10 @@ fn serve<E: Effects>(
     let mut coalescer = uevent::Coalescer::default();
     let exit_signal = loop {
         let at = now();
+        // The wall clock of the same moment: the status places the
+        // monitor's instants (XONBATT, ...) relative to this pair, so it
+        // must not drift by the time the effects below take.
+        let last_poll = chrono::Local::now().fixed_offset();
         let reading = source.read();
         let effects = monitor.step(reading, at);
         for effect in &effects {
@@ -514,21 +530,26 @@ fn serve<E: Effects>(
                 &mut effector.log,
             );
         }
-        let ctx = status::Context {
-            conf,
-            upsname: &upsname,
-            hostname: &host,
-            start_time,
-            last_poll: chrono::Local::now().fixed_offset(),
-            last_poll_mono: at,
-        };
-        let record = status::ups_status(&snapshot, &ctx);
-        match published.write() {
-            Ok(mut guard) => *guard = record,
-            Err(poisoned) => *poisoned.into_inner() = record,
-        }
-        if conf.net_server && nis.is_none() {
-            nis = start_nis(conf, Arc::clone(&published), &mut effector.log);
+        if conf.net_server {
+            let ctx = status::Context {
+                conf,
+                upsname: &upsname,
+                hostname: &host,
+                start_time,
+                last_poll,
+                last_poll_mono: at,
+            };
+            let record = status::ups_status(&snapshot, &ctx);
+            let source = match &published {
+                Some(source) => {
+                    source.publish(record, &last_poll);
+                    Arc::clone(source)
+                }
+                None => Arc::clone(published.insert(Arc::new(Published::new(record, &last_poll)))),
+            };
+            if nis.is_none() {
+                nis = start_nis(conf, source, &mut effector.log);
+            }
         }
 
         let mut wake = at + monitor.poll_interval();
@@ -590,7 +611,7 @@ impl NisLog {
 
 fn start_nis(
     conf: &ApcupsdConf,
-    published: Arc<RwLock<UpsStatus>>,
+    published: Arc<Published>,
     log: &mut Log,
 ) -> Option<nis_bind::NisKeeper> {
     let mut nis_log = Log::new("laptop-upsd");
