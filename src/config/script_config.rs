@@ -115,6 +115,11 @@ pub const VARIABLES: &[(&str, Option<&str>, &str)] = &[
         "also append apccontrol's log lines to this file",
     ),
     (
+        "JOURNAL_DIR",
+        Some(super::defaults::JOURNAL_DIR),
+        "directory of the outage journal (journal.jsonl) that apccontrol --report reads; empty: no journal",
+    ),
+    (
         "SHUTDOWN_FALLBACK",
         Some(DEFAULT_SHUTDOWN_FALLBACK),
         "`:`-separated commands doshutdown tries in turn when SHUTDOWN is missing or fails; empty: none",
@@ -236,6 +241,8 @@ pub struct Settings {
     pub hook_timeout: Option<Duration>,
     /// An extra log file, if any.
     pub logfile: Option<PathBuf>,
+    /// The outage journal's directory; `None` when JOURNAL_DIR is empty.
+    pub journal_dir: Option<PathBuf>,
     /// Commands doshutdown tries in turn when SHUTDOWN is missing or fails.
     pub shutdown_fallback: Vec<CommandLine>,
     /// The same for doreboot.
@@ -302,6 +309,7 @@ impl Settings {
                 .get("LOGFILE")
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from),
+            journal_dir: journal_dir(&get("JOURNAL_DIR"), &mut problems),
             shutdown_fallback: command_list(&get("SHUTDOWN_FALLBACK")),
             reboot_fallback: command_list(&get("REBOOT_FALLBACK")),
         };
@@ -328,6 +336,24 @@ impl Settings {
     /// The path of the powerfail flag file.
     pub fn powerfail_path(&self) -> PathBuf {
         self.pwrfaildir.join("powerfail")
+    }
+}
+
+/// JOURNAL_DIR: empty turns the journal off; a relative path is a problem
+/// (apccontrol runs from `/` under apcupsd, a shell from elsewhere), and
+/// the journal is off then too.
+fn journal_dir(value: &str, problems: &mut Vec<Problem>) -> Option<PathBuf> {
+    if value.is_empty() {
+        return None;
+    }
+    let path = PathBuf::from(value);
+    if path.is_absolute() {
+        Some(path)
+    } else {
+        problems.push(Problem(format!(
+            "JOURNAL_DIR=`{value}` is not an absolute path; no journal is kept until it is"
+        )));
+        None
     }
 }
 

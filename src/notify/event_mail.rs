@@ -89,12 +89,27 @@ impl EventMail {
     /// Write the message to the outbox. `scriptdir` locates apcupsd.conf
     /// for NISIP and NISPORT. The spool file, when it was written.
     pub fn queue(&self, scriptdir: &Path, log: &mut Log) -> Option<std::path::PathBuf> {
-        let status = if self.notice.event.stops_machine() {
-            None
-        } else {
+        let status = if self.wants_status() {
             nis_status(scriptdir, log)
+        } else {
+            None
         };
-        let mut composed = compose(&self.notice, status.as_deref());
+        self.queue_with_status(status.as_deref(), log)
+    }
+
+    /// Whether the body should carry the UPS status: not for an event that
+    /// stops the machine (no network in front of a shutdown).
+    pub fn wants_status(&self) -> bool {
+        !self.notice.event.stops_machine()
+    }
+
+    /// [`EventMail::queue`] with the status text already read (or `None`).
+    pub fn queue_with_status(
+        &self,
+        status: Option<&str>,
+        log: &mut Log,
+    ) -> Option<std::path::PathBuf> {
+        let mut composed = compose(&self.notice, status);
         if self.test {
             composed.subject = format!("{TEST_SUBJECT}{}", composed.subject);
             composed.body = format!("{TEST_NOTE}\n\n{}", composed.body);
