@@ -103,7 +103,10 @@ mod tests {
 
     #[test]
     fn the_boot_time_is_read_from_proc_stat() {
-        assert_eq!(parse_btime("cpu 1 2\nbtime 1763800000\nprocesses 5\n"), Some(1_763_800_000));
+        assert_eq!(
+            parse_btime("cpu 1 2\nbtime 1763800000\nprocesses 5\n"),
+            Some(1_763_800_000)
+        );
         assert_eq!(parse_btime("btime x\n"), None);
         let booted = boot_time().unwrap();
         let now = std::time::SystemTime::now()

@@ -36,10 +36,12 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 
 use crate::config::apcupsd_conf::{self, ApcupsdConf, ConfError};
 use crate::event::Event;
+use crate::journal::sampler::Sampler;
+use crate::journal::{Appended, Journal, Record, Writer};
 use crate::log::{Level, Log};
 use crate::nis::server::ServerConfig;
 use crate::nis::status::UpsStatus;
-use crate::power::{Effect, Monitor, Mono, OutageState, Source, Thresholds};
+use crate::power::{Effect, Monitor, Mono, OutageState, Snapshot, Source, Thresholds};
 
 use effects::{DryRun, Effects, Live};
 use events_file::EventsFile;
@@ -183,6 +185,11 @@ pub struct Effector<E: Effects> {
     /// When set, events file lines carry this time instead of the clock's
     /// (the demo runs in virtual time).
     pub virtual_time: Option<chrono::DateTime<chrono::FixedOffset>>,
+    journal: Option<Journal>,
+    sampler: Sampler,
+    boot_id: Option<String>,
+    /// The last journal write failed or was dropped (said once until one works).
+    journal_trouble: bool,
 }
 
 impl<E: Effects> Effector<E> {
@@ -198,6 +205,56 @@ impl<E: Effects> Effector<E> {
             effects,
             log,
             virtual_time: None,
+            journal: conf.journal_dir.as_deref().map(Journal::new),
+            sampler: Sampler::default(),
+            boot_id: clock::boot_id(),
+            journal_trouble: false,
+        }
+    }
+
+    /// The outage journal, if JOURNALDIR is set.
+    pub fn journal(&self) -> Option<&Journal> {
+        self.journal.as_ref()
+    }
+
+    /// Write what one monitor step means for the outage journal: each
+    /// event's decision with its reason, a reading at most every 10 s on
+    /// battery ([`Sampler`]). Called after the step's effects were carried
+    /// out, so it never comes before a shutdown; a failure is logged once
+    /// and changes nothing else.
+    pub fn journal_step(&mut self, effects: &[Effect], snapshot: &Snapshot, now: Mono) {
+        let Some(journal) = self.journal.clone() else {
+            return;
+        };
+        let entries = self.sampler.step(effects, snapshot, &self.conf, now);
+        if entries.is_empty() {
+            return;
+        }
+        let at = self
+            .virtual_time
+            .unwrap_or_else(|| chrono::Local::now().fixed_offset());
+        for entry in entries {
+            let record = Record::new(Writer::LaptopUpsd, &at, self.boot_id.clone(), entry);
+            match self.effects.append_journal(&journal, &record) {
+                Ok(Appended::Written { .. }) => self.journal_trouble = false,
+                Ok(Appended::Dropped { bound }) => {
+                    if !std::mem::replace(&mut self.journal_trouble, true) {
+                        self.log.notice(&format!(
+                            "outage journal {}: at its bound of {bound} bytes for this outage; \
+                             further records of this kind are dropped",
+                            journal.path().display()
+                        ));
+                    }
+                }
+                Err(e) => {
+                    if !std::mem::replace(&mut self.journal_trouble, true) {
+                        self.log.warning(&format!(
+                            "outage journal: cannot write ({e}); monitoring goes on, said once \
+                             until a write works again"
+                        ));
+                    }
+                }
+            }
         }
     }
 
@@ -410,7 +467,35 @@ pub fn run(options: &Options) -> Result<(), DaemonError> {
         )
     } else {
         let _pid_lock = PidLock::acquire(&conf.pid_file)?;
+        close_outages(&conf, &mut log);
         serve(options, &conf, Effector::new(&conf, log, Live))
+    }
+}
+
+/// At start: close the outage the machine went down in (or one whose end
+/// nobody closed), queueing the post-outage mail when SCRIPTDIR/config
+/// configures mail; the flush timer (or the next event) delivers it.
+fn close_outages(conf: &ApcupsdConf, log: &mut Log) {
+    let Some(dir) = &conf.journal_dir else {
+        return;
+    };
+    let config = crate::config::ScriptConfig::read_declarations(
+        &conf.script_dir,
+        crate::config::script_config::Judge::for_this_process(),
+        crate::notify::known_variables(),
+    );
+    let mail = crate::notify::event_mail::settings_from(&config.vars, log);
+    let closings = crate::journal::after::close_outages(
+        &Journal::new(dir),
+        Writer::LaptopUpsd,
+        &crate::journal::after::Here::now(),
+        mail.as_ref(),
+        log,
+    );
+    if !closings.queued.is_empty() {
+        log.notice(
+            "the post-outage mail is queued; apccontrol --flush-outbox (its timer) delivers it",
+        );
     }
 }
 
@@ -496,6 +581,7 @@ fn serve<E: Effects>(
             });
         }
         let snapshot = monitor.snapshot(at);
+        effector.journal_step(&effects, &snapshot, at);
         mains_seen |= snapshot.last_reading.is_some() && !snapshot.on_battery;
         if effects.contains(&Effect::Run(Event::Doshutdown)) {
             let situation = wake::Situation {

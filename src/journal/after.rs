@@ -94,9 +94,10 @@ pub fn closed(outage: &Outage, verdict: Verdict, here: &Here, mail: String) -> C
     let went_down = verdict == Verdict::WentDown;
     let back = went_down.then_some(here.boot_time).flatten();
     let down = match (back, outage.last()) {
-        (Some(back), Some(last)) if back >= last => {
-            Some(super::record::round((back - last).num_milliseconds() as f64 / 1000.0, 0))
-        }
+        (Some(back), Some(last)) if back >= last => Some(super::record::round(
+            (back - last).num_milliseconds() as f64 / 1000.0,
+            0,
+        )),
         _ => None,
     };
     Closed {
@@ -109,7 +110,12 @@ pub fn closed(outage: &Outage, verdict: Verdict, here: &Here, mail: String) -> C
 }
 
 /// The post-outage mail: the report as the body, the chart attached.
-pub fn report_mail(outage: &Outage, closed: &Closed, host: &str, now: DateTime<FixedOffset>) -> Composed {
+pub fn report_mail(
+    outage: &Outage,
+    closed: &Closed,
+    host: &str,
+    now: DateTime<FixedOffset>,
+) -> Composed {
     let mut whole = outage.clone();
     whole.closed = Some(Closed {
         mail: "this message".to_string(),
@@ -219,10 +225,14 @@ pub fn close_outages(
             }
         };
         let entry = closed(&outage, verdict, here, mail_note);
-        let line = format!("closed the outage of {}: {}", outage.id(), report::ending(&Outage {
-            closed: Some(entry.clone()),
-            ..outage.clone()
-        }));
+        let line = format!(
+            "closed the outage of {}: {}",
+            outage.id(),
+            report::ending(&Outage {
+                closed: Some(entry.clone()),
+                ..outage.clone()
+            })
+        );
         let record = Record::new(by, &here.now, here.boot_id.clone(), Entry::Closed(entry));
         match journal.append(&record) {
             Ok(Appended::Written { .. }) => {
@@ -264,10 +274,14 @@ pub fn at_mainsback(
         let contents = journal.read();
         let found = outages(&contents.records);
         let waiting = found.last().is_some_and(|outage| {
-            let had_onbattery = outage.records.iter().any(|r| r.event() == Some("onbattery"));
-            let has_offbattery_run = outage.records.iter().any(|r| {
-                matches!(&r.entry, Entry::Run(run) if run.event == "offbattery")
-            });
+            let had_onbattery = outage
+                .records
+                .iter()
+                .any(|r| r.event() == Some("onbattery"));
+            let has_offbattery_run = outage
+                .records
+                .iter()
+                .any(|r| matches!(&r.entry, Entry::Run(run) if run.event == "offbattery"));
             outage.closed.is_none() && had_onbattery && !has_offbattery_run
         });
         if !waiting || Instant::now() >= deadline {
@@ -344,20 +358,38 @@ mod tests {
     fn closing_happens_once_and_only_when_over() {
         let dir = tempfile::tempdir().unwrap();
         let journal = Journal::new(dir.path());
-        for r in [
-            run(0, "powerout", "b1"),
-            run(40, "doshutdown", "b1"),
-        ] {
+        for r in [run(0, "powerout", "b1"), run(40, "doshutdown", "b1")] {
             journal.append(&r).unwrap();
         }
         let mut log = Log::silent("test");
         // Same boot: shutting down, not over.
-        let none = close_outages(&journal, Writer::Apccontrol, &here("b1", -1000), None, &mut log);
+        let none = close_outages(
+            &journal,
+            Writer::Apccontrol,
+            &here("b1", -1000),
+            None,
+            &mut log,
+        );
         assert!(none.closed.is_empty());
-        let once = close_outages(&journal, Writer::LaptopUpsd, &here("b2", 340), None, &mut log);
+        let once = close_outages(
+            &journal,
+            Writer::LaptopUpsd,
+            &here("b2", 340),
+            None,
+            &mut log,
+        );
         assert_eq!(once.closed.len(), 1, "{once:?}");
-        assert!(once.closed[0].contains("shut down, back after 5 min 00 s"), "{once:?}");
-        let twice = close_outages(&journal, Writer::Apccontrol, &here("b2", 340), None, &mut log);
+        assert!(
+            once.closed[0].contains("shut down, back after 5 min 00 s"),
+            "{once:?}"
+        );
+        let twice = close_outages(
+            &journal,
+            Writer::Apccontrol,
+            &here("b2", 340),
+            None,
+            &mut log,
+        );
         assert!(twice.closed.is_empty());
         let found = outages(&journal.read().records);
         let closed = found[0].closed.as_ref().unwrap();
@@ -372,7 +404,12 @@ mod tests {
         let mail = report_mail(&found[0], &c, "host", at(60));
         assert_eq!(mail.event, None);
         assert!(mail.subject.starts_with("host UPS u: power outage report (2026-11-22 02:00:00 +01:00, 50 s on battery, power back, stayed up)"), "{}", mail.subject);
-        assert!(mail.body.contains("Outage of 2026-11-22 02:00:00 +01:00 (UPS u)"), "{}", mail.body);
+        assert!(
+            mail.body
+                .contains("Outage of 2026-11-22 02:00:00 +01:00 (UPS u)"),
+            "{}",
+            mail.body
+        );
         assert_eq!(mail.attachments.len(), 1);
         assert_eq!(mail.attachments[0].name, "outage-20261122-020000.svg");
         assert!(mail.attachments[0].content.starts_with("<svg"));

@@ -8,6 +8,7 @@
 
 use chrono::{DateTime, FixedOffset};
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::outage::Outage;
 
@@ -27,6 +28,17 @@ pub enum ChartError {
 
 fn draw_error<E: std::fmt::Display>(e: E) -> ChartError {
     ChartError::Draw(e.to_string())
+}
+
+/// Red for what shuts the machine down, green for the power's return,
+/// grey for the rest.
+fn event_color(event: &str) -> RGBColor {
+    match event {
+        "failing" | "timeout" | "loadlimit" | "runlimit" | "doshutdown" | "doreboot"
+        | "emergency" | "remotedown" | "killpower" => RGBColor(200, 30, 30),
+        "offbattery" | "mainsback" => RGBColor(20, 140, 40),
+        _ => RGBColor(110, 110, 110),
+    }
 }
 
 /// Minutes from `start` to `at`.
@@ -104,29 +116,40 @@ pub fn svg(outage: &Outage) -> Result<String, ChartError> {
         // Events first, so the series are drawn over their lines.
         let mut last_label: Option<(f64, usize)> = None;
         for (x, name) in &events {
+            let color = event_color(name);
             chart
                 .draw_series(std::iter::once(PathElement::new(
                     vec![(*x, 0.0), (*x, 100.0)],
-                    ShapeStyle::from(&RGBColor(150, 150, 150)).stroke_width(1),
+                    ShapeStyle::from(&color).stroke_width(1),
                 )))
                 .map_err(draw_error)?;
-            // Labels of events close together are stacked, not overlaid.
+            // Labels of events close together are stacked, not overlaid;
+            // in the right part they stand left of their line.
             let row = match last_label {
-                Some((lx, row)) if (x - lx).abs() < span / 12.0 => (row + 1) % 6,
+                Some((lx, row)) if (x - lx).abs() < span / 12.0 => (row + 1) % 8,
                 _ => 0,
             };
             last_label = Some((*x, row));
+            let anchor = if *x > span * 0.7 {
+                Pos::new(HPos::Right, VPos::Top)
+            } else {
+                Pos::new(HPos::Left, VPos::Top)
+            };
+            let style = ("sans-serif", 13).into_font().color(&color).pos(anchor);
             chart
                 .draw_series(std::iter::once(Text::new(
-                    name.clone(),
-                    (*x, 97.0 - 5.0 * row as f64),
-                    ("sans-serif", 13).into_font().color(&RGBColor(90, 90, 90)),
+                    format!(" {name} "),
+                    (*x, 99.0 - 5.0 * row as f64),
+                    style,
                 )))
                 .map_err(draw_error)?;
         }
         if !charges.is_empty() {
             chart
-                .draw_series(LineSeries::new(charges.iter().copied(), BLUE.stroke_width(2)))
+                .draw_series(LineSeries::new(
+                    charges.iter().copied(),
+                    BLUE.stroke_width(2),
+                ))
                 .map_err(draw_error)?
                 .label("charge (%)")
                 .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
@@ -196,7 +219,13 @@ mod tests {
         let found = outages(&records);
         let svg = svg(&found[0]).unwrap();
         assert!(svg.starts_with("<svg"), "{}", &svg[..100]);
-        for label in ["powerout", "onbattery", "loadlimit", "charge (%)", "runtime estimate (min)"] {
+        for label in [
+            "powerout",
+            "onbattery",
+            "loadlimit",
+            "charge (%)",
+            "runtime estimate (min)",
+        ] {
             assert!(svg.contains(label), "{label} missing");
         }
         assert!(svg.matches("<polyline").count() >= 2);

@@ -169,9 +169,10 @@ impl Outage {
                 Entry::Run(run) => {
                     // The decision it answers: the latest one for this event
                     // without a run yet.
-                    let slot = steps.iter_mut().rev().find(|s| {
-                        s.event == run.event && s.run.is_none() && s.decision.is_some()
-                    });
+                    let slot = steps
+                        .iter_mut()
+                        .rev()
+                        .find(|s| s.event == run.event && s.run.is_none() && s.decision.is_some());
                     match slot {
                         Some(slot) => slot.run = Some(record),
                         None => steps.push(EventSteps {

@@ -59,7 +59,11 @@ pub fn summary(outage: &Outage) -> String {
 
 /// How the outage ended, in a few words.
 pub fn ending(outage: &Outage) -> String {
-    match (&outage.closed, outage.shutdown_carried_out(), outage.power_back()) {
+    match (
+        &outage.closed,
+        outage.shutdown_carried_out(),
+        outage.power_back(),
+    ) {
         (Some(closed), _, _) if !closed.stayed_up => match closed.down_secs {
             Some(down) => format!("shut down, back after {}", duration_text(down)),
             None => "shut down, back later".to_string(),
@@ -97,7 +101,11 @@ pub fn outage_text(outage: &Outage) -> String {
         .first()
         .and_then(Record::event)
         .unwrap_or("powerout");
-    let _ = writeln!(out, "  Start:       {} ({first_event})", clock(&start, &start));
+    let _ = writeln!(
+        out,
+        "  Start:       {} ({first_event})",
+        clock(&start, &start)
+    );
     let end = match outage.power_back() {
         Some(back) => format!("{} (power back)", clock(&back, &start)),
         None => match outage.last() {
@@ -364,7 +372,13 @@ mod tests {
         )
     }
 
-    fn run(secs: i64, event: &str, hooks: Vec<HookRecord>, veto: bool, actions: Vec<Action>) -> Record {
+    fn run(
+        secs: i64,
+        event: &str,
+        hooks: Vec<HookRecord>,
+        veto: bool,
+        actions: Vec<Action>,
+    ) -> Record {
         Record::new(
             Writer::Apccontrol,
             &at(secs),
@@ -404,7 +418,13 @@ mod tests {
             run(
                 6,
                 "onbattery",
-                vec![hook("/sd/onbattery", "stopped with SIGTERM because HOOK_TIMEOUT was reached (not a veto)", None, true, 2.0)],
+                vec![hook(
+                    "/sd/onbattery",
+                    "stopped with SIGTERM because HOOK_TIMEOUT was reached (not a veto)",
+                    None,
+                    true,
+                    2.0,
+                )],
                 false,
                 vec![Action {
                     step: "wall \"Power failure on UPS laptop. Running on batteries.\"".into(),
@@ -412,11 +432,22 @@ mod tests {
                     detail: None,
                 }],
             ),
-            decision(1200, "loadlimit", "loadlimit: charge 49 % is 50 % of 98 % at outage start (BATTERYDROP 50)", 49.0),
+            decision(
+                1200,
+                "loadlimit",
+                "loadlimit: charge 49 % is 50 % of 98 % at outage start (BATTERYDROP 50)",
+                49.0,
+            ),
             run(
                 1200,
                 "loadlimit",
-                vec![hook("/sd/loadlimit", "exit status 99: default action vetoed", Some(99), false, 0.01)],
+                vec![hook(
+                    "/sd/loadlimit",
+                    "exit status 99: default action vetoed",
+                    Some(99),
+                    false,
+                    0.01,
+                )],
                 true,
                 Vec::new(),
             ),

@@ -39,9 +39,7 @@ pub fn reading_of(snapshot: &Snapshot) -> Reading {
         on_battery: snapshot.on_battery,
         ac: last.and_then(|r| r.ac_online),
         charge: finite(snapshot.charge_pct).map(|c| round(c, 1)),
-        runtime_min: snapshot
-            .runtime
-            .map(|r| round(r.as_secs_f64() / 60.0, 1)),
+        runtime_min: snapshot.runtime.map(|r| round(r.as_secs_f64() / 60.0, 1)),
         power_w: finite(power_w).map(|w| round(w, 2)),
         battery: battery.map(|b| status_word(b.status).to_string()),
     }
@@ -199,7 +197,6 @@ mod tests {
                 rate: Some(if on_mains { 0.0 } else { 20.0 }),
                 ..Battery::default()
             },
-            ..PowerReading::default()
         }
     }
 
@@ -237,18 +234,48 @@ mod tests {
         let events: Vec<&str> = decisions.iter().map(|(_, e, _)| e.as_str()).collect();
         assert_eq!(
             events,
-            ["powerout", "onbattery", "loadlimit", "doshutdown", "offbattery", "mainsback"]
+            [
+                "powerout",
+                "onbattery",
+                "loadlimit",
+                "doshutdown",
+                "offbattery",
+                "mainsback"
+            ]
         );
-        assert!(decisions[0].2.starts_with("the AC adapter reads offline (online=0); the battery says Discharging at"), "{}", decisions[0].2);
-        assert!(decisions[1].2.contains("ONBATTERYDELAY 6 s"), "{}", decisions[1].2);
-        assert!(decisions[2].2.contains("BATTERYDROP 50"), "{}", decisions[2].2);
-        assert!(decisions[3].2.starts_with("after loadlimit: loadlimit: charge"), "{}", decisions[3].2);
+        assert!(
+            decisions[0].2.starts_with(
+                "the AC adapter reads offline (online=0); the battery says Discharging at"
+            ),
+            "{}",
+            decisions[0].2
+        );
+        assert!(
+            decisions[1].2.contains("ONBATTERYDELAY 6 s"),
+            "{}",
+            decisions[1].2
+        );
+        assert!(
+            decisions[2].2.contains("BATTERYDROP 50"),
+            "{}",
+            decisions[2].2
+        );
+        assert!(
+            decisions[3]
+                .2
+                .starts_with("after loadlimit: loadlimit: charge"),
+            "{}",
+            decisions[3].2
+        );
         // Readings: every 10 s on battery, never on mains.
         let readings: Vec<u64> = all
             .iter()
             .filter_map(|(t, e)| matches!(e, Entry::Reading(_)).then_some(*t))
             .collect();
-        assert!(readings.iter().all(|t| (10..150).contains(t)), "{readings:?}");
+        assert!(
+            readings.iter().all(|t| (10..150).contains(t)),
+            "{readings:?}"
+        );
         for pair in readings.windows(2) {
             assert!(pair[1] - pair[0] >= 10, "{readings:?}");
         }

@@ -369,14 +369,17 @@ fn ends_with_newline(file: &File, size: u64) -> bool {
             f.read_exact(&mut last)
         })
         // If it cannot be read, a newline first costs one empty line at most.
-        .map_or(false, |()| last[0] == b'\n')
+        .is_ok_and(|()| last[0] == b'\n')
 }
 
 fn parse_into(path: &Path, bytes: &[u8], start: u64, contents: &mut Contents) {
     let mut text = bytes;
     if start > 0 {
         // The tail of a file beyond the cap starts inside a line.
-        let cut = text.iter().position(|b| *b == b'\n').map_or(text.len(), |p| p + 1);
+        let cut = text
+            .iter()
+            .position(|b| *b == b'\n')
+            .map_or(text.len(), |p| p + 1);
         text = &text[cut..];
     }
     for (index, raw) in text.split(|b| *b == b'\n').enumerate() {
@@ -456,7 +459,9 @@ mod tests {
         assert_eq!(events, ["powerout", "onbattery", "mainsback"]);
         let lines: Vec<_> = contents.damaged.iter().map(|d| d.line).collect();
         assert_eq!(lines, [3, 5, 6], "{:?}", contents.damaged);
-        assert!(contents.damaged[1].to_string().contains("line 5: damaged record skipped (not UTF-8 text)"));
+        assert!(contents.damaged[1]
+            .to_string()
+            .contains("line 5: damaged record skipped (not UTF-8 text)"));
     }
 
     #[test]
@@ -500,7 +505,10 @@ mod tests {
             }
         }
         let size = journal.path().metadata().unwrap().len();
-        assert!(size <= READINGS_UP_TO && size > READINGS_UP_TO - 2000, "{size}");
+        assert!(
+            size <= READINGS_UP_TO && size > READINGS_UP_TO - 2000,
+            "{size}"
+        );
         assert!(matches!(
             journal.append(&record("2026-11-22T02:15:00+01:00", run("doshutdown"))),
             Ok(Appended::Written { .. })

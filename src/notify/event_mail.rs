@@ -176,7 +176,7 @@ pub fn nis_address(scriptdir: &Path) -> Option<(String, u16)> {
     Some((host, conf.nis_port))
 }
 
-/// The UPS status text for a mail body, read within [`NIS_DEADLINE`], and
+/// The UPS status text for a mail body and the journal, read within [`NIS_DEADLINE`], and
 /// only from a NIS server that root runs: port 3551 is unprivileged, and a
 /// squatter's text must not reach root's mail ([`nis::listener`]). The body
 /// then says the status is unavailable.
@@ -186,11 +186,17 @@ pub fn nis_status(scriptdir: &Path, log: &mut Log) -> Option<String> {
         .parse::<std::net::IpAddr>()
         .is_ok_and(|ip| ip.is_loopback() || local_address(ip));
     if local {
-        if let Err(why) =
-            nis::listener::served_by_trusted(port, &crate::trust::Policy::for_caller())
-        {
+        let owners = nis::listener::owners(Path::new("/proc"), port);
+        if owners.is_empty() {
+            // No apcupsd (or laptop-upsd) serving: nothing to warn about.
+            log.info(&format!(
+                "no UPS status (for the mail and the journal): nothing listens on {host}:{port}"
+            ));
+            return None;
+        }
+        if let Err(why) = nis::listener::judge(&owners, port, &crate::trust::Policy::for_caller()) {
             log.warning(&format!(
-                "no UPS status for the mail from {host}:{port}: {why}"
+                "no UPS status (for the mail and the journal) from {host}:{port}: {why}"
             ));
             return None;
         }
@@ -199,7 +205,7 @@ pub fn nis_status(scriptdir: &Path, log: &mut Log) -> Option<String> {
         Ok(text) => Some(text),
         Err(e) => {
             log.info(&format!(
-                "no UPS status for the mail from {host}:{port}: {e}"
+                "no UPS status (for the mail and the journal) from {host}:{port}: {e}"
             ));
             None
         }

@@ -365,7 +365,13 @@ pub fn encode(mail: &Composed) -> String {
 /// A header word: no blanks, no control characters.
 fn one_word(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_whitespace() || c.is_control() { '_' } else { c })
+        .map(|c| {
+            if c.is_whitespace() || c.is_control() {
+                '_'
+            } else {
+                c
+            }
+        })
         .collect()
 }
 
@@ -395,9 +401,10 @@ pub fn decode(text: &str) -> Result<Composed, SpoolFormatError> {
             "Attachment" => {
                 let mut words = value.split(' ');
                 let parsed = match (words.next(), words.next(), words.next(), words.next()) {
-                    (Some(n), Some(t), Some(len), None) => {
-                        len.parse().ok().map(|len| (n.to_string(), t.to_string(), len))
-                    }
+                    (Some(n), Some(t), Some(len), None) => len
+                        .parse()
+                        .ok()
+                        .map(|len| (n.to_string(), t.to_string(), len)),
                     _ => None,
                 };
                 attachments.push(parsed.ok_or(SpoolFormatError::HeaderLine { line: i + 2 })?);
@@ -406,9 +413,13 @@ pub fn decode(text: &str) -> Result<Composed, SpoolFormatError> {
         }
     }
     let event = match (event, report) {
-        (Some(event), _) => Some(event.parse::<Event>().map_err(|_| SpoolFormatError::Event {
-            value: event.to_string(),
-        })?),
+        (Some(event), _) => Some(
+            event
+                .parse::<Event>()
+                .map_err(|_| SpoolFormatError::Event {
+                    value: event.to_string(),
+                })?,
+        ),
         (None, Some(REPORT_OUTAGE)) => None,
         (None, Some(other)) => {
             return Err(SpoolFormatError::Event {
