@@ -714,7 +714,7 @@ pub fn execute_traced(
                 if effects.exists(path) {
                     wall_or_print(effects, settings, text, log)
                 } else {
-                    skipped = Some(format!("{} does not exist: no message", path.display()));
+                    skipped = Some("it does not: nothing said".to_string());
                     StepResult::Done
                 }
             }
@@ -777,7 +777,9 @@ fn step_text(step: &Step, settings: &Settings) -> String {
             )
         }
         Step::Wall(text) => said(text),
-        Step::WallIfExists { text, .. } => said(text),
+        Step::WallIfExists { path, text } => {
+            format!("{} if {} exists", said(text), path.display())
+        }
         Step::Sleep(duration) => format!("wait {} s", duration.as_secs()),
         Step::Command { command, args } => command_text(command, args),
         Step::Shutdown { command, args, .. } => command_text(command, args),

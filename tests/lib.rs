@@ -15,6 +15,7 @@ mod faults;
 mod fidelity;
 mod guard;
 mod hooks;
+mod journal;
 mod killpower;
 mod limits;
 mod mail;

@@ -178,6 +178,11 @@ impl Scene {
         self
     }
 
+    /// JOURNAL_DIR: the scene's own outage journal.
+    pub fn journal_dir(&self) -> PathBuf {
+        self.dir.path().join("journal")
+    }
+
     /// The log file our apccontrol appends to.
     pub fn logfile(&self) -> PathBuf {
         self.dir.path().join("apccontrol.log")
@@ -185,12 +190,13 @@ impl Scene {
 
     fn write_config(&self) {
         let mut text = format!(
-            "WALL={bin}/wall\nSHUTDOWN={bin}/shutdown\nAPCUPSD={bin}/apcupsd\nPWRFAILDIR={pf}\nKILLPOWER_DELAY=0\nLOGFILE={log}\n\
+            "WALL={bin}/wall\nSHUTDOWN={bin}/shutdown\nAPCUPSD={bin}/apcupsd\nPWRFAILDIR={pf}\nKILLPOWER_DELAY=0\nLOGFILE={log}\nJOURNAL_DIR={journal}\n\
              SHUTDOWN_FALLBACK='{bin}/systemctl poweroff:{bin}/poweroff'\n\
              REBOOT_FALLBACK='{bin}/systemctl reboot:{bin}/reboot'\n",
             bin = self.bin.display(),
             pf = self.pwrfail.display(),
-            log = self.logfile().display()
+            log = self.logfile().display(),
+            journal = self.journal_dir().display()
         );
         for line in &self.config_extra {
             text.push_str(line);

@@ -284,7 +284,7 @@ pub fn run() -> Result<(), DemoError> {
                 );
             }
         }
-        effector.journal_step(&effects, &snapshot, now);
+        effector.journal_step(&effects, &snapshot, now, clock.at(t));
         if snapshot.shutdown_started && power_back_at.is_none() {
             power_back_at = Some(t + 120);
         }

@@ -222,7 +222,15 @@ impl<E: Effects> Effector<E> {
     /// battery ([`Sampler`]). Called after the step's effects were carried
     /// out, so it never comes before a shutdown; a failure is logged once
     /// and changes nothing else.
-    pub fn journal_step(&mut self, effects: &[Effect], snapshot: &Snapshot, now: Mono) {
+    /// `at` is when the step began (before its apccontrol runs started),
+    /// unless the effector runs in virtual time.
+    pub fn journal_step(
+        &mut self,
+        effects: &[Effect],
+        snapshot: &Snapshot,
+        now: Mono,
+        at: chrono::DateTime<chrono::FixedOffset>,
+    ) {
         let Some(journal) = self.journal.clone() else {
             return;
         };
@@ -230,9 +238,7 @@ impl<E: Effects> Effector<E> {
         if entries.is_empty() {
             return;
         }
-        let at = self
-            .virtual_time
-            .unwrap_or_else(|| chrono::Local::now().fixed_offset());
+        let at = self.virtual_time.unwrap_or(at);
         for entry in entries {
             let record = Record::new(Writer::LaptopUpsd, &at, self.boot_id.clone(), entry);
             match self.effects.append_journal(&journal, &record) {
@@ -571,6 +577,7 @@ fn serve<E: Effects>(
     let mut coalescer = uevent::Coalescer::default();
     let exit_signal = loop {
         let at = now();
+        let step_began = chrono::Local::now().fixed_offset();
         let reading = source.read();
         let effects = monitor.step(reading, at);
         for effect in &effects {
@@ -581,7 +588,7 @@ fn serve<E: Effects>(
             });
         }
         let snapshot = monitor.snapshot(at);
-        effector.journal_step(&effects, &snapshot, at);
+        effector.journal_step(&effects, &snapshot, at, step_began);
         mains_seen |= snapshot.last_reading.is_some() && !snapshot.on_battery;
         if effects.contains(&Effect::Run(Event::Doshutdown)) {
             let situation = wake::Situation {

@@ -160,34 +160,46 @@ impl Outage {
     pub fn events(&self) -> Vec<EventSteps<'_>> {
         let mut steps: Vec<EventSteps<'_>> = Vec::new();
         for record in &self.records {
-            match &record.entry {
-                Entry::Decision(_) => steps.push(EventSteps {
-                    event: record.event().unwrap_or_default().to_string(),
+            let Some(event) = record.event() else {
+                continue;
+            };
+            let is_run = matches!(record.entry, Entry::Run(_));
+            // The other half of this event: a decision without its run yet,
+            // or (clocks a few ms apart) a run without its decision.
+            let slot = steps.iter_mut().rev().find(|s| {
+                s.event == event
+                    && if is_run {
+                        s.run.is_none() && s.decision.is_some()
+                    } else {
+                        s.decision.is_none()
+                            && s.run.and_then(Record::time).zip(record.time()).is_some_and(
+                                |(run, decided)| {
+                                    (decided - run).num_milliseconds().abs() <= PAIRING_MS
+                                },
+                            )
+                    }
+            });
+            match (slot, is_run) {
+                (Some(slot), true) => slot.run = Some(record),
+                (Some(slot), false) => slot.decision = Some(record),
+                (None, true) => steps.push(EventSteps {
+                    event: event.to_string(),
+                    decision: None,
+                    run: Some(record),
+                }),
+                (None, false) => steps.push(EventSteps {
+                    event: event.to_string(),
                     decision: Some(record),
                     run: None,
                 }),
-                Entry::Run(run) => {
-                    // The decision it answers: the latest one for this event
-                    // without a run yet.
-                    let slot = steps
-                        .iter_mut()
-                        .rev()
-                        .find(|s| s.event == run.event && s.run.is_none() && s.decision.is_some());
-                    match slot {
-                        Some(slot) => slot.run = Some(record),
-                        None => steps.push(EventSteps {
-                            event: run.event.clone(),
-                            decision: None,
-                            run: Some(record),
-                        }),
-                    }
-                }
-                _ => {}
             }
         }
         steps
     }
 }
+
+/// A run recorded at most this long before its decision is paired with it.
+const PAIRING_MS: i64 = 2000;
 
 /// One event of an outage.
 #[derive(Debug, Clone, PartialEq)]
