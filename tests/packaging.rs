@@ -210,6 +210,7 @@ fn control_says_what_it_is_and_the_maintainer_scripts_divert_idempotently() {
     let postinst = script("postinst");
     assert!(postinst.contains("ln -s \"$target\" \"$DPKG_ROOT$link\""));
     assert!(postinst.contains("install -d -m 0700 \"$DPKG_ROOT/var/spool/apccontrol\""));
+    assert!(postinst.contains("install -d -m 0755 \"$DPKG_ROOT/var/lib/apccontrol\""));
     assert!(postinst.contains("deb-systemd-helper enable apccontrol-flush-outbox.timer"));
     assert!(
         !postinst.contains("deb-systemd-helper enable laptop-upsd"),
@@ -416,6 +417,7 @@ impl Root {
         );
         assert_eq!(self.mode("/etc/apcupsd/hooks.d"), 0o755, "{context}");
         assert_eq!(self.mode("/var/spool/apccontrol"), 0o700, "{context}");
+        assert_eq!(self.mode("/var/lib/apccontrol"), 0o755, "{context}");
         assert!(self.path("/usr/sbin/apccontrol").exists(), "{context}");
         assert!(
             fs::symlink_metadata(
@@ -485,6 +487,7 @@ fn dpkg_install_upgrade_remove_purge_round_trip_restores_the_stock_script() {
     );
     assert!(r.stock_at("/etc/apcupsd/apccontrol"));
     assert!(!r.path("/var/spool/apccontrol").exists());
+    assert!(!r.path("/var/lib/apccontrol").exists());
     assert!(r.path("/etc/apcupsd/hooks.d/mine").exists());
     // apcupsd's package still owns its file.
     r.dpkg(&["-V", "apcupsd"]);
