@@ -24,6 +24,11 @@
 //! <body, to the end of the file>
 //! ```
 //!
+//! The post-outage report ([`crate::journal::after`]) has `Report: outage`
+//! instead of `Event`, and one `Attachment: NAME TYPE BYTES` header per
+//! attached file (its chart); the attachments follow the body, in that
+//! order, and the body is what comes before them.
+//!
 //! # Writing: atomic
 //!
 //! A message is written to `.tmp-<name>` (mode 0600), fsynced, hard-linked to
