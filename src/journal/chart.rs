@@ -94,9 +94,10 @@ pub fn svg(outage: &Outage) -> Result<String, ChartError> {
             .build_cartesian_2d(0.0..x_end, 0.0..100.0)
             .map_err(draw_error)?
             .set_secondary_coord(0.0..x_end, 0.0..runtime_top);
+        let format = if span < 10.0 { "%H:%M:%S" } else { "%H:%M" };
         let clock = |m: &f64| {
             let at = start + chrono::Duration::milliseconds((m * 60_000.0) as i64);
-            at.format("%H:%M").to_string()
+            at.format(format).to_string()
         };
         chart
             .configure_mesh()

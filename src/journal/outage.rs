@@ -138,11 +138,22 @@ impl Outage {
         })
     }
 
+    /// Values in time order. apccontrol reads the UPS status at the end of
+    /// its run, so that value is placed at the run's end, not its start.
     fn series(&self, value: impl Fn(&Record) -> Option<f64>) -> Vec<(DateTime<FixedOffset>, f64)> {
-        self.records
+        let mut points: Vec<(DateTime<FixedOffset>, f64)> = self
+            .records
             .iter()
-            .filter_map(|r| Some((r.time()?, value(r).filter(|v| v.is_finite())?)))
-            .collect()
+            .filter_map(|r| {
+                let mut at = r.time()?;
+                if let Entry::Run(run) = &r.entry {
+                    at += chrono::Duration::milliseconds((run.secs.max(0.0) * 1000.0) as i64);
+                }
+                Some((at, value(r).filter(|v| v.is_finite())?))
+            })
+            .collect();
+        points.sort_by_key(|(at, _)| *at);
+        points
     }
 
     /// The lowest charge seen.
