@@ -186,6 +186,23 @@ pub fn nis_status(scriptdir: &Path, log: &mut Log) -> Option<String> {
         .parse::<std::net::IpAddr>()
         .is_ok_and(|ip| ip.is_loopback() || local_address(ip));
     if local {
+        // A refused connection says "nothing listens" in microseconds;
+        // reading /proc/net/tcp for the owner can take milliseconds.
+        if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+            let probe = std::net::TcpStream::connect_timeout(
+                &std::net::SocketAddr::new(ip, port),
+                std::time::Duration::from_millis(500),
+            );
+            if probe
+                .as_ref()
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused)
+            {
+                log.info(&format!(
+                    "no UPS status (for the mail and the journal): nothing listens on {host}:{port}"
+                ));
+                return None;
+            }
+        }
         let owners = nis::listener::owners(Path::new("/proc"), port);
         if owners.is_empty() {
             // No apcupsd (or laptop-upsd) serving: nothing to warn about.
