@@ -702,6 +702,31 @@ fn is_link_at(dir: &OwnedFd, name: &OsStr) -> bool {
     .is_ok_and(|stat| is(&stat, SFlag::S_IFLNK))
 }
 
+/// Whether root could write `path` as [`append`], [`create_flag`] and
+/// [`replace`] do, without writing anything: its directory chain passes
+/// (owned by trusted users, none writable by others unless sticky) and
+/// what stands at its name, if anything, is a regular file of ours with one
+/// name. For `--check`.
+pub fn check_write_target(path: &Path) -> Result<(), TrustError> {
+    let policy = Policy::for_caller();
+    let given = absolute(path)?;
+    let (parent, name) = walk_to_parent(&given, &policy, Dirs::Writes, false)?;
+    let full = parent.path.join(&name);
+    if is_link_at(&parent.fd, &name) {
+        return Err(TrustError::Link { path: full });
+    }
+    match open_at(
+        &parent.fd,
+        &name,
+        OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK,
+        Mode::empty(),
+    ) {
+        Ok(fd) => check_ours(&File::from(fd), &full),
+        Err(Errno::ENOENT) => Ok(()),
+        Err(e) => Err(TrustError::io(&full, e)),
+    }
+}
+
 /// Read at most `cap` bytes of a file we wrote ourselves (the state file):
 /// never through a link, and only if it is a regular file of ours with one
 /// name, so that someone else's file planted at its name is never read,

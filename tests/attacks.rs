@@ -336,3 +336,52 @@ fn uevents_from_a_process_do_not_wake_laptop_upsd() {
     );
     laptop.stop();
 }
+
+/// `--check`, in both programs, names every path the run would refuse and
+/// the component at fault (here: links where root writes its files).
+#[test]
+fn check_names_each_path_a_run_would_refuse() {
+    let scene = Scene::new();
+    let victim = scene.dir.path().join("victim");
+    fs::write(&victim, "x\n").unwrap();
+    let log_link = scene.dir.path().join("apccontrol-link.log");
+    symlink(&victim, &log_link).unwrap();
+    let scene = scene.config(&format!("LOGFILE={}", log_link.display()));
+    let out = command(crate::support::apccontrol_bin())
+        .args(["--check", "--scriptdir"])
+        .arg(&scene.sd)
+        .env("PATH", scene.path_env())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(&format!(
+            "LOGFILE: {} is a symbolic link",
+            log_link.display()
+        )),
+        "{text}"
+    );
+
+    let laptop = Laptop::new("");
+    let events = laptop.path("events");
+    symlink(&victim, &events).unwrap();
+    let out = command(crate::daemon::laptop_upsd_bin())
+        .arg("--check")
+        .arg("-f")
+        .arg(&laptop.conf)
+        .arg("--root")
+        .arg(&laptop.root)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains(&format!(
+            "EVENTSFILE: laptop-upsd will not write it: {} is a symbolic link",
+            events.display()
+        )),
+        "{text}"
+    );
+}
