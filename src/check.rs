@@ -129,6 +129,17 @@ pub fn check(scriptdir: &Path, extra_known: &[&str]) -> Vec<Finding> {
             "the default value is used".to_string(),
         );
     }
+    if let Some(logfile) = &settings.logfile {
+        match crate::trust::check_write_target(logfile) {
+            Ok(()) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => findings.problem(
+                config.path.clone(),
+                format!("LOGFILE: {e}"),
+                "nothing is written to LOGFILE (syslog still gets every line)".to_string(),
+            ),
+        }
+    }
     if settings.hook_timeout.is_none() {
         findings.problem(
             config.path.clone(),

@@ -660,6 +660,7 @@ pub fn execute_traced(
         let level = match &run.outcome {
             hooks::HookOutcome::Ran(crate::process::Outcome::TimedOut { .. })
             | hooks::HookOutcome::NotStarted
+            | hooks::HookOutcome::Refused(_)
             | hooks::HookOutcome::CouldNotStart(_) => Level::Error,
             _ => Level::Info,
         };

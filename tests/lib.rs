@@ -5,6 +5,7 @@
 mod support;
 
 mod apccontrol;
+mod attacks;
 mod batteries;
 mod chain;
 mod daemon;

@@ -509,6 +509,77 @@ fn dpkg_apcupsd_installed_after_us_lands_beside_our_link() {
     assert!(!r.path("/etc/apcupsd/hooks.d").exists());
 }
 
+/// Issue 15: apcupsd purged while our diversion is in place. dpkg leaves
+/// the diverted stock script behind, owned by no package, and our link in
+/// place. Removing us then does not resurrect a purged package's file: it
+/// says so, removes it, and leaves no diversion and no apccontrol behind.
+#[test]
+fn dpkg_purging_apcupsd_under_our_diversion_ends_clean_and_says_so() {
+    let r = Root::new();
+    let apcupsd = r.fake_apcupsd();
+    let ours = r.ours();
+    r.dpkg(&["-i", apcupsd.to_str().unwrap()]);
+    r.dpkg(&["-i", ours.to_str().unwrap()]);
+    r.assert_installed("before purging apcupsd");
+
+    r.dpkg(&["-P", "apcupsd"]);
+    assert_eq!(r.link(), Some(PathBuf::from("/usr/sbin/apccontrol")));
+
+    let out = r.dpkg(&["-r", "apccontrol"]);
+    let said =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("apcupsd is purged, so its stock apccontrol (left at /etc/apcupsd/apccontrol.stock) is removed, not restored"),
+        "{}",
+        dump("remove apccontrol", &out)
+    );
+    assert_eq!(r.link(), None);
+    assert!(fs::symlink_metadata(r.path("/etc/apcupsd/apccontrol")).is_err());
+    assert!(!r.path("/etc/apcupsd/apccontrol.stock").exists());
+    assert!(!r.diversions().contains("apccontrol"), "{}", r.diversions());
+    r.dpkg(&["-P", "apccontrol"]);
+    assert!(!r.diversions().contains("apccontrol"), "{}", r.diversions());
+}
+
+/// Issue 15: a file already at apccontrol.stock when we install (a copy the
+/// admin made, or one left behind) once failed the install in preinst. A
+/// copy of the stock script is dropped; anything else is kept aside, said.
+#[test]
+fn dpkg_an_existing_apccontrol_stock_is_set_aside_not_fatal() {
+    for (content, kept) in [
+        ("#!/bin/sh\necho stock apccontrol\n", false),
+        ("#!/bin/sh\necho my own edited copy\n", true),
+    ] {
+        let r = Root::new();
+        let apcupsd = r.fake_apcupsd();
+        let ours = r.ours();
+        r.dpkg(&["-i", apcupsd.to_str().unwrap()]);
+        fs::write(r.path("/etc/apcupsd/apccontrol.stock"), content).unwrap();
+        r.give_to_nobody();
+        let out = r.dpkg(&["-i", ours.to_str().unwrap()]);
+        let said = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        r.assert_installed("with an apccontrol.stock already there");
+        let aside = r.path("/etc/apcupsd/apccontrol.stock.dpkg-old");
+        if kept {
+            assert!(
+                said.contains("kept it as /etc/apcupsd/apccontrol.stock.dpkg-old"),
+                "{said}"
+            );
+            assert_eq!(fs::read_to_string(&aside).unwrap(), content);
+        } else {
+            assert!(
+                said.contains("was a copy of /etc/apcupsd/apccontrol; removed it"),
+                "{said}"
+            );
+            assert!(!aside.exists());
+        }
+        // And the round trip back still restores apcupsd's script.
+        r.dpkg(&["-r", "apccontrol"]);
+        assert!(r.stock_at("/etc/apcupsd/apccontrol"));
+    }
+}
+
 #[test]
 fn dpkg_maintainer_scripts_run_twice_change_nothing() {
     let r = Root::new();

@@ -447,7 +447,7 @@ pub fn check_is_clean_but_for_ownership(text: &str) -> bool {
                 && !l.ends_with(" found")
                 && !l.ends_with("all is well")
         })
-        .all(|l| l.contains("instead of root"))
+        .all(|l| l.contains("instead of root") || l.contains(", not root"))
 }
 
 /// Our apccontrol binary.

@@ -130,8 +130,21 @@ impl PidLock {
     /// Take the lock or say who holds it.
     pub fn acquire(path: &Path) -> Result<PidLock, DaemonError> {
         // Never through a planted link or into someone else's file: a pid
-        // file in /run is written as root (crate::trust).
-        let file = crate::trust::create_flag(path, 0o644).map_err(|e| DaemonError::PidFile {
+        // file is written as root (crate::trust). What someone planted at
+        // its name (a link, their file, a second hard link) is removed, and
+        // the file made afresh: the daemon must start.
+        let file = match crate::trust::create_flag(path, 0o644) {
+            Ok(file) => Ok(file),
+            Err(_) if planted(path) => {
+                fs::remove_file(path).map_err(|source| DaemonError::PidFile {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                crate::trust::create_flag(path, 0o644)
+            }
+            Err(e) => Err(e),
+        }
+        .map_err(|e| DaemonError::PidFile {
             path: path.to_path_buf(),
             source: std::io::Error::other(e),
         })?;
@@ -163,6 +176,19 @@ impl PidLock {
             _lock: lock,
         })
     }
+}
+
+/// Whether something other than our own pid file stands at `path`: a
+/// symlink, someone else's file, or a file with a second hard link.
+fn planted(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    fs::symlink_metadata(path).is_ok_and(|meta| {
+        !meta.is_dir()
+            && (meta.file_type().is_symlink()
+                || meta.uid() != nix::unistd::geteuid().as_raw()
+                || meta.nlink() > 1
+                || !meta.is_file())
+    })
 }
 
 impl Drop for PidLock {
@@ -379,8 +405,10 @@ fn start_monitor(
     let thresholds = Thresholds::from_conf(conf);
     // Bytes, not a string: a state file that is not UTF-8 is corrupt, and
     // says so below, rather than silently ignored.
-    match fs::read(&conf.state_file) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Monitor::new(thresholds, now), None),
+    // Only a file of ours, never through a link (crate::trust): someone
+    // else's file planted at its name must not be read, nor quoted below.
+    match crate::trust::read_own(&conf.state_file, 64 * 1024) {
+        Ok(None) => (Monitor::new(thresholds, now), None),
         Err(e) => {
             log.warning(&format!(
                 "cannot read the state file {}: {e}; starting fresh",
@@ -388,7 +416,7 @@ fn start_monitor(
             ));
             (Monitor::new(thresholds, now), None)
         }
-        Ok(bytes) => match OutageState::parse(&String::from_utf8_lossy(&bytes)) {
+        Ok(Some(bytes)) => match OutageState::parse(&String::from_utf8_lossy(&bytes)) {
             Ok(state) => {
                 let here = crate::power::restore::Here {
                     now,
