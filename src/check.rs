@@ -271,14 +271,14 @@ fn check_journal(settings: &Settings, findings: &mut Findings) {
         Ok(_) => {
             let journal = crate::journal::Journal::new(dir);
             for file in [journal.path(), journal.previous_path()] {
-                match std::fs::symlink_metadata(&file) {
-                    Ok(meta) if !meta.file_type().is_file() => findings.problem(
+                match crate::trust::check_write_target(&file) {
+                    Ok(()) => {}
+                    Err(e) if e.is_not_found() => {}
+                    Err(e) => findings.problem(
                         file.clone(),
-                        "is not a regular file (a link, FIFO or directory): the journal refuses it; \
-                         remove it",
+                        format!("the outage journal: {e}"),
                         "no journal record is written; the events themselves go on".to_string(),
                     ),
-                    _ => {}
                 }
             }
         }
@@ -831,7 +831,7 @@ mod tests {
         std::os::unix::fs::symlink("/etc/passwd", journal.join("journal.jsonl")).unwrap();
         let found = run(&dir_text);
         assert_eq!(found.len(), 1);
-        assert!(found[0].message.contains("not a regular file"), "{found:?}");
+        assert!(found[0].message.contains("symbolic link"), "{found:?}");
     }
 
     #[test]
