@@ -23,7 +23,7 @@ shutdown, apcupsd --killpower) unless a hook exits 99.",
     override_usage = "apccontrol [OPTIONS] EVENT [UPSNAME [CONNECTED [POWERED]]]\n       \
 apccontrol [--scriptdir DIR] --test EVENT [UPSNAME]\n       \
 apccontrol [--scriptdir DIR] --check | --flush-outbox | --test-mail\n       \
-apccontrol [--scriptdir DIR] --report [--last | --all] [--svg FILE]",
+apccontrol [--scriptdir DIR] --report [--last|--all] [--svg FILE]",
     after_help = "EVENT is one of: annoyme battattach battdetach changeme commfailure commok \
 doreboot doshutdown emergency endselftest failing killpower loadlimit mainsback offbattery \
 onbattery powerout remotedown runlimit startselftest timeout. Options go before EVENT: from \
