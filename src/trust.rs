@@ -556,10 +556,17 @@ fn step(
     Ok(())
 }
 
-/// Open an executable or a file to be sourced, checking the whole way to it
-/// (see the module doc). The file itself must be a regular file owned by a
-/// trusted user and not writable by group or others.
-pub fn open_trusted(path: &Path, policy: &Policy) -> Result<Trusted, TrustError> {
+/// What a strict walk reached: the object at the end of `path`, every link
+/// followed, held open (`O_PATH`) with its `fstat`.
+struct Reached {
+    fd: OwnedFd,
+    stat: FileStat,
+    given: PathBuf,
+    resolved: PathBuf,
+}
+
+/// Walk `path` strictly (see the module doc) and open what it ends in.
+fn reach(path: &Path, policy: &Policy) -> Result<Reached, TrustError> {
     let given = absolute(path)?;
     let (parent, name) = walk_to_parent(&given, policy, Dirs::Strict, true)?;
     let resolved = parent.path.join(&name);
@@ -571,6 +578,24 @@ pub fn open_trusted(path: &Path, policy: &Policy) -> Result<Trusted, TrustError>
     )
     .map_err(|e| TrustError::io(&resolved, e))?;
     let stat = fstat(fd.as_raw_fd()).map_err(|e| TrustError::io(&resolved, e))?;
+    Ok(Reached {
+        fd,
+        stat,
+        given,
+        resolved,
+    })
+}
+
+/// Open an executable or a file to be sourced, checking the whole way to it
+/// (see the module doc). The file itself must be a regular file owned by a
+/// trusted user and not writable by group or others.
+pub fn open_trusted(path: &Path, policy: &Policy) -> Result<Trusted, TrustError> {
+    let Reached {
+        fd,
+        stat,
+        given,
+        resolved,
+    } = reach(path, policy)?;
     if !is(&stat, SFlag::S_IFREG) {
         return Err(TrustError::NotRegular {
             path: resolved,
@@ -612,25 +637,15 @@ pub fn open_trusted(path: &Path, policy: &Policy) -> Result<Trusted, TrustError>
 /// to it, owned by a trusted user and writable by nobody else. Returns its
 /// resolved path.
 pub fn check_dir(path: &Path, policy: &Policy) -> Result<PathBuf, TrustError> {
-    let given = absolute(path)?;
-    let (parent, name) = walk_to_parent(&given, policy, Dirs::Strict, true)?;
-    let resolved = parent.path.join(&name);
-    let fd = open_at(
-        &parent.fd,
-        &name,
-        OFlag::O_PATH | OFlag::O_NOFOLLOW,
-        Mode::empty(),
-    )
-    .map_err(|e| TrustError::io(&resolved, e))?;
-    let stat = fstat(fd.as_raw_fd()).map_err(|e| TrustError::io(&resolved, e))?;
-    if !is(&stat, SFlag::S_IFDIR) {
+    let reached = reach(path, policy)?;
+    if !is(&reached.stat, SFlag::S_IFDIR) {
         return Err(TrustError::NotRegular {
-            path: resolved,
-            kind: kind_of(&stat),
+            path: reached.resolved,
+            kind: kind_of(&reached.stat),
         });
     }
-    check_dir_stat(&stat, &resolved, policy, &given)?;
-    Ok(resolved)
+    check_dir_stat(&reached.stat, &reached.resolved, policy, &reached.given)?;
+    Ok(reached.resolved)
 }
 
 fn check_dir_stat(

@@ -120,6 +120,34 @@ fn swapping_dir(
     (theirs, attacker)
 }
 
+/// Run `powerout` [`ROUNDS`] times while the attacker swaps: neither its
+/// file nor the admin's (reached through its directory) may ever run, and
+/// whenever the name exists mid-swap, `said` of the run shows `refusal`.
+fn survive_rounds(
+    scene: &Scene,
+    evil: &Path,
+    good: &Path,
+    refusal: &str,
+    said: impl Fn(&crate::support::Run) -> String,
+) {
+    let mut refused = 0;
+    for round in 0..ROUNDS {
+        let run = scene.run(&["powerout", "ups", "1", "1"]);
+        assert!(
+            !evil.exists(),
+            "round {round}: nobody's file ran or was sourced as root\n{}",
+            run.dump()
+        );
+        assert!(
+            !good.exists(),
+            "round {round}: a file reached through nobody's directory was used\n{}",
+            run.dump()
+        );
+        refused += usize::from(said(&run).contains(refusal));
+    }
+    assert!(refused > 0, "no round said `{refusal}`");
+}
+
 #[test]
 fn a_hooks_d_link_into_a_directory_nobody_owns_never_runs_their_file() {
     if !as_root() {
@@ -135,24 +163,7 @@ fn a_hooks_d_link_into_a_directory_nobody_owns_never_runs_their_file() {
     chmod(&hd, 0o755);
     symlink(theirs.join("hook"), hd.join("50-hook")).unwrap();
     let refusal = format!("{} is owned by uid 65534, not root", theirs.display());
-    let mut refused = 0;
-    for round in 0..ROUNDS {
-        let run = scene.run(&["powerout", "ups", "1", "1"]);
-        assert!(
-            !evil.exists(),
-            "round {round}: nobody's file ran as root\n{}",
-            run.dump()
-        );
-        assert!(
-            !good.exists(),
-            "round {round}: a hook reached through nobody's directory ran\n{}",
-            run.dump()
-        );
-        // Mid-swap the name may not exist at all; whenever it does, the
-        // refusal names the directory at fault.
-        refused += usize::from(run.log.contains(&refusal));
-    }
-    assert!(refused > 0, "no round logged `{refusal}`");
+    survive_rounds(&scene, &evil, &good, &refusal, |run| run.log.clone());
 }
 
 #[test]
@@ -169,21 +180,9 @@ fn a_config_link_into_a_directory_nobody_owns_is_never_sourced() {
     fs::remove_file(scene.sd.join("config")).unwrap();
     symlink(theirs.join("config"), scene.sd.join("config")).unwrap();
     let refusal = format!("{} is owned by uid 65534, not root", theirs.display());
-    let mut refused = 0;
-    for round in 0..ROUNDS {
-        let run = scene.run(&["powerout", "ups", "1", "1"]);
-        assert!(
-            !evil.exists(),
-            "round {round}: nobody's config was sourced by root\n{}",
-            run.dump()
-        );
-        assert!(
-            !good.exists(),
-            "round {round}: a config reached through nobody's directory was sourced"
-        );
-        refused += usize::from(String::from_utf8_lossy(&run.stderr).contains(&refusal));
-    }
-    assert!(refused > 0, "no round said `{refusal}`");
+    survive_rounds(&scene, &evil, &good, &refusal, |run| {
+        String::from_utf8_lossy(&run.stderr).into_owned()
+    });
 }
 
 /// A group-writable SCRIPTDIR: its group (here nogroup) could replace

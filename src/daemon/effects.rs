@@ -271,6 +271,25 @@ impl DryRun {
         })
     }
 
+    /// A file step: done for real inside the scratch directory, noted always.
+    fn file_step(
+        &mut self,
+        step: FileStep,
+        path: &Path,
+        live: impl FnOnce(&mut Live) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let done = self.inside_scratch(path);
+        if done {
+            live(&mut Live)?;
+        }
+        self.note(Note::File {
+            step,
+            path: path.to_path_buf(),
+            done,
+        });
+        Ok(())
+    }
+
     fn note(&mut self, note: Note) {
         if self.echo {
             println!("{note}");
@@ -325,42 +344,19 @@ impl Effects for DryRun {
     }
 
     fn write_file(&mut self, path: &Path, contents: &[u8]) -> io::Result<()> {
-        let done = self.inside_scratch(path);
-        if done {
-            Live.write_file(path, contents)?;
-        }
-        self.note(Note::File {
-            step: FileStep::Write,
-            path: path.to_path_buf(),
-            done,
-        });
-        Ok(())
+        self.file_step(FileStep::Write, path, |live| {
+            live.write_file(path, contents)
+        })
     }
 
     fn replace_file(&mut self, path: &Path, contents: &[u8]) -> io::Result<()> {
-        let done = self.inside_scratch(path);
-        if done {
-            Live.replace_file(path, contents)?;
-        }
-        self.note(Note::File {
-            step: FileStep::Replace,
-            path: path.to_path_buf(),
-            done,
-        });
-        Ok(())
+        self.file_step(FileStep::Replace, path, |live| {
+            live.replace_file(path, contents)
+        })
     }
 
     fn remove_file(&mut self, path: &Path) -> io::Result<()> {
-        let done = self.inside_scratch(path);
-        if done {
-            Live.remove_file(path)?;
-        }
-        self.note(Note::File {
-            step: FileStep::Remove,
-            path: path.to_path_buf(),
-            done,
-        });
-        Ok(())
+        self.file_step(FileStep::Remove, path, |live| live.remove_file(path))
     }
 
     fn append_event_line(&mut self, events: &EventsFile, line: &str) -> io::Result<()> {
