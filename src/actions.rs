@@ -18,6 +18,7 @@ use crate::config::script_config::{self, CommandLine, ConfigShell, Found, ShellS
 use crate::hooks::HookOutcome;
 use crate::plan::{show_arg, PlannedHook};
 use crate::process::{self, Context, Input, Spec};
+use crate::trust;
 
 /// How long `wall` may take before we give up on it and print instead.
 /// doshutdown walls *before* its shutdown command, so a hung wall delays the
@@ -244,7 +245,23 @@ impl Effects for Live {
             let left = deadline.saturating_duration_since(Instant::now()).as_secs();
             env.push(("APCCONTROL_TIME_LEFT".into(), left.to_string().into()));
         }
-        let spec = Spec::new(&planned.hook.path)
+        // Opened once more, through the whole trust walk, and run from the
+        // descriptor that walk checked: nothing swapped in since `find` runs.
+        let checked = match trust::open_trusted(
+            &planned.hook.path,
+            &script_config::Judge::for_this_process().policy(),
+        ) {
+            Ok(checked) => checked,
+            Err(e) => {
+                return HookRun {
+                    outcome: HookOutcome::Refused(e.to_string()),
+                    output: Vec::new(),
+                    elapsed: Duration::ZERO,
+                    left_running: false,
+                }
+            }
+        };
+        let spec = Spec::trusted(&checked)
             .args(&planned.args)
             .within(&self.context)
             .env_clear_and_set(env.clone())
@@ -254,7 +271,7 @@ impl Effects for Live {
             // No `#!` line: the stock script's shell would run it with sh.
             Err(e) if e.is_not_a_binary() => {
                 let via_sh = Spec::new(script_config::SHELL)
-                    .arg(&planned.hook.path)
+                    .arg(checked.path())
                     .args(&planned.args)
                     .within(&self.context)
                     .env_clear_and_set(env)
@@ -515,6 +532,7 @@ impl Effects for Rehearsal {
         self.failed |= matches!(
             run.outcome,
             HookOutcome::CouldNotStart(_)
+                | HookOutcome::Refused(_)
                 | HookOutcome::NotStarted
                 | HookOutcome::Ran(process::Outcome::TimedOut { .. })
         );

@@ -129,6 +129,17 @@ pub fn check(scriptdir: &Path, extra_known: &[&str]) -> Vec<Finding> {
             "the default value is used".to_string(),
         );
     }
+    if let Some(logfile) = &settings.logfile {
+        match crate::trust::check_write_target(logfile) {
+            Ok(()) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => findings.problem(
+                config.path.clone(),
+                format!("LOGFILE: {e}"),
+                "nothing is written to LOGFILE (syslog still gets every line)".to_string(),
+            ),
+        }
+    }
     if settings.hook_timeout.is_none() {
         findings.problem(
             config.path.clone(),
@@ -150,6 +161,7 @@ pub fn check(scriptdir: &Path, extra_known: &[&str]) -> Vec<Finding> {
             "no mail is sent; the event itself goes on".to_string(),
         ),
     }
+    check_journal(&settings, &mut findings);
     let path_var = config.vars.get("PATH").cloned();
     check_commands(&settings, path_var.as_deref(), &config, &mut findings);
     let mail_command = mail_command_missing(&settings.apcupsd_mail, path_var.as_deref());
@@ -231,6 +243,48 @@ fn check_config(config: &ScriptConfig, findings: &mut Findings) {
 }
 
 /// What a missing command means at run time.
+/// JOURNAL_DIR: a directory (created by the first event when missing)
+/// whose journal files are regular files, never links.
+fn check_journal(settings: &Settings, findings: &mut Findings) {
+    let Some(dir) = &settings.journal_dir else {
+        findings.note(
+            None,
+            "JOURNAL_DIR is empty: no outage journal is kept, so `apccontrol --report` has \
+             nothing to show and no post-outage mail is sent",
+        );
+        return;
+    };
+    match std::fs::symlink_metadata(dir) {
+        Err(_) => {}
+        Ok(meta) if !std::fs::metadata(dir).is_ok_and(|m| m.is_dir()) => findings.problem(
+            dir.clone(),
+            format!(
+                "JOURNAL_DIR is {}, not a directory; remove it or set JOURNAL_DIR elsewhere",
+                if meta.file_type().is_symlink() {
+                    "a dangling symbolic link"
+                } else {
+                    "a file"
+                }
+            ),
+            "no journal record is written; the events themselves go on".to_string(),
+        ),
+        Ok(_) => {
+            let journal = crate::journal::Journal::new(dir);
+            for file in [journal.path(), journal.previous_path()] {
+                match crate::trust::check_write_target(&file) {
+                    Ok(()) => {}
+                    Err(e) if e.is_not_found() => {}
+                    Err(e) => findings.problem(
+                        file.clone(),
+                        format!("the outage journal: {e}"),
+                        "no journal record is written; the events themselves go on".to_string(),
+                    ),
+                }
+            }
+        }
+    }
+}
+
 fn consequence_of_missing(variable: &str, settings: &Settings) -> String {
     match variable {
         "WALL" => "no message is broadcast; apccontrol writes it to stdout (lost under apcupsd) \
@@ -746,6 +800,38 @@ mod tests {
         fs::write(&path, text).unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
         path
+    }
+
+    #[test]
+    fn the_journal_directory_and_files_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = dir.path().join("journal");
+        let settings = |value: &str| {
+            let vars = [("JOURNAL_DIR".to_string(), value.to_string())].into();
+            Settings::from_vars(&vars, dir.path()).0
+        };
+        let run = |value: &str| {
+            let mut findings = Findings::default();
+            check_journal(&settings(value), &mut findings);
+            findings.0
+        };
+        let dir_text = journal.display().to_string();
+        assert!(
+            run(&dir_text).is_empty(),
+            "missing: created by the first event"
+        );
+        let off = run("");
+        assert_eq!(off[0].severity, Severity::Note);
+        fs::write(&journal, "").unwrap();
+        assert!(run(&dir_text)[0]
+            .message
+            .contains("a file, not a directory"));
+        fs::remove_file(&journal).unwrap();
+        fs::create_dir(&journal).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", journal.join("journal.jsonl")).unwrap();
+        let found = run(&dir_text);
+        assert_eq!(found.len(), 1);
+        assert!(found[0].message.contains("symbolic link"), "{found:?}");
     }
 
     #[test]

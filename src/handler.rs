@@ -17,6 +17,7 @@ use crate::config::script_config::{
 };
 use crate::config::Settings;
 use crate::hooks;
+use crate::journal::record::{self as journal_record, Action, HookRecord};
 use crate::log::{Level, Log};
 use crate::notify::{self, event_mail::EventMail};
 use crate::plan::{self, show_arg, EventName, Invocation, Plan, Step};
@@ -103,6 +104,10 @@ pub fn program_name(argv0: &OsStr) -> String {
 /// Run one event: for real, as a dry run or as a test ([`Mode`]). Returns
 /// the exit status.
 pub fn handle(request: &Request) -> i32 {
+    let started = (
+        chrono::Local::now().fixed_offset(),
+        std::time::Instant::now(),
+    );
     let mode = request.mode;
     let mut log = match mode {
         // A dry run writes nothing to syslog or LOGFILE: its lines would
@@ -256,17 +261,116 @@ pub fn handle(request: &Request) -> i32 {
         Mode::Live => {
             // Mail is queued before the hooks and delivered after the default
             // action: never in front of a shutdown (see `notify`).
+            let status_text = match &mail {
+                Some(mail) if mail.wants_status() => {
+                    notify::event_mail::nis_status(&settings.scriptdir, &mut log)
+                }
+                _ => None,
+            };
             if let Some(mail) = &mail {
-                mail.queue(&settings.scriptdir, &mut log);
+                mail.queue_with_status(status_text.as_deref(), &mut log);
             }
             let mut live = Live::new(context, shell);
-            let status = execute(&plan, &settings, &env, &mut live, &mut log);
+            let mut trace = Trace::default();
+            let status = execute_traced(&plan, &settings, &env, &mut live, &mut log, &mut trace);
             live.finish();
+            // After the default action: the shutdown, if any, is under way.
+            if let (EventName::Known(event), Some(dir)) = (&invocation.event, &settings.journal_dir)
+            {
+                let journal = crate::journal::Journal::new(dir);
+                let run = RunFacts {
+                    event: *event,
+                    ups: invocation.args_text()[0].clone(),
+                    started,
+                    exit: status,
+                    status_text,
+                };
+                journal_run(&journal, &settings, run, trace, &mut log);
+                if *event == crate::Event::Mainsback {
+                    let mail_settings = notify::event_mail::settings_from(&vars, &mut log);
+                    let here = crate::journal::after::Here::now();
+                    let closings = crate::journal::after::at_mainsback(
+                        &journal,
+                        &here,
+                        mail_settings.as_ref(),
+                        &mut log,
+                    );
+                    // The event's own mail, if any, flushes the whole outbox
+                    // below; otherwise the report is delivered here.
+                    if !closings.queued.is_empty() && mail.is_none() {
+                        if let Some(settings) = &mail_settings {
+                            let report = notify::deliver(
+                                settings,
+                                crate::deadline::after(notify::event_mail::DELIVERY_DEADLINE),
+                            );
+                            log.info(&format!("mail: {}", report.summary()));
+                        }
+                    }
+                }
+            }
             if let Some(mail) = &mail {
                 mail.deliver(&mut log);
             }
             status
         }
+    }
+}
+
+/// The facts of one live run that the journal keeps besides its trace.
+struct RunFacts {
+    event: crate::Event,
+    ups: String,
+    /// When it started (wall clock, and for the duration).
+    started: (chrono::DateTime<chrono::FixedOffset>, std::time::Instant),
+    exit: i32,
+    /// The NIS status text, if the mail read it already.
+    status_text: Option<String>,
+}
+
+/// Append the run's record to the journal. The UPS status is read now if
+/// the mail did not read it (never for an event that stops the machine).
+/// A failure is logged and changes nothing else.
+fn journal_run(
+    journal: &crate::journal::Journal,
+    settings: &Settings,
+    run: RunFacts,
+    trace: Trace,
+    log: &mut Log,
+) {
+    let status_text = match run.status_text {
+        Some(text) => Some(text),
+        None if !run.event.stops_machine() => {
+            notify::event_mail::nis_status(&settings.scriptdir, log)
+        }
+        None => None,
+    };
+    let entry = crate::journal::Entry::Run(journal_record::Run {
+        event: run.event.name().to_string(),
+        ups: run.ups,
+        status: status_text
+            .as_deref()
+            .map(journal_record::Status::from_nis_text),
+        hooks: trace.hooks,
+        hooks_dropped: 0,
+        vetoed_by: trace.vetoed_by.map(|p| p.display().to_string()),
+        actions: trace.actions,
+        exit: run.exit,
+        secs: journal_record::round(run.started.1.elapsed().as_secs_f64(), 3),
+    });
+    let record = crate::journal::Record::new(
+        crate::journal::Writer::Apccontrol,
+        &run.started.0,
+        crate::daemon::clock::boot_id(),
+        entry,
+    );
+    match journal.append(&record) {
+        Ok(crate::journal::Appended::Written { .. }) => {}
+        Ok(crate::journal::Appended::Dropped { bound }) => log.warning(&format!(
+            "outage journal {}: at its bound of {bound} bytes for this outage; `{}` is not recorded",
+            journal.path().display(),
+            run.event
+        )),
+        Err(e) => log.warning(&format!("outage journal: `{}` is not recorded: {e}", run.event)),
     }
 }
 
@@ -342,6 +446,21 @@ pub fn flush_outbox(request: &Request) -> i32 {
             return 1;
         }
     };
+    // At boot (and every 15 minutes): close the outage the machine went
+    // down in, queueing its report, before the flush sends it.
+    if let Some(journal) = journal_of(&scriptdir, &vars) {
+        let here = crate::journal::after::Here::now();
+        let closings = crate::journal::after::close_outages(
+            &journal,
+            crate::journal::Writer::Apccontrol,
+            &here,
+            settings.as_ref(),
+            &mut log,
+        );
+        for line in &closings.closed {
+            println!("outage journal: {line}");
+        }
+    }
     let Some(settings) = settings else {
         let dir = vars
             .get("OUTBOX_DIR")
@@ -368,6 +487,74 @@ pub fn flush_outbox(request: &Request) -> i32 {
     } else {
         1
     }
+}
+
+/// What `--report` was asked for.
+#[derive(Debug, Clone, Default)]
+pub struct ReportOptions {
+    /// Every outage, not only the last.
+    pub all: bool,
+    /// Write the last outage's chart here.
+    pub svg: Option<PathBuf>,
+}
+
+/// The journal JOURNAL_DIR names (from the config's declarations), if any.
+fn journal_of(
+    scriptdir: &Path,
+    vars: &BTreeMap<String, String>,
+) -> Option<crate::journal::Journal> {
+    let (settings, _) = Settings::from_vars(vars, scriptdir);
+    settings.journal_dir.map(crate::journal::Journal::new)
+}
+
+/// `apccontrol --report`: the last outage (or all) from the journal, and
+/// its chart with `--svg`. Exit 0 when there is none yet; 1 when the
+/// journal cannot be read or the chart cannot be written.
+pub fn report(request: &Request, options: &ReportOptions) -> i32 {
+    let mut log = Log::silent("apccontrol");
+    log.echo_to_stderr(Level::Warning);
+    let (scriptdir, vars) = load_vars(request, &mut log);
+    let Some(journal) = journal_of(&scriptdir, &vars) else {
+        println!(
+            "no outage recorded: the journal is off (JOURNAL_DIR is empty in {})",
+            scriptdir.join("config").display()
+        );
+        return 0;
+    };
+    let contents = journal.read();
+    for damaged in &contents.damaged {
+        eprintln!("apccontrol: warning: {damaged}");
+    }
+    for why in &contents.unreadable {
+        eprintln!("apccontrol: cannot read the journal: {why}");
+    }
+    let outages = crate::journal::outages(&contents.records);
+    let Some(last) = outages.last() else {
+        println!("no outage recorded in {} yet", journal.path().display());
+        return if contents.unreadable.is_empty() { 0 } else { 1 };
+    };
+    print!("{}", crate::journal::report::report(&outages, options.all));
+    let mut status = if contents.unreadable.is_empty() { 0 } else { 1 };
+    if let Some(path) = &options.svg {
+        let written = crate::journal::chart::svg(last)
+            .map_err(|e| e.to_string())
+            .and_then(|svg| std::fs::write(path, svg).map_err(|e| e.to_string()));
+        match written {
+            Ok(()) => println!(
+                "\nChart of the outage of {} written to {}",
+                last.id(),
+                path.display()
+            ),
+            Err(e) => {
+                eprintln!(
+                    "apccontrol: cannot write the chart to {}: {e}",
+                    path.display()
+                );
+                status = 1;
+            }
+        }
+    }
+    status
 }
 
 /// `apccontrol --test-mail`: send a test message now and say what happened.
@@ -421,6 +608,17 @@ pub fn hook_environment(context: &Context, event: &str) -> Vec<(OsString, OsStri
     env
 }
 
+/// What a run did, step by step, for the journal.
+#[derive(Debug, Default)]
+pub struct Trace {
+    /// Each hook and how it ended.
+    pub hooks: Vec<HookRecord>,
+    /// The hook that vetoed the default action.
+    pub vetoed_by: Option<PathBuf>,
+    /// Each step of the default action and its result.
+    pub actions: Vec<Action>,
+}
+
 /// Run a plan: hooks under one deadline, then the default action unless
 /// vetoed. Returns the exit status.
 pub fn execute(
@@ -429,6 +627,18 @@ pub fn execute(
     env: &[(OsString, OsString)],
     effects: &mut dyn Effects,
     log: &mut Log,
+) -> i32 {
+    execute_traced(plan, settings, env, effects, log, &mut Trace::default())
+}
+
+/// [`execute`], noting every hook and step in `trace`.
+pub fn execute_traced(
+    plan: &Plan,
+    settings: &Settings,
+    env: &[(OsString, OsString)],
+    effects: &mut dyn Effects,
+    log: &mut Log,
+    trace: &mut Trace,
 ) -> i32 {
     let event = plan.invocation.event.as_str();
     for skipped in &plan.skipped {
@@ -450,6 +660,7 @@ pub fn execute(
         let level = match &run.outcome {
             hooks::HookOutcome::Ran(crate::process::Outcome::TimedOut { .. })
             | hooks::HookOutcome::NotStarted
+            | hooks::HookOutcome::Refused(_)
             | hooks::HookOutcome::CouldNotStart(_) => Level::Error,
             _ => Level::Info,
         };
@@ -477,11 +688,17 @@ pub fn execute(
                 "hook {name} left a process running; what it prints from now on goes to syslog"
             ));
         }
+        trace.hooks.push(HookRecord::new(
+            &planned.hook.path,
+            &run.outcome,
+            run.elapsed.as_secs_f64(),
+        ));
         if run.outcome.is_veto() && veto.is_none() {
             veto = Some(&planned.hook.path);
         }
     }
     if let Some(by) = veto {
+        trace.vetoed_by = Some(by.to_path_buf());
         log.notice(&format!(
             "default action of `{event}` vetoed by {} (exit 99)",
             by.display()
@@ -491,12 +708,14 @@ pub fn execute(
 
     let mut status = 0;
     for step in &plan.default_action {
+        let mut skipped = None;
         let result = match step {
             Step::Wall(text) => wall_or_print(effects, settings, text, log),
             Step::WallIfExists { path, text } => {
                 if effects.exists(path) {
                     wall_or_print(effects, settings, text, log)
                 } else {
+                    skipped = Some("it does not: nothing said".to_string());
                     StepResult::Done
                 }
             }
@@ -518,6 +737,14 @@ pub fn execute(
                 StepResult::Done
             }
         };
+        trace.actions.push(Action {
+            step: step_text(step, settings),
+            ok: matches!(result, StepResult::Done),
+            detail: match &result {
+                StepResult::Done => skipped,
+                StepResult::Failed { message, .. } => Some(message.clone()),
+            },
+        });
         if let StepResult::Failed {
             status: failed,
             message,
@@ -534,6 +761,31 @@ pub fn execute(
     }
     log.info(&format!("`{event}` done, exit status {status}"));
     status
+}
+
+/// A default action's step in words, for the journal.
+fn step_text(step: &Step, settings: &Settings) -> String {
+    let said = |text: &[u8]| {
+        let text = String::from_utf8_lossy(text);
+        format!("wall \"{}\"", text.trim_end())
+    };
+    match step {
+        Step::Wall(text) if settings.wall.is_empty() || settings.wall.is_noop() => {
+            format!(
+                "{} (WALL is `{}`: not broadcast)",
+                said(text),
+                settings.wall.display()
+            )
+        }
+        Step::Wall(text) => said(text),
+        Step::WallIfExists { path, text } => {
+            format!("{} if {} exists", said(text), path.display())
+        }
+        Step::Sleep(duration) => format!("wait {} s", duration.as_secs()),
+        Step::Command { command, args } => command_text(command, args),
+        Step::Shutdown { command, args, .. } => command_text(command, args),
+        Step::Usage(_) => "print the usage text".to_string(),
+    }
 }
 
 fn command_text(command: &CommandLine, args: &[OsString]) -> String {

@@ -9,9 +9,11 @@
 //!    `^[A-Za-z0-9_-]+$` (run-parts' rule), in C-locale byte order, that is a
 //!    regular executable file. These get `EVENT UPSNAME CONNECTED POWERED`.
 //!
-//! Running as root ([`Judge::AsRoot`]), a hook or `hooks.d/` that is
-//! writable by group or others, or not owned by root, is refused, and a file
-//! is executable when any execute bit is set, as root's `access(2)` says.
+//! Running as root ([`Judge::AsRoot`]), a hook or `hooks.d/` that root
+//! alone could not have put there is refused: the file, and every directory
+//! and symlink target on the way to it, must be owned by root and writable
+//! by nobody else ([`crate::trust`]). A file is executable when any execute
+//! bit is set, as root's `access(2)` says.
 //! `--check` judges as root whoever runs it. Every file passed over is
 //! reported as a [`Skipped`] with its reason, so it can be logged.
 //!
@@ -23,12 +25,11 @@ use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use std::os::unix::fs::PermissionsExt;
-
 use nix::unistd::{access, AccessFlags};
 
-use crate::config::script_config::{unsafe_ownership, Judge};
+use crate::config::script_config::Judge;
 use crate::process::{Outcome, SpawnError};
+use crate::trust::{self, TrustError};
 
 /// The exit status with which a hook vetoes the default action.
 pub const VETO_STATUS: i32 = 99;
@@ -62,7 +63,8 @@ pub enum SkipReason {
     DanglingSymlink,
     /// Its name does not match `^[A-Za-z0-9_-]+$` (hooks.d only).
     BadName,
-    /// Unsafe ownership or mode while running as root.
+    /// It, or a directory or link on the way to it, could be changed by
+    /// someone the judge does not trust ([`crate::trust`]).
     Unsafe(String),
     /// It could not be examined.
     Unreadable(String),
@@ -77,7 +79,7 @@ impl fmt::Display for SkipReason {
             SkipReason::BadName => f.write_str(
                 "name does not match ^[A-Za-z0-9_-]+$ (like run-parts, names with dots are ignored)",
             ),
-            SkipReason::Unsafe(why) => write!(f, "refused: {why} (chown root and chmod go-w it)"),
+            SkipReason::Unsafe(why) => write!(f, "refused: {why}"),
             SkipReason::Unreadable(why) => write!(f, "cannot be examined: {why}"),
         }
     }
@@ -144,14 +146,12 @@ pub fn find(scriptdir: &Path, event_name: &str, judge: Judge) -> Found {
         });
         return found;
     }
-    if judge.refuses_unsafe() {
-        if let Some(why) = unsafe_ownership(&dir_meta) {
-            found.skipped.push(Skipped {
-                path: dir,
-                reason: SkipReason::Unsafe(why),
-            });
-            return found;
-        }
+    if let Err(e) = trust::check_dir(&dir, &judge.policy()) {
+        found.skipped.push(Skipped {
+            path: dir,
+            reason: SkipReason::Unsafe(e.to_string()),
+        });
+        return found;
     }
     let entries = match fs::read_dir(&dir) {
         Ok(entries) => entries,
@@ -188,25 +188,23 @@ pub fn find(scriptdir: &Path, event_name: &str, judge: Judge) -> Found {
     found
 }
 
+/// Whether `path` may run as a hook: checked through
+/// [`crate::trust::open_trusted`] (the file and every directory and link on
+/// the way to it), then for an execute bit. The runner opens it again the
+/// same way and runs it from the checked descriptor.
 fn check_file(path: &Path, judge: Judge) -> Result<(), SkipReason> {
-    let meta = match fs::metadata(path) {
-        Ok(meta) => meta,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(SkipReason::DanglingSymlink)
+    let file = match trust::open_trusted(path, &judge.policy()) {
+        Ok(file) => file,
+        Err(e) if e.is_not_found() => return Err(SkipReason::DanglingSymlink),
+        Err(TrustError::NotRegular { .. }) => return Err(SkipReason::NotRegularFile),
+        Err(e @ (TrustError::Io { .. } | TrustError::LinkLoop { .. })) => {
+            return Err(SkipReason::Unreadable(e.to_string()))
         }
-        Err(e) => return Err(SkipReason::Unreadable(e.to_string())),
+        Err(e) => return Err(SkipReason::Unsafe(e.to_string())),
     };
-    if !meta.is_file() {
-        return Err(SkipReason::NotRegularFile);
-    }
-    if judge.refuses_unsafe() {
-        if let Some(why) = unsafe_ownership(&meta) {
-            return Err(SkipReason::Unsafe(why));
-        }
-    }
     let executable = match judge {
         // Root may execute a regular file with any execute bit.
-        Judge::AsRoot => meta.permissions().mode() & 0o111 != 0,
+        Judge::AsRoot => file.mode() & 0o111 != 0,
         Judge::AsCaller => access(path, AccessFlags::X_OK).is_ok(),
     };
     if !executable {
@@ -222,6 +220,9 @@ pub enum HookOutcome {
     Ran(Outcome),
     /// It could not be started (bad interpreter line, vanished...).
     CouldNotStart(SpawnError),
+    /// When it was opened to run, it (or the way to it) was no longer one
+    /// root may trust: it changed after it was found ([`crate::trust`]).
+    Refused(String),
     /// The hook phase's deadline had already passed: not started.
     NotStarted,
     /// Dry run: it would have run.
@@ -247,6 +248,7 @@ impl fmt::Display for HookOutcome {
             ),
             HookOutcome::Ran(outcome) => write!(f, "{outcome}"),
             HookOutcome::CouldNotStart(e) => write!(f, "could not be started: {e}"),
+            HookOutcome::Refused(why) => write!(f, "refused when it was to run: {why}"),
             HookOutcome::NotStarted => f.write_str("not started: HOOK_TIMEOUT was already reached"),
             HookOutcome::WouldRun => f.write_str("would run (dry run)"),
         }

@@ -15,6 +15,7 @@
 //! - [`log`]: syslog, log file and stderr lines.
 //! - [`nis`]: apcupsd's network information server protocol: framing, status text, client and server.
 //! - [`notify`]: built-in mail with an on-disk outbox that never delays a shutdown.
+//! - [`journal`]: the outage journal, its report and chart, and the post-outage mail.
 
 pub mod actions;
 pub mod check;
@@ -24,6 +25,7 @@ pub mod deadline;
 pub mod event;
 pub mod handler;
 pub mod hooks;
+pub mod journal;
 pub mod log;
 pub mod nis;
 pub mod notify;

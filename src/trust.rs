@@ -311,7 +311,7 @@ fn writable_by(mode: u32) -> Option<&'static str> {
 }
 
 /// Check one directory met on a walk; return whether it is sticky and open.
-fn check_dir(
+fn judge_dir(
     stat: &FileStat,
     path: &Path,
     policy: &Policy,
@@ -484,7 +484,7 @@ fn open_root(path: &Path, policy: &Policy, dirs: Dirs) -> Result<Dir, TrustError
     .map(owned)
     .map_err(|e| TrustError::io(root, e))?;
     let stat = fstat(fd.as_raw_fd()).map_err(|e| TrustError::io(root, e))?;
-    let sticky_open = check_dir(&stat, root, policy, dirs, path)?;
+    let sticky_open = judge_dir(&stat, root, policy, dirs, path)?;
     Ok(Dir {
         fd,
         path: root.to_path_buf(),
@@ -547,7 +547,7 @@ fn step(
     if !is(&stat, SFlag::S_IFDIR) {
         return Err(TrustError::io(&here, Errno::ENOTDIR));
     }
-    let sticky_open = check_dir(&stat, &here, policy, dirs, walked)?;
+    let sticky_open = judge_dir(&stat, &here, policy, dirs, walked)?;
     stack.push(Dir {
         fd,
         path: here,
@@ -556,10 +556,17 @@ fn step(
     Ok(())
 }
 
-/// Open an executable or a file to be sourced, checking the whole way to it
-/// (see the module doc). The file itself must be a regular file owned by a
-/// trusted user and not writable by group or others.
-pub fn open_trusted(path: &Path, policy: &Policy) -> Result<Trusted, TrustError> {
+/// What a strict walk reached: the object at the end of `path`, every link
+/// followed, held open (`O_PATH`) with its `fstat`.
+struct Reached {
+    fd: OwnedFd,
+    stat: FileStat,
+    given: PathBuf,
+    resolved: PathBuf,
+}
+
+/// Walk `path` strictly (see the module doc) and open what it ends in.
+fn reach(path: &Path, policy: &Policy) -> Result<Reached, TrustError> {
     let given = absolute(path)?;
     let (parent, name) = walk_to_parent(&given, policy, Dirs::Strict, true)?;
     let resolved = parent.path.join(&name);
@@ -571,6 +578,24 @@ pub fn open_trusted(path: &Path, policy: &Policy) -> Result<Trusted, TrustError>
     )
     .map_err(|e| TrustError::io(&resolved, e))?;
     let stat = fstat(fd.as_raw_fd()).map_err(|e| TrustError::io(&resolved, e))?;
+    Ok(Reached {
+        fd,
+        stat,
+        given,
+        resolved,
+    })
+}
+
+/// Open an executable or a file to be sourced, checking the whole way to it
+/// (see the module doc). The file itself must be a regular file owned by a
+/// trusted user and not writable by group or others.
+pub fn open_trusted(path: &Path, policy: &Policy) -> Result<Trusted, TrustError> {
+    let Reached {
+        fd,
+        stat,
+        given,
+        resolved,
+    } = reach(path, policy)?;
     if !is(&stat, SFlag::S_IFREG) {
         return Err(TrustError::NotRegular {
             path: resolved,
@@ -607,6 +632,41 @@ pub fn open_trusted(path: &Path, policy: &Policy) -> Result<Trusted, TrustError>
     Ok(trusted)
 }
 
+/// Check a directory whose entries root will run (`hooks.d`) the way
+/// [`open_trusted`] checks a file: the directory, and everything on the way
+/// to it, owned by a trusted user and writable by nobody else. Returns its
+/// resolved path.
+pub fn check_dir(path: &Path, policy: &Policy) -> Result<PathBuf, TrustError> {
+    let reached = reach(path, policy)?;
+    if !is(&reached.stat, SFlag::S_IFDIR) {
+        return Err(TrustError::NotRegular {
+            path: reached.resolved,
+            kind: kind_of(&reached.stat),
+        });
+    }
+    check_dir_stat(&reached.stat, &reached.resolved, policy, &reached.given)?;
+    Ok(reached.resolved)
+}
+
+fn check_dir_stat(
+    stat: &FileStat,
+    path: &Path,
+    policy: &Policy,
+    what: &Path,
+) -> Result<(), TrustError> {
+    let sticky_open = judge_dir(stat, path, policy, Dirs::Strict, what)?;
+    if sticky_open {
+        // Anyone may add entries to a sticky directory: not for hooks.
+        return Err(TrustError::Writable {
+            component: path.to_path_buf(),
+            mode: stat.st_mode & 0o7777,
+            who: writable_by(stat.st_mode).unwrap_or("others"),
+            what: what.display().to_string(),
+        });
+    }
+    Ok(())
+}
+
 /// Open `path` for appending as root (the events file, LOGFILE, the
 /// journal): created with `mode` if missing, never through a link, and only
 /// a regular file of ours with one link.
@@ -636,12 +696,69 @@ fn open_for_write(path: &Path, flags: OFlag, mode: u32) -> Result<File, TrustErr
         Mode::from_bits_truncate(mode),
     )
     .map_err(|e| match e {
-        Errno::ELOOP => TrustError::Link { path: full.clone() },
+        // EACCES too: with fs.protected_symlinks, a link in a sticky
+        // directory is refused before O_NOFOLLOW is even looked at.
+        Errno::ELOOP | Errno::EACCES if is_link_at(&parent.fd, &name) => {
+            TrustError::Link { path: full.clone() }
+        }
         e => TrustError::io(&full, e),
     })?;
     let file = File::from(fd);
     check_ours(&file, &full)?;
     Ok(file)
+}
+
+fn is_link_at(dir: &OwnedFd, name: &OsStr) -> bool {
+    nix::sys::stat::fstatat(
+        Some(dir.as_raw_fd()),
+        name,
+        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
+    .is_ok_and(|stat| is(&stat, SFlag::S_IFLNK))
+}
+
+/// Whether root could write `path` as [`append`], [`create_flag`] and
+/// [`replace`] do, without writing anything: its directory chain passes
+/// (owned by trusted users, none writable by others unless sticky) and
+/// what stands at its name, if anything, is a regular file of ours with one
+/// name. For `--check`.
+pub fn check_write_target(path: &Path) -> Result<(), TrustError> {
+    let policy = Policy::for_caller();
+    let given = absolute(path)?;
+    let (parent, name) = walk_to_parent(&given, &policy, Dirs::Writes, false)?;
+    let full = parent.path.join(&name);
+    if is_link_at(&parent.fd, &name) {
+        return Err(TrustError::Link { path: full });
+    }
+    match open_at(
+        &parent.fd,
+        &name,
+        OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK,
+        Mode::empty(),
+    ) {
+        Ok(fd) => check_ours(&File::from(fd), &full),
+        Err(Errno::ENOENT) => Ok(()),
+        Err(e) => Err(TrustError::io(&full, e)),
+    }
+}
+
+/// Read at most `cap` bytes of a file we wrote ourselves (the state file):
+/// never through a link, and only if it is a regular file of ours with one
+/// name, so that someone else's file planted at its name is never read,
+/// let alone quoted in a log line. `Ok(None)` when it does not exist.
+pub fn read_own(path: &Path, cap: u64) -> Result<Option<Vec<u8>>, TrustError> {
+    let Some(file) = open_for_read(path)? else {
+        return Ok(None);
+    };
+    check_ours(&file, path)?;
+    let mut bytes = Vec::new();
+    file.take(cap)
+        .read_to_end(&mut bytes)
+        .map_err(|source| TrustError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    Ok(Some(bytes))
 }
 
 /// What we write must be a regular file, ours, with one name.

@@ -43,7 +43,7 @@ impl Laptop {
             format!(
                 "## apcupsd.conf v1.1 ##\nUPSNAME testups\nUPSTYPE usb\nSCRIPTDIR {sd}\nPWRFAILDIR {d}\nNOLOGINDIR {d}\n\
                  NOLOGON disable\nONBATTERYDELAY 1\nBATTERYLEVEL 10\nMINUTES 0\nTIMEOUT 0\nPOLLTIME 1\n\
-                 NETSERVER off\nEVENTSFILE {d}/events\nSTATEFILE {d}/state\nPIDFILE {d}/pid\n{extra_conf}\n",
+                 NETSERVER off\nEVENTSFILE {d}/events\nSTATEFILE {d}/state\nPIDFILE {d}/pid\nJOURNALDIR {d}/journal\n{extra_conf}\n",
                 sd = sd.display()
             ),
         )

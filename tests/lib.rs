@@ -5,6 +5,7 @@
 mod support;
 
 mod apccontrol;
+mod attacks;
 mod batteries;
 mod chain;
 mod daemon;
@@ -15,6 +16,7 @@ mod faults;
 mod fidelity;
 mod guard;
 mod hooks;
+mod journal;
 mod killpower;
 mod limits;
 mod mail;

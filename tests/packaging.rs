@@ -210,6 +210,7 @@ fn control_says_what_it_is_and_the_maintainer_scripts_divert_idempotently() {
     let postinst = script("postinst");
     assert!(postinst.contains("ln -s \"$target\" \"$DPKG_ROOT$link\""));
     assert!(postinst.contains("install -d -m 0700 \"$DPKG_ROOT/var/spool/apccontrol\""));
+    assert!(postinst.contains("install -d -m 0755 \"$DPKG_ROOT/var/lib/apccontrol\""));
     assert!(postinst.contains("deb-systemd-helper enable apccontrol-flush-outbox.timer"));
     assert!(
         !postinst.contains("deb-systemd-helper enable laptop-upsd"),
@@ -416,6 +417,7 @@ impl Root {
         );
         assert_eq!(self.mode("/etc/apcupsd/hooks.d"), 0o755, "{context}");
         assert_eq!(self.mode("/var/spool/apccontrol"), 0o700, "{context}");
+        assert_eq!(self.mode("/var/lib/apccontrol"), 0o755, "{context}");
         assert!(self.path("/usr/sbin/apccontrol").exists(), "{context}");
         assert!(
             fs::symlink_metadata(
@@ -485,6 +487,7 @@ fn dpkg_install_upgrade_remove_purge_round_trip_restores_the_stock_script() {
     );
     assert!(r.stock_at("/etc/apcupsd/apccontrol"));
     assert!(!r.path("/var/spool/apccontrol").exists());
+    assert!(!r.path("/var/lib/apccontrol").exists());
     assert!(r.path("/etc/apcupsd/hooks.d/mine").exists());
     // apcupsd's package still owns its file.
     r.dpkg(&["-V", "apcupsd"]);
@@ -504,6 +507,77 @@ fn dpkg_apcupsd_installed_after_us_lands_beside_our_link() {
     r.dpkg(&["-P", "apccontrol"]);
     assert!(r.stock_at("/etc/apcupsd/apccontrol"));
     assert!(!r.path("/etc/apcupsd/hooks.d").exists());
+}
+
+/// Issue 15: apcupsd purged while our diversion is in place. dpkg leaves
+/// the diverted stock script behind, owned by no package, and our link in
+/// place. Removing us then does not resurrect a purged package's file: it
+/// says so, removes it, and leaves no diversion and no apccontrol behind.
+#[test]
+fn dpkg_purging_apcupsd_under_our_diversion_ends_clean_and_says_so() {
+    let r = Root::new();
+    let apcupsd = r.fake_apcupsd();
+    let ours = r.ours();
+    r.dpkg(&["-i", apcupsd.to_str().unwrap()]);
+    r.dpkg(&["-i", ours.to_str().unwrap()]);
+    r.assert_installed("before purging apcupsd");
+
+    r.dpkg(&["-P", "apcupsd"]);
+    assert_eq!(r.link(), Some(PathBuf::from("/usr/sbin/apccontrol")));
+
+    let out = r.dpkg(&["-r", "apccontrol"]);
+    let said =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("apcupsd is purged, so its stock apccontrol (left at /etc/apcupsd/apccontrol.stock) is removed, not restored"),
+        "{}",
+        dump("remove apccontrol", &out)
+    );
+    assert_eq!(r.link(), None);
+    assert!(fs::symlink_metadata(r.path("/etc/apcupsd/apccontrol")).is_err());
+    assert!(!r.path("/etc/apcupsd/apccontrol.stock").exists());
+    assert!(!r.diversions().contains("apccontrol"), "{}", r.diversions());
+    r.dpkg(&["-P", "apccontrol"]);
+    assert!(!r.diversions().contains("apccontrol"), "{}", r.diversions());
+}
+
+/// Issue 15: a file already at apccontrol.stock when we install (a copy the
+/// admin made, or one left behind) once failed the install in preinst. A
+/// copy of the stock script is dropped; anything else is kept aside, said.
+#[test]
+fn dpkg_an_existing_apccontrol_stock_is_set_aside_not_fatal() {
+    for (content, kept) in [
+        ("#!/bin/sh\necho stock apccontrol\n", false),
+        ("#!/bin/sh\necho my own edited copy\n", true),
+    ] {
+        let r = Root::new();
+        let apcupsd = r.fake_apcupsd();
+        let ours = r.ours();
+        r.dpkg(&["-i", apcupsd.to_str().unwrap()]);
+        fs::write(r.path("/etc/apcupsd/apccontrol.stock"), content).unwrap();
+        r.give_to_nobody();
+        let out = r.dpkg(&["-i", ours.to_str().unwrap()]);
+        let said = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        r.assert_installed("with an apccontrol.stock already there");
+        let aside = r.path("/etc/apcupsd/apccontrol.stock.dpkg-old");
+        if kept {
+            assert!(
+                said.contains("kept it as /etc/apcupsd/apccontrol.stock.dpkg-old"),
+                "{said}"
+            );
+            assert_eq!(fs::read_to_string(&aside).unwrap(), content);
+        } else {
+            assert!(
+                said.contains("was a copy of /etc/apcupsd/apccontrol; removed it"),
+                "{said}"
+            );
+            assert!(!aside.exists());
+        }
+        // And the round trip back still restores apcupsd's script.
+        r.dpkg(&["-r", "apccontrol"]);
+        assert!(r.stock_at("/etc/apcupsd/apccontrol"));
+    }
 }
 
 #[test]

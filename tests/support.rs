@@ -178,6 +178,11 @@ impl Scene {
         self
     }
 
+    /// JOURNAL_DIR: the scene's own outage journal.
+    pub fn journal_dir(&self) -> PathBuf {
+        self.dir.path().join("journal")
+    }
+
     /// The log file our apccontrol appends to.
     pub fn logfile(&self) -> PathBuf {
         self.dir.path().join("apccontrol.log")
@@ -185,12 +190,13 @@ impl Scene {
 
     fn write_config(&self) {
         let mut text = format!(
-            "WALL={bin}/wall\nSHUTDOWN={bin}/shutdown\nAPCUPSD={bin}/apcupsd\nPWRFAILDIR={pf}\nKILLPOWER_DELAY=0\nLOGFILE={log}\n\
+            "WALL={bin}/wall\nSHUTDOWN={bin}/shutdown\nAPCUPSD={bin}/apcupsd\nPWRFAILDIR={pf}\nKILLPOWER_DELAY=0\nLOGFILE={log}\nJOURNAL_DIR={journal}\n\
              SHUTDOWN_FALLBACK='{bin}/systemctl poweroff:{bin}/poweroff'\n\
              REBOOT_FALLBACK='{bin}/systemctl reboot:{bin}/reboot'\n",
             bin = self.bin.display(),
             pf = self.pwrfail.display(),
-            log = self.logfile().display()
+            log = self.logfile().display(),
+            journal = self.journal_dir().display()
         );
         for line in &self.config_extra {
             text.push_str(line);
@@ -441,7 +447,7 @@ pub fn check_is_clean_but_for_ownership(text: &str) -> bool {
                 && !l.ends_with(" found")
                 && !l.ends_with("all is well")
         })
-        .all(|l| l.contains("instead of root"))
+        .all(|l| l.contains("instead of root") || l.contains(", not root"))
 }
 
 /// Our apccontrol binary.

@@ -26,7 +26,8 @@ use clap::{CommandFactory, Parser};
 shutdown, apcupsd --killpower) unless a hook exits 99.",
     override_usage = "apccontrol [OPTIONS] EVENT [UPSNAME [CONNECTED [POWERED]]]\n       \
 apccontrol [--scriptdir DIR] --test EVENT [UPSNAME]\n       \
-apccontrol [--scriptdir DIR] --check | --flush-outbox | --test-mail",
+apccontrol [--scriptdir DIR] --check | --flush-outbox | --test-mail\n       \
+apccontrol [--scriptdir DIR] --report [--last|--all] [--svg FILE]",
     after_help = "EVENT is one of: annoyme battattach battdetach changeme commfailure commok \
 doreboot doshutdown emergency endselftest failing killpower loadlimit mainsback offbattery \
 onbattery powerout remotedown runlimit startselftest timeout. Options go before EVENT: from \
@@ -68,13 +69,32 @@ struct Cli {
     #[arg(long, conflicts_with_all = ["dry_run", "test", "check", "flush_outbox"])]
     test_mail: bool,
 
+    /// Print what happened in the last power outage, from the journal in
+    /// JOURNAL_DIR: every event and its reason, every hook, the default
+    /// actions, whether the machine shut down and when it was back.
+    #[arg(long, conflicts_with_all = ["dry_run", "test", "check", "flush_outbox", "test_mail"])]
+    report: bool,
+
+    /// With --report: the last outage only (the default).
+    #[arg(long, requires = "report", conflicts_with = "all")]
+    last: bool,
+
+    /// With --report: every outage in the journal, oldest first.
+    #[arg(long, requires = "report")]
+    all: bool,
+
+    /// With --report: also write a chart of the last outage (charge,
+    /// runtime estimate and events over time) to FILE, as SVG.
+    #[arg(long, value_name = "FILE", requires = "report")]
+    svg: Option<std::path::PathBuf>,
+
     /// Also print every log line on stderr.
     #[arg(long, short = 'v')]
     verbose: bool,
 }
 
 /// Options that take a value in the next argument.
-const TAKES_VALUE: &[&str] = &["--scriptdir"];
+const TAKES_VALUE: &[&str] = &["--scriptdir", "--svg"];
 
 /// argv without argv\[0\]: the options before EVENT, and EVENT with
 /// everything after it. `--` ends the options.
@@ -168,12 +188,12 @@ fn run() -> i32 {
     let event = positional.next();
     let mut rest: Vec<OsString> = positional.collect();
 
-    let standalone = cli.check || cli.flush_outbox || cli.test_mail;
+    let standalone = cli.check || cli.flush_outbox || cli.test_mail || cli.report;
     if standalone && event.is_some() {
         Cli::command()
             .error(
                 clap::error::ErrorKind::ArgumentConflict,
-                "--check, --flush-outbox and --test-mail take no EVENT",
+                "--check, --flush-outbox, --test-mail and --report take no EVENT",
             )
             .exit();
     }
@@ -209,7 +229,13 @@ fn run() -> i32 {
         mode,
         verbose: cli.verbose,
     };
-    let status = if cli.flush_outbox {
+    let status = if cli.report {
+        let options = apccontrol::handler::ReportOptions {
+            all: cli.all && !cli.last,
+            svg: cli.svg,
+        };
+        apccontrol::handler::report(&request, &options)
+    } else if cli.flush_outbox {
         apccontrol::handler::flush_outbox(&request)
     } else if cli.test_mail {
         apccontrol::handler::test_mail(&request)

@@ -104,6 +104,9 @@ pub struct ApcupsdConf {
     /// arms the RTC wake alarm this long after it runs, so the laptop boots
     /// again after the outage.
     pub wake_delay: u32,
+    /// Laptop addition `JOURNALDIR`: the outage journal's directory (shared
+    /// with apccontrol's `JOURNAL_DIR`); `None` (an empty value) keeps no journal.
+    pub journal_dir: Option<PathBuf>,
 }
 
 impl Default for ApcupsdConf {
@@ -134,6 +137,7 @@ impl Default for ApcupsdConf {
             state_file: PathBuf::from("/run/laptop-upsd.state"),
             pid_file: PathBuf::from("/run/laptop-upsd.pid"),
             wake_delay: 300,
+            journal_dir: Some(PathBuf::from(super::defaults::JOURNAL_DIR)),
         }
     }
 }
@@ -198,6 +202,7 @@ pub const DIRECTIVES: &[&str] = &[
     "STATEFILE",
     "PIDFILE",
     "WAKEDELAY",
+    "JOURNALDIR",
 ];
 
 /// The known directive closest to an unknown one, if it is close enough to
@@ -463,6 +468,8 @@ pub fn parse(text: &str) -> Result<Parsed, ConfError> {
             "STATEFILE" => conf.state_file = d.path()?,
             "PIDFILE" => conf.pid_file = d.path()?,
             "WAKEDELAY" => conf.wake_delay = d.seconds()?,
+            "JOURNALDIR" if value.is_empty() => conf.journal_dir = None,
+            "JOURNALDIR" => conf.journal_dir = Some(d.path()?),
             other if IGNORED_KEYS.contains(&other) => {}
             other => warnings.push(ConfWarning {
                 line,

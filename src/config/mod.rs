@@ -6,6 +6,7 @@
 //! Every default path and default value lives in this module tree, nowhere else.
 
 pub mod apcupsd_conf;
+pub mod defaults;
 pub mod script_config;
 pub mod shell;
 

@@ -29,12 +29,12 @@
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::shell::{self, Declarations};
 use crate::process::{self, Context, Input, Outcome, Reply, Session, Spec};
+use crate::trust;
 
 /// Where apccontrol looks for hooks and its config when nothing else says.
 pub const DEFAULT_SCRIPTDIR: &str = "/etc/apcupsd";
@@ -113,6 +113,11 @@ pub const VARIABLES: &[(&str, Option<&str>, &str)] = &[
         "LOGFILE",
         None,
         "also append apccontrol's log lines to this file",
+    ),
+    (
+        "JOURNAL_DIR",
+        Some(super::defaults::JOURNAL_DIR),
+        "directory of the outage journal (journal.jsonl) that apccontrol --report reads; empty: no journal",
     ),
     (
         "SHUTDOWN_FALLBACK",
@@ -236,6 +241,8 @@ pub struct Settings {
     pub hook_timeout: Option<Duration>,
     /// An extra log file, if any.
     pub logfile: Option<PathBuf>,
+    /// The outage journal's directory; `None` when JOURNAL_DIR is empty.
+    pub journal_dir: Option<PathBuf>,
     /// Commands doshutdown tries in turn when SHUTDOWN is missing or fails.
     pub shutdown_fallback: Vec<CommandLine>,
     /// The same for doreboot.
@@ -302,6 +309,7 @@ impl Settings {
                 .get("LOGFILE")
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from),
+            journal_dir: journal_dir(&get("JOURNAL_DIR"), &mut problems),
             shutdown_fallback: command_list(&get("SHUTDOWN_FALLBACK")),
             reboot_fallback: command_list(&get("REBOOT_FALLBACK")),
         };
@@ -328,6 +336,24 @@ impl Settings {
     /// The path of the powerfail flag file.
     pub fn powerfail_path(&self) -> PathBuf {
         self.pwrfaildir.join("powerfail")
+    }
+}
+
+/// JOURNAL_DIR: empty turns the journal off; a relative path is a problem
+/// (apccontrol runs from `/` under apcupsd, a shell from elsewhere), and
+/// the journal is off then too.
+fn journal_dir(value: &str, problems: &mut Vec<Problem>) -> Option<PathBuf> {
+    if value.is_empty() {
+        return None;
+    }
+    let path = PathBuf::from(value);
+    if path.is_absolute() {
+        Some(path)
+    } else {
+        problems.push(Problem(format!(
+            "JOURNAL_DIR=`{value}` is not an absolute path; no journal is kept until it is"
+        )));
+        None
     }
 }
 
@@ -379,6 +405,15 @@ impl Judge {
     /// Whether files others can edit are refused.
     pub fn refuses_unsafe(self) -> bool {
         self == Judge::AsRoot
+    }
+
+    /// Who may own what is run or sourced ([`crate::trust`]): root alone for
+    /// apcupsd's run; root or the caller for an ordinary user's.
+    pub fn policy(self) -> trust::Policy {
+        match self {
+            Judge::AsRoot => trust::Policy::root(),
+            Judge::AsCaller => trust::Policy::for_caller(),
+        }
     }
 }
 
@@ -449,8 +484,9 @@ pub fn default_context() -> Context {
 
 /// What the evaluation shell is given to source.
 enum Source<'a> {
-    /// The file, sourced with `.` (issue 15 will pass `/proc/self/fd/N`).
-    File(&'a Path),
+    /// The checked file, sourced with `.` from its descriptor
+    /// (`/proc/self/fd/N`), so nothing can be swapped in after the check.
+    File(&'a trust::Trusted),
     /// Declarations only, each evaluated on its own.
     Declarations(&'a [Vec<u8>]),
 }
@@ -469,19 +505,24 @@ impl ScriptConfig {
         }
     }
 
-    /// The file when it exists and `judge` accepts it; otherwise the config
-    /// says why not.
-    fn admit(scriptdir: &Path, judge: Judge) -> Result<PathBuf, Box<ScriptConfig>> {
+    /// The file, opened through [`crate::trust::open_trusted`], when it
+    /// exists and `judge` accepts it and every directory and link on the way
+    /// to it; otherwise the config says why not.
+    fn admit(scriptdir: &Path, judge: Judge) -> Result<trust::Trusted, Box<ScriptConfig>> {
         let path = scriptdir.join("config");
         let mut config = ScriptConfig::new(path.clone());
+        // Like the stock `[ -f ]`: no regular file (after links) is no config.
         if !path.is_file() {
             return Err(Box::new(config));
         }
-        if let Some(why) = refusal(&path, judge) {
-            config.source = ConfigSource::Refused(why);
-            return Err(Box::new(config));
+        match trust::open_trusted(&path, &judge.policy()) {
+            Ok(file) => Ok(file),
+            Err(e) if e.is_not_found() => Err(Box::new(config)),
+            Err(e) => {
+                config.source = ConfigSource::Refused(refusal_text(&path, &e));
+                Err(Box::new(config))
+            }
         }
-        Ok(path)
     }
 
     /// Source the config as the stock script does, once: its side effects
@@ -495,12 +536,12 @@ impl ScriptConfig {
         extra_known: &[&str],
         keep_shell: bool,
     ) -> (ScriptConfig, Option<ConfigShell>) {
-        let path = match Self::admit(scriptdir, judge) {
-            Ok(path) => path,
+        let file = match Self::admit(scriptdir, judge) {
+            Ok(file) => file,
             Err(config) => return (*config, None),
         };
-        let mut config = ScriptConfig::new(path.clone());
-        let shell = config.run_wrapper(scriptdir, Source::File(&path), call, extra_known);
+        let mut config = ScriptConfig::new(scriptdir.join("config"));
+        let shell = config.run_wrapper(scriptdir, Source::File(&file), call, extra_known);
         let needs_shell = config
             .commands
             .values()
@@ -521,12 +562,13 @@ impl ScriptConfig {
     /// repeat the config's side effects. Fills [`ScriptConfig::unknown`]
     /// and [`ScriptConfig::declarations`].
     pub fn read_declarations(scriptdir: &Path, judge: Judge, extra_known: &[&str]) -> ScriptConfig {
-        let path = match Self::admit(scriptdir, judge) {
-            Ok(path) => path,
+        let file = match Self::admit(scriptdir, judge) {
+            Ok(file) => file,
             Err(config) => return *config,
         };
+        let path = scriptdir.join("config");
         let mut config = ScriptConfig::new(path.clone());
-        let text = match std::fs::read(&path) {
+        let text = match file.read_to_end(MAX_CONFIG_BYTES) {
             Ok(text) => text,
             Err(e) => {
                 config.source = ConfigSource::Failed(format!(
@@ -596,6 +638,10 @@ impl ScriptConfig {
             .args(&call.args)
             .stdin(Input::Null)
             .output_cap(4 << 20);
+        let spec = match &source {
+            Source::File(file) => spec.keep_fd(file.fd()),
+            Source::Declarations(_) => spec,
+        };
         let path = self.path.display().to_string();
         let deadline = crate::deadline::after(CONFIG_DEADLINE);
         let mut session = match Session::start(&spec) {
@@ -701,33 +747,22 @@ impl ScriptConfig {
     }
 }
 
-/// Why `judge` refuses to source the config at `path`, or `None`.
+/// Why `judge` refuses to source the config at `path` (or anything on the
+/// way to it, named), or `None`.
 pub fn refusal(path: &Path, judge: Judge) -> Option<String> {
-    if !judge.refuses_unsafe() {
-        return None;
+    match trust::open_trusted(path, &judge.policy()) {
+        Ok(_) => None,
+        Err(e) if e.is_not_found() => None,
+        Err(e) => Some(refusal_text(path, &e)),
     }
-    let meta = std::fs::metadata(path).ok()?;
-    let reason = unsafe_ownership(&meta)?;
-    Some(format!(
-        "{} is {reason}; not evaluating it (fix with: chown root:root {p}; chmod go-w {p})",
-        path.display(),
-        p = path.display()
-    ))
 }
 
-/// Why a file is unsafe to trust as root, or `None` if it is fine.
-pub fn unsafe_ownership(meta: &std::fs::Metadata) -> Option<String> {
-    if meta.uid() != 0 {
-        Some(format!("owned by uid {} instead of root", meta.uid()))
-    } else if meta.mode() & 0o022 != 0 {
-        Some(format!(
-            "writable by group or others (mode {:04o})",
-            meta.mode() & 0o7777
-        ))
-    } else {
-        None
-    }
+fn refusal_text(path: &Path, e: &trust::TrustError) -> String {
+    format!("not evaluating {}: {e}", path.display())
 }
+
+/// The largest config read for `--check` and `--flush-outbox`.
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
 /// The end of the wrapper's report.
 const END_MARKER: &[u8] = b"\x01Z\0";
@@ -761,9 +796,9 @@ fn wrapper_script(scriptdir: &Path, source: &Source<'_>, names: &[&str]) -> Vec<
     s.extend_from_slice(&shell::quote(scriptdir.as_os_str().as_bytes()));
     s.push(b'\n');
     match source {
-        Source::File(path) => {
+        Source::File(file) => {
             s.extend_from_slice(b". ");
-            s.extend_from_slice(&shell::quote(path.as_os_str().as_bytes()));
+            s.extend_from_slice(&shell::quote(file.source_path().as_os_str().as_bytes()));
             s.extend_from_slice(b" </dev/null >/dev/null\n");
         }
         Source::Declarations(pieces) => {

@@ -64,6 +64,26 @@ pub fn boot_id() -> Option<String> {
     ok.then(|| id.to_string())
 }
 
+/// Where the kernel says when this boot began (`btime`).
+pub const PROC_STAT: &str = "/proc/stat";
+
+/// When this boot began, in seconds since the epoch (`btime` in
+/// `/proc/stat`), if the kernel says.
+pub fn boot_time() -> Option<i64> {
+    let text = crate::trust::read_capped(std::path::Path::new(PROC_STAT), 64 * 1024)
+        .ok()
+        .flatten()?;
+    parse_btime(&String::from_utf8_lossy(&text))
+}
+
+/// The `btime` of a `/proc/stat` text.
+pub fn parse_btime(text: &str) -> Option<i64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix("btime "))
+        .and_then(|value| value.trim().parse().ok())
+        .filter(|secs| *secs > 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,5 +99,20 @@ mod tests {
         // Milliseconds since boot: at least as long as this process has run.
         assert!(a > Mono::ZERO);
         assert_eq!(boot_id(), boot_id());
+    }
+
+    #[test]
+    fn the_boot_time_is_read_from_proc_stat() {
+        assert_eq!(
+            parse_btime("cpu 1 2\nbtime 1763800000\nprocesses 5\n"),
+            Some(1_763_800_000)
+        );
+        assert_eq!(parse_btime("btime x\n"), None);
+        let booted = boot_time().unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        assert!(booted <= now && booted > 0);
     }
 }

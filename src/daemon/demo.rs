@@ -178,7 +178,7 @@ pub fn run() -> Result<(), DemoError> {
          UPSNAME laptop\nSCRIPTDIR {sd}\nPWRFAILDIR {r}\nNOLOGINDIR {r}\nNOLOGON disable\n\
          ONBATTERYDELAY 6\nBATTERYLEVEL 5\nMINUTES 3\nTIMEOUT 0\nBATTERYDROP 50\n\
          POLLTIME 60\nNETSERVER off\nEVENTSFILE {r}/apcupsd.events\nEVENTSFILEMAX 10\n\
-         STATEFILE {r}/laptop-upsd.state\nPIDFILE {r}/laptop-upsd.pid\n",
+         STATEFILE {r}/laptop-upsd.state\nPIDFILE {r}/laptop-upsd.pid\nJOURNALDIR {r}/journal\n",
         sd = sd.display(),
         r = root.display()
     );
@@ -284,6 +284,7 @@ pub fn run() -> Result<(), DemoError> {
                 );
             }
         }
+        effector.journal_step(&effects, &snapshot, now, clock.at(t));
         if snapshot.shutdown_started && power_back_at.is_none() {
             power_back_at = Some(t + 120);
         }
@@ -317,6 +318,7 @@ pub fn run() -> Result<(), DemoError> {
     for line in crate::nis::status::render(&record, &now).to_text().lines() {
         let _ = writeln!(out, "  {line}");
     }
+    outage_report(&mut out, effector.journal(), clock.start);
     let _ = writeln!(
         out,
         "\nNext steps:\n\
@@ -326,6 +328,58 @@ pub fn run() -> Result<(), DemoError> {
          - To run it for real, follow \"Laptop quick start\" in the README (and laptop-upsd(8))."
     );
     Ok(())
+}
+
+/// The report of the demo's outage from its journal (as `apccontrol
+/// --report` prints it), and its chart, written to a file that outlives
+/// the demo's temporary tree.
+fn outage_report(
+    out: &mut impl Write,
+    journal: Option<&crate::journal::Journal>,
+    start: chrono::DateTime<chrono::FixedOffset>,
+) {
+    let Some(journal) = journal else { return };
+    let contents = journal.read();
+    let outages = crate::journal::outages(&contents.records);
+    let Some(outage) = outages.last() else {
+        let _ = writeln!(out, "\n(The outage journal recorded no outage.)");
+        return;
+    };
+    let _ = writeln!(
+        out,
+        "\nThe report of this outage, as `apccontrol --report` prints it from the outage\n\
+         journal (laptop-upsd's side only: apccontrol ran as --dry-run, so there are no\n\
+         hook results, and no record that the shutdown was carried out):\n"
+    );
+    for line in crate::journal::report::outage_text(outage).lines() {
+        let _ = writeln!(out, "  {line}");
+    }
+    let chart = crate::journal::chart::svg(outage).map_err(|e| e.to_string());
+    let kept = chart.and_then(|svg| {
+        let mut file = tempfile::Builder::new()
+            .prefix(&format!(
+                "laptop-upsd-demo-{}-",
+                start.format("%Y%m%d-%H%M%S")
+            ))
+            .suffix(".svg")
+            .tempfile()
+            .map_err(|e| e.to_string())?;
+        file.write_all(svg.as_bytes()).map_err(|e| e.to_string())?;
+        file.keep().map(|(_, path)| path).map_err(|e| e.to_string())
+    });
+    match kept {
+        Ok(path) => {
+            let _ = writeln!(
+                out,
+                "\nThe chart of this outage (charge, runtime estimate, events) is in\n  {}\n\
+                 (`apccontrol --report --svg FILE` draws the same from a real journal.)",
+                path.display()
+            );
+        }
+        Err(e) => {
+            let _ = writeln!(out, "\n(No chart: {e}.)");
+        }
+    }
 }
 
 /// Name the rule behind a loadlimit: BATTERYLEVEL, or the laptop's BATTERYDROP.
@@ -398,7 +452,7 @@ fn describe(out: &mut impl Write, at: &str, effect: &Effect, notes: &[Note]) {
                 };
                 let _ = writeln!(out, "{at}  {verb} {}{why}", path.display());
             }
-            Note::EventsLine { .. } | Note::WakeAlarm { .. } => {}
+            Note::EventsLine { .. } | Note::JournalRecord { .. } | Note::WakeAlarm { .. } => {}
         }
     }
 }

@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::event::Event;
+use crate::journal::{Appended, Journal, JournalError, Record};
 use crate::process::{self, Spec};
 use crate::trust;
 
@@ -54,6 +55,14 @@ pub trait Effects {
 
     /// Write `value` to the RTC wake alarm file.
     fn write_wakealarm(&mut self, path: &Path, value: &str) -> io::Result<()>;
+
+    /// Append one record to the outage journal (never waits; see
+    /// [`crate::journal::store`]).
+    fn append_journal(
+        &mut self,
+        journal: &Journal,
+        record: &Record,
+    ) -> Result<Appended, JournalError>;
 }
 
 /// The real thing: what the daemon does on a real machine.
@@ -108,6 +117,14 @@ impl Effects for Live {
             .open(path)?
             .write_all(format!("{value}\n").as_bytes())
     }
+
+    fn append_journal(
+        &mut self,
+        journal: &Journal,
+        record: &Record,
+    ) -> Result<Appended, JournalError> {
+        journal.append(record)
+    }
 }
 
 /// What a file step did, or would have done.
@@ -150,6 +167,13 @@ pub enum Note {
         /// Whether it was really appended.
         done: bool,
     },
+    /// An outage journal record; `done` as for files.
+    JournalRecord {
+        /// What it says, in a few words (`decision powerout`, `reading`).
+        what: String,
+        /// Whether it was really appended.
+        done: bool,
+    },
     /// The RTC wake alarm value that would be written (never done).
     WakeAlarm {
         /// The wake alarm file.
@@ -187,6 +211,9 @@ impl fmt::Display for Note {
             }
             Note::EventsLine { line, done } => {
                 write!(f, "events file: {line}{}", not_done(*done))
+            }
+            Note::JournalRecord { what, done } => {
+                write!(f, "outage journal: {what}{}", not_done(*done))
             }
             Note::WakeAlarm { path, value } => write!(
                 f,
@@ -244,6 +271,25 @@ impl DryRun {
         })
     }
 
+    /// A file step: done for real inside the scratch directory, noted always.
+    fn file_step(
+        &mut self,
+        step: FileStep,
+        path: &Path,
+        live: impl FnOnce(&mut Live) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let done = self.inside_scratch(path);
+        if done {
+            live(&mut Live)?;
+        }
+        self.note(Note::File {
+            step,
+            path: path.to_path_buf(),
+            done,
+        });
+        Ok(())
+    }
+
     fn note(&mut self, note: Note) {
         if self.echo {
             println!("{note}");
@@ -298,42 +344,19 @@ impl Effects for DryRun {
     }
 
     fn write_file(&mut self, path: &Path, contents: &[u8]) -> io::Result<()> {
-        let done = self.inside_scratch(path);
-        if done {
-            Live.write_file(path, contents)?;
-        }
-        self.note(Note::File {
-            step: FileStep::Write,
-            path: path.to_path_buf(),
-            done,
-        });
-        Ok(())
+        self.file_step(FileStep::Write, path, |live| {
+            live.write_file(path, contents)
+        })
     }
 
     fn replace_file(&mut self, path: &Path, contents: &[u8]) -> io::Result<()> {
-        let done = self.inside_scratch(path);
-        if done {
-            Live.replace_file(path, contents)?;
-        }
-        self.note(Note::File {
-            step: FileStep::Replace,
-            path: path.to_path_buf(),
-            done,
-        });
-        Ok(())
+        self.file_step(FileStep::Replace, path, |live| {
+            live.replace_file(path, contents)
+        })
     }
 
     fn remove_file(&mut self, path: &Path) -> io::Result<()> {
-        let done = self.inside_scratch(path);
-        if done {
-            Live.remove_file(path)?;
-        }
-        self.note(Note::File {
-            step: FileStep::Remove,
-            path: path.to_path_buf(),
-            done,
-        });
-        Ok(())
+        self.file_step(FileStep::Remove, path, |live| live.remove_file(path))
     }
 
     fn append_event_line(&mut self, events: &EventsFile, line: &str) -> io::Result<()> {
@@ -354,6 +377,28 @@ impl Effects for DryRun {
             value: value.to_string(),
         });
         Ok(())
+    }
+
+    fn append_journal(
+        &mut self,
+        journal: &Journal,
+        record: &Record,
+    ) -> Result<Appended, JournalError> {
+        let done = self.inside_scratch(&journal.path());
+        let appended = if done {
+            Live.append_journal(journal, record)?
+        } else {
+            Appended::Written { rotated: false }
+        };
+        let what = match &record.entry {
+            crate::journal::Entry::Decision(d) => format!("decision {}: {}", d.event, d.reason),
+            crate::journal::Entry::Reading(_) => "reading".to_string(),
+            crate::journal::Entry::Note(n) => format!("note: {}", n.text),
+            crate::journal::Entry::Run(r) => format!("run {}", r.event),
+            crate::journal::Entry::Closed(_) => "outage closed".to_string(),
+        };
+        self.note(Note::JournalRecord { what, done });
+        Ok(appended)
     }
 }
 

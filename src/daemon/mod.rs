@@ -36,10 +36,12 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 
 use crate::config::apcupsd_conf::{self, ApcupsdConf, ConfError};
 use crate::event::Event;
+use crate::journal::sampler::Sampler;
+use crate::journal::{Appended, Journal, Record, Writer};
 use crate::log::{Level, Log};
 use crate::nis::published::Published;
 use crate::nis::server::ServerConfig;
-use crate::power::{Effect, Monitor, Mono, OutageState, Source, Thresholds};
+use crate::power::{Effect, Monitor, Mono, OutageState, Snapshot, Source, Thresholds};
 
 use effects::{DryRun, Effects, Live};
 use events_file::EventsFile;
@@ -128,8 +130,21 @@ impl PidLock {
     /// Take the lock or say who holds it.
     pub fn acquire(path: &Path) -> Result<PidLock, DaemonError> {
         // Never through a planted link or into someone else's file: a pid
-        // file in /run is written as root (crate::trust).
-        let file = crate::trust::create_flag(path, 0o644).map_err(|e| DaemonError::PidFile {
+        // file is written as root (crate::trust). What someone planted at
+        // its name (a link, their file, a second hard link) is removed, and
+        // the file made afresh: the daemon must start.
+        let file = match crate::trust::create_flag(path, 0o644) {
+            Ok(file) => Ok(file),
+            Err(_) if planted(path) => {
+                fs::remove_file(path).map_err(|source| DaemonError::PidFile {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                crate::trust::create_flag(path, 0o644)
+            }
+            Err(e) => Err(e),
+        }
+        .map_err(|e| DaemonError::PidFile {
             path: path.to_path_buf(),
             source: std::io::Error::other(e),
         })?;
@@ -163,6 +178,19 @@ impl PidLock {
     }
 }
 
+/// Whether something other than our own pid file stands at `path`: a
+/// symlink, someone else's file, or a file with a second hard link.
+fn planted(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    fs::symlink_metadata(path).is_ok_and(|meta| {
+        !meta.is_dir()
+            && (meta.file_type().is_symlink()
+                || meta.uid() != nix::unistd::geteuid().as_raw()
+                || meta.nlink() > 1
+                || !meta.is_file())
+    })
+}
+
 impl Drop for PidLock {
     fn drop(&mut self) {
         let _ = fs::remove_file(&self.path);
@@ -183,6 +211,11 @@ pub struct Effector<E: Effects> {
     /// When set, events file lines carry this time instead of the clock's
     /// (the demo runs in virtual time).
     pub virtual_time: Option<chrono::DateTime<chrono::FixedOffset>>,
+    journal: Option<Journal>,
+    sampler: Sampler,
+    boot_id: Option<String>,
+    /// The last journal write failed or was dropped (said once until one works).
+    journal_trouble: bool,
 }
 
 impl<E: Effects> Effector<E> {
@@ -198,6 +231,62 @@ impl<E: Effects> Effector<E> {
             effects,
             log,
             virtual_time: None,
+            journal: conf.journal_dir.as_deref().map(Journal::new),
+            sampler: Sampler::default(),
+            boot_id: clock::boot_id(),
+            journal_trouble: false,
+        }
+    }
+
+    /// The outage journal, if JOURNALDIR is set.
+    pub fn journal(&self) -> Option<&Journal> {
+        self.journal.as_ref()
+    }
+
+    /// Write what one monitor step means for the outage journal: each
+    /// event's decision with its reason, a reading at most every 10 s on
+    /// battery ([`Sampler`]). Called after the step's effects were carried
+    /// out, so it never comes before a shutdown; a failure is logged once
+    /// and changes nothing else.
+    /// `at` is when the step began (before its apccontrol runs started),
+    /// unless the effector runs in virtual time.
+    pub fn journal_step(
+        &mut self,
+        effects: &[Effect],
+        snapshot: &Snapshot,
+        now: Mono,
+        at: chrono::DateTime<chrono::FixedOffset>,
+    ) {
+        let Some(journal) = self.journal.clone() else {
+            return;
+        };
+        let entries = self.sampler.step(effects, snapshot, &self.conf, now);
+        if entries.is_empty() {
+            return;
+        }
+        let at = self.virtual_time.unwrap_or(at);
+        for entry in entries {
+            let record = Record::new(Writer::LaptopUpsd, &at, self.boot_id.clone(), entry);
+            match self.effects.append_journal(&journal, &record) {
+                Ok(Appended::Written { .. }) => self.journal_trouble = false,
+                Ok(Appended::Dropped { bound }) => {
+                    if !std::mem::replace(&mut self.journal_trouble, true) {
+                        self.log.notice(&format!(
+                            "outage journal {}: at its bound of {bound} bytes for this outage; \
+                             further records of this kind are dropped",
+                            journal.path().display()
+                        ));
+                    }
+                }
+                Err(e) => {
+                    if !std::mem::replace(&mut self.journal_trouble, true) {
+                        self.log.warning(&format!(
+                            "outage journal: cannot write ({e}); monitoring goes on, said once \
+                             until a write works again"
+                        ));
+                    }
+                }
+            }
         }
     }
 
@@ -316,8 +405,10 @@ fn start_monitor(
     let thresholds = Thresholds::from_conf(conf);
     // Bytes, not a string: a state file that is not UTF-8 is corrupt, and
     // says so below, rather than silently ignored.
-    match fs::read(&conf.state_file) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Monitor::new(thresholds, now), None),
+    // Only a file of ours, never through a link (crate::trust): someone
+    // else's file planted at its name must not be read, nor quoted below.
+    match crate::trust::read_own(&conf.state_file, 64 * 1024) {
+        Ok(None) => (Monitor::new(thresholds, now), None),
         Err(e) => {
             log.warning(&format!(
                 "cannot read the state file {}: {e}; starting fresh",
@@ -325,7 +416,7 @@ fn start_monitor(
             ));
             (Monitor::new(thresholds, now), None)
         }
-        Ok(bytes) => match OutageState::parse(&String::from_utf8_lossy(&bytes)) {
+        Ok(Some(bytes)) => match OutageState::parse(&String::from_utf8_lossy(&bytes)) {
             Ok(state) => {
                 let here = crate::power::restore::Here {
                     now,
@@ -410,7 +501,35 @@ pub fn run(options: &Options) -> Result<(), DaemonError> {
         )
     } else {
         let _pid_lock = PidLock::acquire(&conf.pid_file)?;
+        close_outages(&conf, &mut log);
         serve(options, &conf, Effector::new(&conf, log, Live))
+    }
+}
+
+/// At start: close the outage the machine went down in (or one whose end
+/// nobody closed), queueing the post-outage mail when SCRIPTDIR/config
+/// configures mail; the flush timer (or the next event) delivers it.
+fn close_outages(conf: &ApcupsdConf, log: &mut Log) {
+    let Some(dir) = &conf.journal_dir else {
+        return;
+    };
+    let config = crate::config::ScriptConfig::read_declarations(
+        &conf.script_dir,
+        crate::config::script_config::Judge::for_this_process(),
+        crate::notify::known_variables(),
+    );
+    let mail = crate::notify::event_mail::settings_from(&config.vars, log);
+    let closings = crate::journal::after::close_outages(
+        &Journal::new(dir),
+        Writer::LaptopUpsd,
+        &crate::journal::after::Here::now(),
+        mail.as_ref(),
+        log,
+    );
+    if !closings.queued.is_empty() {
+        log.notice(
+            "the post-outage mail is queued; apccontrol --flush-outbox (its timer) delivers it",
+        );
     }
 }
 
@@ -498,9 +617,9 @@ fn serve<E: Effects>(
     let mut coalescer = uevent::Coalescer::default();
     let exit_signal = loop {
         let at = now();
-        // The wall clock of the same moment: the status places the
-        // monitor's instants (XONBATT, ...) relative to this pair, so it
-        // must not drift by the time the effects below take.
+        // The wall clock of the same moment: the status and the journal
+        // place the monitor's instants (XONBATT, ...) relative to this
+        // pair, so it must not drift by the time the effects below take.
         let last_poll = chrono::Local::now().fixed_offset();
         let reading = source.read();
         let effects = monitor.step(reading, at);
@@ -512,6 +631,7 @@ fn serve<E: Effects>(
             });
         }
         let snapshot = monitor.snapshot(at);
+        effector.journal_step(&effects, &snapshot, at, last_poll);
         mains_seen |= snapshot.last_reading.is_some() && !snapshot.on_battery;
         if effects.contains(&Effect::Run(Event::Doshutdown)) {
             let situation = wake::Situation {

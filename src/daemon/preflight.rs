@@ -208,6 +208,24 @@ fn check_dirs(conf: &ApcupsdConf, report: &mut Report) {
             ));
         }
     }
+    // What laptop-upsd writes as root, judged as it will be written
+    // (crate::trust): a refused path is named with the component at fault.
+    let mut files = vec![
+        ("PWRFAILDIR's powerfail file", conf.powerfail_path()),
+        ("NOLOGINDIR's nologin file", conf.nologin_path()),
+        ("STATEFILE", conf.state_file.clone()),
+        ("PIDFILE", conf.pid_file.clone()),
+    ];
+    if let Some(events) = &conf.events_file {
+        files.push(("EVENTSFILE", events.clone()));
+    }
+    for (what, file) in files {
+        match crate::trust::check_write_target(&file) {
+            Ok(()) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => report.problem(format!("{what}: laptop-upsd will not write it: {e}")),
+        }
+    }
 }
 
 fn check_port_free(conf: &ApcupsdConf, report: &mut Report) {

@@ -49,7 +49,11 @@ pub fn owners(proc: &Path, port: u16) -> Vec<u32> {
 /// Whether every socket listening on `port` belongs to a user `policy`
 /// trusts (and at least one listens).
 pub fn served_by_trusted(port: u16, policy: &crate::trust::Policy) -> Result<(), String> {
-    let owners = owners(Path::new("/proc"), port);
+    judge(&owners(Path::new("/proc"), port), port, policy)
+}
+
+/// [`served_by_trusted`] on the owners already found.
+pub fn judge(owners: &[u32], port: u16, policy: &crate::trust::Policy) -> Result<(), String> {
     match owners.iter().find(|uid| !policy.trusts(**uid)) {
         _ if owners.is_empty() => Err(format!("nothing listens on port {port}")),
         Some(uid) => Err(format!(

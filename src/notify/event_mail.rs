@@ -89,12 +89,27 @@ impl EventMail {
     /// Write the message to the outbox. `scriptdir` locates apcupsd.conf
     /// for NISIP and NISPORT. The spool file, when it was written.
     pub fn queue(&self, scriptdir: &Path, log: &mut Log) -> Option<std::path::PathBuf> {
-        let status = if self.notice.event.stops_machine() {
-            None
-        } else {
+        let status = if self.wants_status() {
             nis_status(scriptdir, log)
+        } else {
+            None
         };
-        let mut composed = compose(&self.notice, status.as_deref());
+        self.queue_with_status(status.as_deref(), log)
+    }
+
+    /// Whether the body should carry the UPS status: not for an event that
+    /// stops the machine (no network in front of a shutdown).
+    pub fn wants_status(&self) -> bool {
+        !self.notice.event.stops_machine()
+    }
+
+    /// [`EventMail::queue`] with the status text already read (or `None`).
+    pub fn queue_with_status(
+        &self,
+        status: Option<&str>,
+        log: &mut Log,
+    ) -> Option<std::path::PathBuf> {
+        let mut composed = compose(&self.notice, status);
         if self.test {
             composed.subject = format!("{TEST_SUBJECT}{}", composed.subject);
             composed.body = format!("{TEST_NOTE}\n\n{}", composed.body);
@@ -161,7 +176,7 @@ pub fn nis_address(scriptdir: &Path) -> Option<(String, u16)> {
     Some((host, conf.nis_port))
 }
 
-/// The UPS status text for a mail body, read within [`NIS_DEADLINE`], and
+/// The UPS status text for a mail body and the journal, read within [`NIS_DEADLINE`], and
 /// only from a NIS server that root runs: port 3551 is unprivileged, and a
 /// squatter's text must not reach root's mail ([`nis::listener`]). The body
 /// then says the status is unavailable.
@@ -171,11 +186,34 @@ pub fn nis_status(scriptdir: &Path, log: &mut Log) -> Option<String> {
         .parse::<std::net::IpAddr>()
         .is_ok_and(|ip| ip.is_loopback() || local_address(ip));
     if local {
-        if let Err(why) =
-            nis::listener::served_by_trusted(port, &crate::trust::Policy::for_caller())
-        {
+        // A refused connection says "nothing listens" in microseconds;
+        // reading /proc/net/tcp for the owner can take milliseconds.
+        if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+            let probe = std::net::TcpStream::connect_timeout(
+                &std::net::SocketAddr::new(ip, port),
+                std::time::Duration::from_millis(500),
+            );
+            if probe
+                .as_ref()
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused)
+            {
+                log.info(&format!(
+                    "no UPS status (for the mail and the journal): nothing listens on {host}:{port}"
+                ));
+                return None;
+            }
+        }
+        let owners = nis::listener::owners(Path::new("/proc"), port);
+        if owners.is_empty() {
+            // No apcupsd (or laptop-upsd) serving: nothing to warn about.
+            log.info(&format!(
+                "no UPS status (for the mail and the journal): nothing listens on {host}:{port}"
+            ));
+            return None;
+        }
+        if let Err(why) = nis::listener::judge(&owners, port, &crate::trust::Policy::for_caller()) {
             log.warning(&format!(
-                "no UPS status for the mail from {host}:{port}: {why}"
+                "no UPS status (for the mail and the journal) from {host}:{port}: {why}"
             ));
             return None;
         }
@@ -184,7 +222,7 @@ pub fn nis_status(scriptdir: &Path, log: &mut Log) -> Option<String> {
         Ok(text) => Some(text),
         Err(e) => {
             log.info(&format!(
-                "no UPS status for the mail from {host}:{port}: {e}"
+                "no UPS status (for the mail and the journal) from {host}:{port}: {e}"
             ));
             None
         }

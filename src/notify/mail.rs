@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use lettre::message::header::ContentType;
-use lettre::message::Mailbox;
+use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{
     Certificate, CertificateStore, SmtpConnection, TlsParameters,
@@ -264,10 +264,22 @@ pub fn build_message(
     for to in &settings.to {
         builder = builder.to(Mailbox::new(None, to.clone()));
     }
-    builder
-        .header(ContentType::TEXT_PLAIN)
-        .body(mail.body.clone())
-        .map_err(|e| build(e.to_string()))
+    if mail.attachments.is_empty() {
+        return builder
+            .header(ContentType::TEXT_PLAIN)
+            .body(mail.body.clone())
+            .map_err(|e| build(e.to_string()));
+    }
+    let mut parts = MultiPart::mixed().singlepart(SinglePart::plain(mail.body.clone()));
+    for attachment in &mail.attachments {
+        let content_type = ContentType::parse(&attachment.content_type)
+            .map_err(|e| build(format!("attachment {}: {e}", attachment.name)))?;
+        parts = parts.singlepart(
+            lettre::message::Attachment::new(attachment.name.clone())
+                .body(attachment.content.clone(), content_type),
+        );
+    }
+    builder.multipart(parts).map_err(|e| build(e.to_string()))
 }
 
 /// One step that worked, for [`test_mail`]'s report.
@@ -666,7 +678,7 @@ pub fn test_mail(settings: &MailSettings) -> TestReport {
     let deadline = crate::deadline::after(limit.saturating_mul(4));
     let now = chrono::Local::now().fixed_offset();
     let mail = Composed {
-        event: crate::event::Event::Commok,
+        event: Some(crate::event::Event::Commok),
         date: now,
         subject: test_subject(&settings.hostname),
         body: format!(
@@ -675,6 +687,7 @@ pub fn test_mail(settings: &MailSettings) -> TestReport {
             now.to_rfc2822(),
             settings.to_line()
         ),
+        attachments: Vec::new(),
     };
     let mut steps = Vec::new();
     let result = (|| {

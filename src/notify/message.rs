@@ -37,17 +37,32 @@ pub struct Notice {
     pub time: DateTime<FixedOffset>,
 }
 
+/// A file sent with a mail (the post-outage report's chart). Text only:
+/// the spool is UTF-8 text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attachment {
+    /// Its file name, without `/` or control characters.
+    pub name: String,
+    /// Its MIME type, e.g. `image/svg+xml`.
+    pub content_type: String,
+    /// Its content.
+    pub content: String,
+}
+
 /// A composed notification, ready for the outbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Composed {
-    /// The event it reports.
-    pub event: Event,
+    /// The event it reports; `None` for the post-outage report
+    /// ([`crate::journal::after`]).
+    pub event: Option<Event>,
     /// The Date of the mail: when the event was handled.
     pub date: DateTime<FixedOffset>,
     /// One line, no control characters.
     pub subject: String,
     /// Plain text, `\n` line ends.
     pub body: String,
+    /// Files sent with it.
+    pub attachments: Vec<Attachment>,
 }
 
 /// Replace control characters (a UPS name could hold a newline) with spaces.
@@ -104,10 +119,11 @@ pub fn compose(notice: &Notice, status: Option<&str>) -> Composed {
         }
     }
     Composed {
-        event: notice.event,
+        event: Some(notice.event),
         date: notice.time,
         subject,
         body,
+        attachments: Vec::new(),
     }
 }
 

@@ -74,7 +74,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 pub use mail::{test_mail, MailError, Stage, TestReport};
-pub use message::{compose, Composed, Notice};
+pub use message::{compose, Attachment, Composed, Notice};
 pub use outbox::{flush, FlushReport, MovedAside, Outbox, OutboxError};
 pub use settings::{
     check, known_variables, Finding, Level, MailSettings, SettingsError, SmtpSettings, TlsMode,

@@ -24,6 +24,11 @@
 //! <body, to the end of the file>
 //! ```
 //!
+//! The post-outage report ([`crate::journal::after`]) has `Report: outage`
+//! instead of `Event`, and one `Attachment: NAME TYPE BYTES` header per
+//! attached file (its chart); the attachments follow the body, in that
+//! order, and the body is what comes before them.
+//!
 //! # Writing: atomic
 //!
 //! A message is written to `.tmp-<name>` (mode 0600), fsynced, hard-linked to
@@ -77,7 +82,7 @@ use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 
 use super::mail::{build_message, MailError, Sender};
-use super::message::Composed;
+use super::message::{Attachment, Composed};
 use super::settings::MailSettings;
 use crate::event::Event;
 
@@ -204,6 +209,9 @@ pub enum SpoolFormatError {
     /// The file is not UTF-8.
     #[error("it is not UTF-8 text")]
     NotText,
+    /// The attachments' sizes do not fit the text after the headers.
+    #[error("its attachment sizes do not match its length")]
+    Attachments,
 }
 
 /// A spool file that was moved aside.
@@ -328,18 +336,53 @@ enum Progress {
     StaleTemps(usize),
 }
 
+/// The `Report` header's value for the post-outage report (which has no
+/// `Event` header).
+pub const REPORT_OUTAGE: &str = "outage";
+
 /// Render a message in the spool format.
 pub fn encode(mail: &Composed) -> String {
-    format!(
-        "{MAGIC}\nEvent: {}\nDate: {}\nSubject: {}\n\n{}",
-        mail.event.name(),
+    let topic = match mail.event {
+        Some(event) => format!("Event: {}", event.name()),
+        None => format!("Report: {REPORT_OUTAGE}"),
+    };
+    let mut text = format!(
+        "{MAGIC}\n{topic}\nDate: {}\nSubject: {}\n",
         mail.date.to_rfc2822(),
         mail.subject,
-        mail.body
-    )
+    );
+    for attachment in &mail.attachments {
+        text.push_str(&format!(
+            "Attachment: {} {} {}\n",
+            one_word(&attachment.name),
+            one_word(&attachment.content_type),
+            attachment.content.len()
+        ));
+    }
+    text.push('\n');
+    text.push_str(&mail.body);
+    for attachment in &mail.attachments {
+        text.push_str(&attachment.content);
+    }
+    text
 }
 
-/// Parse a message in the spool format.
+/// A header word: no blanks, no control characters.
+fn one_word(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_whitespace() || c.is_control() {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+/// Parse a message in the spool format. Attachments (`Attachment: NAME
+/// TYPE BYTES` headers) follow the body in the order of their headers: the
+/// body is what comes before them.
 pub fn decode(text: &str) -> Result<Composed, SpoolFormatError> {
     let (head, body) = match text.split_once("\n\n") {
         Some((h, b)) => (h, b),
@@ -349,34 +392,78 @@ pub fn decode(text: &str) -> Result<Composed, SpoolFormatError> {
     if lines.next() != Some(MAGIC) {
         return Err(SpoolFormatError::Magic);
     }
-    let (mut event, mut date, mut subject) = (None, None, None);
+    let (mut event, mut report, mut date, mut subject) = (None, None, None, None);
+    let mut attachments: Vec<(String, String, usize)> = Vec::new();
     for (i, line) in lines.enumerate() {
         let (name, value) = line
             .split_once(": ")
             .ok_or(SpoolFormatError::HeaderLine { line: i + 2 })?;
         match name {
             "Event" => event = Some(value),
+            "Report" => report = Some(value),
             "Date" => date = Some(value),
             "Subject" => subject = Some(value),
+            "Attachment" => {
+                let mut words = value.split(' ');
+                let parsed = match (words.next(), words.next(), words.next(), words.next()) {
+                    (Some(n), Some(t), Some(len), None) => len
+                        .parse()
+                        .ok()
+                        .map(|len| (n.to_string(), t.to_string(), len)),
+                    _ => None,
+                };
+                attachments.push(parsed.ok_or(SpoolFormatError::HeaderLine { line: i + 2 })?);
+            }
             _ => {}
         }
     }
-    let event = event.ok_or(SpoolFormatError::Missing { name: "Event" })?;
-    let event = event
-        .parse::<Event>()
-        .map_err(|_| SpoolFormatError::Event {
-            value: event.to_string(),
-        })?;
+    let event = match (event, report) {
+        (Some(event), _) => Some(
+            event
+                .parse::<Event>()
+                .map_err(|_| SpoolFormatError::Event {
+                    value: event.to_string(),
+                })?,
+        ),
+        (None, Some(REPORT_OUTAGE)) => None,
+        (None, Some(other)) => {
+            return Err(SpoolFormatError::Event {
+                value: other.to_string(),
+            })
+        }
+        (None, None) => return Err(SpoolFormatError::Missing { name: "Event" }),
+    };
     let date = date.ok_or(SpoolFormatError::Missing { name: "Date" })?;
     let date = DateTime::parse_from_rfc2822(date).map_err(|_| SpoolFormatError::Date {
         value: date.to_string(),
     })?;
     let subject = subject.ok_or(SpoolFormatError::Missing { name: "Subject" })?;
+    let attached: usize = attachments.iter().map(|(_, _, len)| len).sum();
+    let body_len = body
+        .len()
+        .checked_sub(attached)
+        .filter(|len| body.is_char_boundary(*len))
+        .ok_or(SpoolFormatError::Attachments)?;
+    let (body, mut rest) = body.split_at(body_len);
+    let mut parts = Vec::new();
+    for (name, content_type, len) in attachments {
+        if !rest.is_char_boundary(len) {
+            return Err(SpoolFormatError::Attachments);
+        }
+        let (content, after) = rest.split_at(len);
+        rest = after;
+        parts.push(Attachment {
+            name,
+            content_type,
+            content: content.to_string(),
+        });
+    }
     Ok(Composed {
         event,
         date,
         subject: subject.to_string(),
         body: body.to_string(),
+        attachments: parts,
     })
 }
 

@@ -1,0 +1,493 @@
+//! Issue 18, after the outage: the journal written by laptop-upsd and our
+//! apccontrol during a real (fake-tree) outage, `apccontrol --report` and
+//! its SVG chart, the post-outage mail to a real aiosmtpd (exactly once),
+//! a journal with damaged lines, and one written on a full disk.
+
+use std::fs;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, FixedOffset};
+
+use crate::daemon::Laptop;
+use crate::notify::{free_port, Smtpd};
+use crate::support::{apccontrol_bin, Scene};
+
+/// `apccontrol --scriptdir SD ARGS` with the scene's stubs first on PATH.
+fn apccontrol(scene: &Scene, args: &[&str]) -> std::process::Output {
+    crate::support::command(apccontrol_bin())
+        .arg("--scriptdir")
+        .arg(&scene.sd)
+        .args(args)
+        .env("PATH", scene.path_env())
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The journal's lines, parsed.
+fn journal_lines(scene: &Scene) -> Vec<serde_json::Value> {
+    fs::read_to_string(scene.journal_dir().join("journal.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// Whether apccontrol's record of `event` is in the journal.
+fn has_run(scene: &Scene, event: &str) -> bool {
+    journal_lines(scene)
+        .iter()
+        .any(|r| r["kind"] == "run" && r["event"] == event)
+}
+
+fn wait_for(what: &str, within: Duration, dump: impl Fn() -> String, check: impl Fn() -> bool) {
+    let end = Instant::now() + within;
+    while Instant::now() < end {
+        if check() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{what} did not happen within {within:?}\n{}", dump());
+}
+
+/// The report mails aiosmtpd received.
+fn report_mails(smtpd: &Smtpd) -> Vec<String> {
+    smtpd
+        .received()
+        .into_iter()
+        .filter(|m| m.contains("power outage report"))
+        .collect()
+}
+
+fn dump(laptop: &Laptop, scene: &Scene) -> String {
+    format!(
+        "{}\njournal:\n{}\nlog:\n{}",
+        laptop.dump(),
+        fs::read_to_string(scene.journal_dir().join("journal.jsonl")).unwrap_or_default(),
+        fs::read_to_string(scene.logfile()).unwrap_or_default()
+    )
+}
+
+/// A mail scene: our apccontrol, stubs, mail to aiosmtpd on `port` (only
+/// for changeme: the event mails stay out of the way of the report).
+fn mail_scene(port: u16) -> Scene {
+    let scene = Scene::new();
+    let outbox = scene.dir.path().join("outbox");
+    scene.config(&format!(
+        "MAIL_TO=admin@example.org\nMAIL_FROM=ups@example.org\nSMTP_HOST=127.0.0.1\nSMTP_PORT={port}\n\
+         SMTP_TLS=none\nSMTP_TIMEOUT=2\nOUTBOX_DIR={}\nMAIL_EVENTS=changeme\nHOOK_TIMEOUT=2",
+        outbox.display()
+    ))
+}
+
+/// Make the journal look written in an earlier boot that ended `down`
+/// before this one began: another boot id, every time shifted back.
+fn as_if_rebooted(scene: &Scene, down: Duration) {
+    let path = scene.journal_dir().join("journal.jsonl");
+    let stat = fs::read_to_string("/proc/stat").unwrap();
+    let btime: i64 = stat
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let mut records: Vec<serde_json::Value> = journal_lines(scene);
+    let at =
+        |r: &serde_json::Value| DateTime::parse_from_rfc3339(r["at"].as_str().unwrap()).unwrap();
+    let last: DateTime<FixedOffset> = records.iter().map(at).max().unwrap();
+    let shift = chrono::Duration::seconds(last.timestamp() - btime)
+        + chrono::Duration::from_std(down).unwrap()
+        + chrono::Duration::milliseconds(i64::from(last.timestamp_subsec_millis()));
+    let mut out = String::new();
+    for record in &mut records {
+        let moved = at(record) - shift;
+        record["at"] = moved
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, false)
+            .into();
+        record["boot"] = "00000000-0000-4000-8000-000000000000".into();
+        out.push_str(&serde_json::to_string(record).unwrap());
+        out.push('\n');
+    }
+    fs::write(&path, out).unwrap();
+}
+
+#[test]
+fn an_outage_played_by_laptop_upsd_is_reported_charted_and_mailed_once() {
+    let smtp_port = free_port();
+    let scene = mail_scene(smtp_port);
+    let smtpd = Smtpd::start(smtp_port, &scene.dir.path().join("received"), &[]);
+    // The onbattery hook outlives HOOK_TIMEOUT; the loadlimit hook vetoes.
+    scene.hook("onbattery", "sleep 30", 0o755);
+    scene.hook("loadlimit", "exit 99", 0o755);
+    let nis_ip = format!("127.78.{}.{}", std::process::id() % 250 + 1, 18);
+    let nis_port = free_port();
+    let mut laptop = Laptop::new(&format!(
+        "SCRIPTDIR {sd}\nPWRFAILDIR {pf}\nJOURNALDIR {journal}\nBATTERYLEVEL 30\nNETSERVER on\nNISIP {nis_ip}\nNISPORT {nis_port}",
+        sd = scene.sd.display(),
+        pf = scene.pwrfail.display(),
+        journal = scene.journal_dir().display(),
+    ));
+    // apccontrol finds the daemon's NIS where apcupsd's would be said.
+    fs::write(
+        scene.sd.join("apcupsd.conf"),
+        format!("NISIP {nis_ip}\nNISPORT {nis_port}\n"),
+    )
+    .unwrap();
+    laptop.start();
+    std::thread::sleep(Duration::from_millis(1500));
+    laptop.sysfs(false, 80);
+    wait_for(
+        "the onbattery run",
+        Duration::from_secs(20),
+        || dump(&laptop, &scene),
+        || has_run(&scene, "onbattery"),
+    );
+    laptop.sysfs(false, 20);
+    wait_for(
+        "the doshutdown run",
+        Duration::from_secs(30),
+        || dump(&laptop, &scene),
+        || has_run(&scene, "doshutdown") && has_run(&scene, "loadlimit"),
+    );
+    laptop.sysfs(true, 20);
+    wait_for(
+        "the mainsback run",
+        Duration::from_secs(30),
+        || dump(&laptop, &scene),
+        || has_run(&scene, "mainsback"),
+    );
+    laptop.stop();
+    // The stub shutdown "worked": the machine is going down, so no report yet.
+    assert!(report_mails(&smtpd).is_empty(), "{}", dump(&laptop, &scene));
+
+    let chart = scene.dir.path().join("outage.svg");
+    let out = apccontrol(&scene, &["--report", "--svg", chart.to_str().unwrap()]);
+    let report = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{report}\n{}",
+        text(&out.stderr)
+    );
+    for expected in [
+        "On battery:",
+        "why: the AC adapter reads offline (online=0)",
+        "why: still on battery ONBATTERYDELAY 1 s after the power failure",
+        "why: loadlimit: charge 20 % <= BATTERYLEVEL 30",
+        "why: after loadlimit: loadlimit: charge 20 % <= BATTERYLEVEL 30",
+        &format!(
+            "hook {}: stopped with SIGTERM because HOOK_TIMEOUT was reached (not a veto)",
+            scene.sd.join("onbattery").display()
+        ),
+        "<< TIMED OUT",
+        &format!(
+            "hook {}: exit status 99: default action vetoed",
+            scene.sd.join("loadlimit").display()
+        ),
+        "<< VETO",
+        &format!(
+            "default action: skipped, vetoed by {} (exit 99)",
+            scene.sd.join("loadlimit").display()
+        ),
+        &format!(
+            "default action: {}/shutdown -h now apcupsd UPS testups initiated shutdown -- done",
+            scene.bin.display()
+        ),
+        "default action: wall \"Power failure on UPS testups. Running on batteries.\" -- done",
+        "default action: wall \"Continuing with shutdown.\" if ",
+        "Shut down:   yes, doshutdown at",
+        "UPS after the run: STATUS ONBATT",
+        "mainsback",
+        "offbattery",
+    ] {
+        assert!(
+            report.contains(expected),
+            "missing {expected:?} in\n{report}\n{}",
+            dump(&laptop, &scene)
+        );
+    }
+    // The stub shutdown ran once, for doshutdown (the loadlimit veto does
+    // not stop it, as with apcupsd).
+    let calls = scene.read_calls();
+    let shutdowns: Vec<_> = calls.iter().filter(|c| c.name == "shutdown").collect();
+    assert_eq!(shutdowns.len(), 1, "{calls:?}");
+    assert_eq!(
+        shutdowns[0].argv,
+        ["-h", "now", "apcupsd UPS testups initiated shutdown"]
+    );
+
+    // The chart: valid XML, the charge series and a marker per event.
+    let svg = fs::read_to_string(&chart).unwrap();
+    let doc = roxmltree::Document::parse(&svg).unwrap_or_else(|e| panic!("{e}\n{svg}"));
+    assert_eq!(doc.root_element().tag_name().name(), "svg");
+    let polylines: Vec<roxmltree::Node> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("polyline"))
+        .collect();
+    let charge_series = polylines
+        .iter()
+        .find(|n| n.attribute("stroke") == Some("#0000FF"))
+        .expect("a blue charge series");
+    let points = charge_series
+        .attribute("points")
+        .unwrap()
+        .split_whitespace()
+        .count();
+    assert!(points >= 4, "{points} charge points");
+    let texts: Vec<String> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .filter_map(|n| n.text())
+        .map(|t| t.trim().to_string())
+        .collect();
+    for label in [
+        "powerout",
+        "onbattery",
+        "loadlimit",
+        "doshutdown",
+        "offbattery",
+        "mainsback",
+        "charge (%)",
+    ] {
+        assert!(
+            texts.iter().any(|t| t == label),
+            "no {label:?} label in {texts:?}"
+        );
+    }
+    let red_markers = polylines
+        .iter()
+        .filter(|n| n.attribute("stroke") == Some("#C81E1E"))
+        .count();
+    assert!(
+        red_markers >= 2,
+        "loadlimit and doshutdown markers: {red_markers}"
+    );
+
+    // The next boot: laptop-upsd closes the outage and queues the report;
+    // the boot flush delivers it, once.
+    as_if_rebooted(&scene, Duration::from_secs(600));
+    laptop.start();
+    wait_for(
+        "the closing record",
+        Duration::from_secs(20),
+        || dump(&laptop, &scene),
+        || journal_lines(&scene).iter().any(|r| r["kind"] == "closed"),
+    );
+    laptop.stop();
+    for _ in 0..2 {
+        let flush = apccontrol(&scene, &["--flush-outbox"]);
+        assert_eq!(flush.status.code(), Some(0), "{}", text(&flush.stderr));
+    }
+    laptop.start();
+    std::thread::sleep(Duration::from_millis(1500));
+    laptop.stop();
+    let flush = apccontrol(&scene, &["--flush-outbox"]);
+    assert_eq!(flush.status.code(), Some(0), "{}", text(&flush.stderr));
+    let mails = report_mails(&smtpd);
+    assert_eq!(mails.len(), 1, "{mails:#?}\n{}", dump(&laptop, &scene));
+    let mail = &mails[0];
+    for expected in [
+        "shut down, back after 10 min",
+        "Content-Type: image/svg+xml",
+        "filename=\"outage-",
+        "Shut down:   yes, doshutdown at",
+        "down for 10 min",
+    ] {
+        assert!(mail.contains(expected), "missing {expected:?} in\n{mail}");
+    }
+    let closed: Vec<_> = journal_lines(&scene)
+        .into_iter()
+        .filter(|r| r["kind"] == "closed")
+        .collect();
+    assert_eq!(closed.len(), 1, "{closed:?}");
+    assert_eq!(closed[0]["by"], "laptop-upsd");
+    assert_eq!(closed[0]["down_secs"], 600.0);
+    let report = text(&apccontrol(&scene, &["--report"]).stdout);
+    assert!(report.contains("down for 10 min 00 s"), "{report}");
+}
+
+#[test]
+fn an_outage_without_a_shutdown_is_mailed_once_at_mainsback() {
+    let smtp_port = free_port();
+    let scene = mail_scene(smtp_port);
+    let smtpd = Smtpd::start(smtp_port, &scene.dir.path().join("received"), &[]);
+    for event in ["powerout", "onbattery", "offbattery", "mainsback"] {
+        let run = scene.run(&[event, "myups", "1", "1"]);
+        assert_eq!(run.status, 0, "{}", run.dump());
+    }
+    let mails = report_mails(&smtpd);
+    assert_eq!(mails.len(), 1, "{mails:#?}");
+    assert!(mails[0].contains("power back, stayed up"), "{}", mails[0]);
+    assert!(
+        mails[0].contains("Content-Type: image/svg+xml"),
+        "{}",
+        mails[0]
+    );
+    // Later runs and flushes never send it again.
+    scene.run(&["mainsback", "myups", "1", "1"]);
+    apccontrol(&scene, &["--flush-outbox"]);
+    assert_eq!(report_mails(&smtpd).len(), 1);
+    let report = text(&apccontrol(&scene, &["--report"]).stdout);
+    assert!(
+        report.contains("Shut down:   no: the power came back first"),
+        "{report}"
+    );
+    assert!(report.contains("Mail:        queued as"), "{report}");
+}
+
+#[test]
+fn no_outage_yet_is_said_with_exit_0_and_damaged_lines_are_skipped_by_number() {
+    let scene = Scene::new();
+    let out = apccontrol(&scene, &["--report"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        text(&out.stdout).contains(&format!(
+            "no outage recorded in {} yet",
+            scene.journal_dir().join("journal.jsonl").display()
+        )),
+        "{}",
+        text(&out.stdout)
+    );
+
+    for event in ["powerout", "onbattery"] {
+        scene.run(&[event, "ups", "1", "1"]);
+    }
+    let path = scene.journal_dir().join("journal.jsonl");
+    let mut bytes = fs::read(&path).unwrap();
+    bytes.extend_from_slice(
+        b"{\"v\":1,\"at\":\"not a time\",\"by\":\"apccontrol\",\"kind\":\"note\",\"text\":\"x\"}\n",
+    );
+    bytes.extend_from_slice(b"\xff\xfe garbage\n");
+    bytes.extend_from_slice(b"{\"v\":1,\"at\":\"2026-");
+    fs::write(&path, bytes).unwrap();
+    scene.run(&["mainsback", "ups", "1", "1"]);
+    let out = apccontrol(&scene, &["--report", "--all"]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    for line in [3, 4, 5] {
+        assert!(
+            stderr.contains(&format!(
+                "journal.jsonl line {line}: damaged record skipped"
+            )),
+            "line {line}: {stderr}"
+        );
+    }
+    for event in ["powerout", "onbattery", "mainsback"] {
+        assert!(
+            stdout.contains(&format!("  {event}\n")),
+            "{event}: {stdout}"
+        );
+    }
+    assert!(
+        stdout.contains("Shut down:   no: the power came back first"),
+        "{stdout}"
+    );
+}
+
+/// Runs `script` in a private mount namespace (root only), where `$J` is
+/// the scene's JOURNAL_DIR on a tiny tmpfs.
+fn in_private_tmpfs(scene: &Scene, script: &str) -> std::process::Output {
+    let journal = scene.journal_dir();
+    fs::create_dir_all(&journal).unwrap();
+    crate::support::command("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-euc"])
+        .arg(format!(
+            "J={j}; A={a}; mount -t tmpfs -o size=8k,mode=755 tmpfs \"$J\"\n{script}",
+            j = journal.display(),
+            a = scene.sd.join("apccontrol").display()
+        ))
+        .env("PATH", scene.path_env())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_full_disk_loses_a_record_never_the_event() {
+    if !crate::support::as_root() {
+        eprintln!("skipped: a private tmpfs needs root (scripts/test-all runs as root)");
+        return;
+    }
+    let scene = Scene::new();
+    scene.hook("onbattery", "exit 0", 0o755);
+    let results = scene.dir.path().join("results");
+    fs::create_dir_all(&results).unwrap();
+    // One page holds the powerout record and blank padding up to 60 bytes
+    // short of its end; a filler takes the other page. The onbattery record
+    // then fits only in part: a write cut short by ENOSPC.
+    let out = in_private_tmpfs(
+        &scene,
+        &format!(
+            r#"R={r}
+"$A" powerout ups 1 1
+size=$(stat -c %s "$J/journal.jsonl")
+head -c $((4096 - 60 - size)) /dev/zero | tr '\0' ' ' >> "$J/journal.jsonl"
+cat /dev/zero > "$J/filler" 2>/dev/null || true
+df -B1 "$J" > "$R/df"
+set +e
+"$A" onbattery ups 1 1 2> "$R/onbattery.err"; echo $? > "$R/onbattery.rc"
+set -e
+rm "$J/filler"
+"$A" offbattery ups 1 1
+"$A" mainsback ups 1 1
+"$A" --report 2> "$R/report.err" > "$R/report.out"; echo $? > "$R/report.rc"
+cp "$J/journal.jsonl" "$R/journal"
+"#,
+            r = results.display()
+        ),
+    );
+    let read = |name: &str| fs::read_to_string(results.join(name)).unwrap_or_default();
+    let dump = format!(
+        "status {:?}\nstdout {}\nstderr {}\ndf {}\njournal {:?}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr),
+        read("df"),
+        read("journal")
+    );
+    assert!(out.status.success(), "{dump}");
+    // The event went on: its hook and its wall ran, exit status 0.
+    assert_eq!(read("onbattery.rc").trim(), "0", "{dump}");
+    let calls = scene.read_calls();
+    assert!(
+        calls.iter().any(|c| c.name == "hook:onbattery"),
+        "{calls:?}"
+    );
+    assert!(
+        calls
+            .iter()
+            .any(|c| c.name == "wall"
+                && c.stdin == b"Power failure on UPS ups. Running on batteries.\n"),
+        "{calls:?}"
+    );
+    let err = read("onbattery.err");
+    assert!(
+        err.contains("is on a full file system: this record is lost (the event itself went on)"),
+        "{err}\n{dump}"
+    );
+    // The cut line is damaged, reported by number; the rest is intact.
+    let journal = read("journal");
+    assert_eq!(
+        journal.lines().nth(2).map(|l| l.len() < 100),
+        Some(true),
+        "{journal:?}"
+    );
+    assert_eq!(read("report.rc").trim(), "0", "{dump}");
+    assert!(
+        read("report.err").contains("journal.jsonl line 3: damaged record skipped"),
+        "{}\n{dump}",
+        read("report.err")
+    );
+    let report = read("report.out");
+    for event in ["powerout", "offbattery", "mainsback"] {
+        assert!(
+            report.contains(&format!("  {event}\n")),
+            "{event}: {report}"
+        );
+    }
+    assert!(!report.contains("  onbattery\n"), "{report}");
+}
