@@ -694,7 +694,7 @@ fn bench_apccontrol(table: &mut Table) {
     let (_, with) = &results[1];
     let m = |t: &HashMap<&str, Vec<f64>>, k: &str| median(&t[k]);
     table.note(format!(
-        "apccontrol: {ROUNDS} runs of each variant, interleaved, from a Rust parent with `PATH` = stub dir first; the hook is `#!/bin/sh` `exit 0`, the wall stub a `#!/bin/sh` loop that reads its stdin. \
+        "apccontrol: {ROUNDS} runs of each variant, interleaved, from a Rust parent with `PATH` = stub dir first; the hook is `#!/bin/sh` `exit 0`, the wall stub a `#!/bin/sh` loop that reads its stdin. Each of our runs also appends to the outage journal (issue 18), in a directory of this run's own (`scripts/bench` bind-mounts one over /var/lib/apccontrol). \
          The handler alone (`powerout`: no hook, no default action) takes {} (ours) vs {} (stock, i.e. dash reading the script) without a config, and {} vs {} with one; a bare `/bin/sh -c :` takes {}.",
         ms(m(without, "ours_bare")),
         ms(m(without, "stock_bare")),
@@ -940,7 +940,7 @@ impl Laptop {
             &conf,
             format!(
                 "## apcupsd.conf v1.1 ##\nUPSNAME bench\nUPSTYPE usb\nSCRIPTDIR {sd}\nPWRFAILDIR {d}\nNOLOGINDIR {d}\n\
-                 NOLOGON disable\nEVENTSFILE {d}/events\nSTATEFILE {d}/state\nPIDFILE {d}/pid\n{extra}\n",
+                 NOLOGON disable\nEVENTSFILE {d}/events\nSTATEFILE {d}/state\nPIDFILE {d}/pid\nJOURNALDIR {d}\n{extra}\n",
                 sd = sd.display(),
                 d = d.display()
             ),

@@ -420,6 +420,32 @@ impl Loop<'_> {
         }
     }
 
+    /// Handle every connection that is ready right now (a poll that does
+    /// not wait).
+    fn serve_pending(&mut self, now: Instant) {
+        let ready: Vec<bool> = {
+            let mut fds: Vec<PollFd> = self
+                .conns
+                .iter()
+                .map(|c| {
+                    let want = if c.writing() {
+                        PollFlags::POLLOUT
+                    } else {
+                        PollFlags::POLLIN
+                    };
+                    PollFd::new(c.stream.as_fd(), want)
+                })
+                .collect();
+            if !matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0) {
+                return;
+            }
+            fds.iter()
+                .map(|p| p.revents().is_some_and(|r| !r.is_empty()))
+                .collect()
+        };
+        self.serve_ready(&ready, now);
+    }
+
     /// Take every pending connection (the listener is non-blocking).
     fn accept_all(&mut self, listener: &TcpListener, now: Instant) {
         loop {
@@ -442,6 +468,11 @@ impl Loop<'_> {
     /// nobody can be evicted.
     fn admit(&mut self, stream: std::net::TcpStream, peer: SocketAddr, now: Instant) {
         let max = self.config.max_connections;
+        if self.conns.len() >= max {
+            // Clients that hung up since the last poll still count until
+            // their end is read: read them now, before closing anyone.
+            self.serve_pending(now);
+        }
         if self.conns.len() >= max {
             let victim = self
                 .conns
