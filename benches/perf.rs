@@ -1360,7 +1360,7 @@ fn bench_rest(table: &mut Table) {
     if let Some((_, u, _)) = phases.last() {
         if u.main_wakeups > 2 {
             table.note(format!(
-                "Mains wakeups missed: laptop-upsd's main thread woke {} times in {} s. Its loop asks for one wake per POLLTIME on mains; besides that only signals (SIGCHLD when an apccontrol run ends, SIGUSR1 from --poke) and power_supply uevents that pass the socket filter wake it; which of these it was is not recorded here.",
+                "Mains wakeups missed: laptop-upsd's main thread woke {} times in {} s. Its loop asks for one wake per POLLTIME on mains; besides that only signals (SIGCHLD when an apccontrol run ends, SIGUSR1 from --poke) and uevents that pass the socket filter wake it (a power_supply uevent, or one the filter cannot judge); which of these it was is not recorded here.",
                 u.main_wakeups,
                 REST_WINDOW.as_secs()
             ));
