@@ -393,7 +393,7 @@ fn any_reset_signal_ignored() -> bool {
 }
 
 /// This process's umask (read by setting it and putting it back).
-fn current_umask() -> u32 {
+pub(crate) fn current_umask() -> u32 {
     use nix::sys::stat::{umask, Mode};
     let old = umask(Mode::from_bits_truncate(0o022));
     umask(old);

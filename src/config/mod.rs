@@ -7,6 +7,7 @@
 
 pub mod apcupsd_conf;
 pub mod defaults;
+pub mod literal;
 pub mod script_config;
 pub mod shell;
 

@@ -482,6 +482,17 @@ pub fn default_context() -> Context {
     }
 }
 
+/// How an event reads the config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reading {
+    /// Without a shell when it is only literal assignments
+    /// ([`super::literal`]), else through the shell.
+    Fastest,
+    /// Always through the shell (the reference the tests compare with).
+    #[cfg_attr(not(test), allow(dead_code))]
+    ShellOnly,
+}
+
 /// What the evaluation shell is given to source.
 enum Source<'a> {
     /// The checked file, sourced with `.` from its descriptor
@@ -536,11 +547,39 @@ impl ScriptConfig {
         extra_known: &[&str],
         keep_shell: bool,
     ) -> (ScriptConfig, Option<ConfigShell>) {
+        Self::evaluate_with(
+            scriptdir,
+            judge,
+            call,
+            extra_known,
+            keep_shell,
+            Reading::Fastest,
+        )
+    }
+
+    /// [`ScriptConfig::evaluate`], choosing how ([`Reading`]).
+    pub(crate) fn evaluate_with(
+        scriptdir: &Path,
+        judge: Judge,
+        call: &ShellArgs,
+        extra_known: &[&str],
+        keep_shell: bool,
+        reading: Reading,
+    ) -> (ScriptConfig, Option<ConfigShell>) {
         let file = match Self::admit(scriptdir, judge) {
             Ok(file) => file,
             Err(config) => return (*config, None),
         };
         let mut config = ScriptConfig::new(scriptdir.join("config"));
+        let literal = match reading {
+            Reading::Fastest => literal_report(&file, scriptdir, extra_known),
+            Reading::ShellOnly => None,
+        };
+        if let Some(records) = literal {
+            config.apply(records);
+            config.source = ConfigSource::Evaluated;
+            return (config, None);
+        }
         let shell = config.run_wrapper(scriptdir, Source::File(&file), call, extra_known);
         let needs_shell = config
             .commands
@@ -617,14 +656,7 @@ impl ScriptConfig {
         call: &ShellArgs,
         extra_known: &[&str],
     ) -> Option<ConfigShell> {
-        let names: Vec<&str> = VARIABLES
-            .iter()
-            .map(|(n, _, _)| *n)
-            .chain(STOCK_INTERNALS.iter().copied())
-            .chain(ALSO_REPORTED.iter().copied())
-            .chain(extra_known.iter().copied())
-            .filter(|n| shell::is_name(n))
-            .collect();
+        let names = report_names(extra_known);
         let script = wrapper_script(scriptdir, &source, &names);
         let zero = if call.zero.is_empty() {
             OsString::from("apccontrol")
@@ -747,6 +779,19 @@ impl ScriptConfig {
     }
 }
 
+/// The variables the report reads back: ours, the stock script's own,
+/// PATH, and `extra_known`.
+fn report_names<'a>(extra_known: &[&'a str]) -> Vec<&'a str> {
+    VARIABLES
+        .iter()
+        .map(|(n, _, _)| *n)
+        .chain(STOCK_INTERNALS.iter().copied())
+        .chain(ALSO_REPORTED.iter().copied())
+        .chain(extra_known.iter().copied())
+        .filter(|n| shell::is_name(n))
+        .collect()
+}
+
 /// Why `judge` refuses to source the config at `path` (or anything on the
 /// way to it, named), or `None`.
 pub fn refusal(path: &Path, judge: Judge) -> Option<String> {
@@ -760,6 +805,23 @@ pub fn refusal(path: &Path, judge: Judge) -> Option<String> {
 fn refusal_text(path: &Path, e: &trust::TrustError) -> String {
     format!("not evaluating {}: {e}", path.display())
 }
+
+/// The report of a config of literal assignments, made without a shell
+/// ([`super::literal`]); `None` when the shell must source it.
+fn literal_report(
+    file: &trust::Trusted,
+    scriptdir: &Path,
+    extra_known: &[&str],
+) -> Option<Records> {
+    let text = file.read_to_end(MAX_LITERAL_BYTES).ok()?;
+    if text.len() as u64 >= MAX_LITERAL_BYTES {
+        return None;
+    }
+    super::literal::report(&text, scriptdir, &report_names(extra_known))
+}
+
+/// A config this big goes to the shell, whatever it holds.
+const MAX_LITERAL_BYTES: u64 = 64 * 1024;
 
 /// The largest config read for `--check` and `--flush-outbox`.
 const MAX_CONFIG_BYTES: u64 = 1 << 20;
@@ -775,26 +837,20 @@ const END_MARKER: &[u8] = b"\x01Z\0";
 /// (`\x01S<status>\0`), until we close its stdin.
 fn wrapper_script(scriptdir: &Path, source: &Source<'_>, names: &[&str]) -> Vec<u8> {
     let mut s: Vec<u8> = Vec::new();
-    let mut line = |text: &str| {
-        s.extend_from_slice(text.as_bytes());
-        s.push(b'\n');
-    };
-    line("prefix=/usr");
-    line("exec_prefix=${prefix}");
-    line("APCPID=/var/run/apcupsd.pid");
-    line("SCRIPTSHELL=/bin/sh");
-    for (name, default, _) in VARIABLES {
-        if let Some(default) = default {
-            line(&format!(
-                "{name}={}",
-                String::from_utf8_lossy(&shell::quote(default.as_bytes()))
-            ));
+    for step in super::literal::prelude(scriptdir) {
+        match step {
+            shell::Literal::Set { name, value } => {
+                s.extend_from_slice(name.as_bytes());
+                s.push(b'=');
+                s.extend_from_slice(&shell::quote(&value));
+            }
+            shell::Literal::Export { name, .. } => {
+                s.extend_from_slice(b"export ");
+                s.extend_from_slice(name.as_bytes());
+            }
         }
+        s.push(b'\n');
     }
-    line("export SYSADMIN APCUPSD_MAIL");
-    s.extend_from_slice(b"SCRIPTDIR=");
-    s.extend_from_slice(&shell::quote(scriptdir.as_os_str().as_bytes()));
-    s.push(b'\n');
     match source {
         Source::File(file) => {
             s.extend_from_slice(b". ");
