@@ -8,7 +8,7 @@
 //! already runs in. When the text is nothing but
 //! [`shell::literal_assignments`], [`report`] does here what dash does with
 //! it and returns the very report ([`Records`]) the wrapper shell prints
-//! ([`super::script_config`]): the environment imported as dash imports it
+//! ([`super::wrapper`]): the environment imported as dash imports it
 //! (valid names only, the last of a name wins, `PWD` checked and exported),
 //! dash's default PATH when there is none, the stock defaults the wrapper
 //! sets ([`prelude`]), the file's assignments in order (an assignment to an
@@ -30,8 +30,9 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use super::script_config::{Records, COMMAND_VARIABLES};
+use super::settings::{COMMAND_VARIABLES, VARIABLES};
 use super::shell::{self, Literal};
+use super::wrapper::{Records, SHELL};
 
 /// The PATH dash uses when the environment has none (a shell variable, not exported).
 const DASH_DEFAULT_PATH: &[u8] = b"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -74,7 +75,7 @@ const DASH_BUILTINS: &[&str] = &[
 
 /// What the wrapper sets before it sources the config, in its order: the
 /// stock script's own variables and defaults, then SCRIPTDIR. Shared with
-/// the wrapper ([`super::script_config`]) so both start from the same place.
+/// the wrapper ([`super::wrapper`]) so both start from the same place.
 pub fn prelude(scriptdir: &Path) -> Vec<Literal> {
     let set = |name: &str, value: &[u8]| Literal::Set {
         name: name.to_string(),
@@ -86,7 +87,7 @@ pub fn prelude(scriptdir: &Path) -> Vec<Literal> {
         set("APCPID", b"/var/run/apcupsd.pid"),
         set("SCRIPTSHELL", b"/bin/sh"),
     ];
-    for (name, default, _) in super::script_config::VARIABLES {
+    for (name, default, _) in VARIABLES {
         if let Some(default) = default {
             steps.push(set(name, default.as_bytes()));
         }
@@ -176,8 +177,7 @@ pub fn report(text: &[u8], scriptdir: &Path, names: &[&str]) -> Option<Records> 
 
 /// Whether `/bin/sh` is dash, whose behaviour [`report`] reproduces.
 fn sh_is_dash() -> bool {
-    std::fs::read_link(super::script_config::SHELL)
-        .is_ok_and(|target| target.file_name().is_some_and(|n| n == "dash"))
+    std::fs::read_link(SHELL).is_ok_and(|target| target.file_name().is_some_and(|n| n == "dash"))
 }
 
 /// dash's variables when it starts: the environment's entries whose names
