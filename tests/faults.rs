@@ -16,7 +16,6 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::notify::free_port;
 use crate::support::{now_nanos, Run, Scene};
 
 /// A scene (whose SHUTDOWN fallbacks are stubs, as in every scene).
@@ -392,25 +391,14 @@ fn a_full_stdout_does_not_stop_the_shutdown() {
 
 use crate::daemon::Laptop;
 
-fn daemon_running(laptop: &mut Laptop) -> bool {
-    laptop
-        .daemon
-        .as_mut()
-        .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
-}
-
-fn stderr_of(laptop: &Laptop) -> String {
-    fs::read_to_string(laptop.path("stderr")).unwrap_or_default()
-}
-
 #[test]
 fn power_supply_files_that_vanish_or_hold_garbage_never_stop_the_daemon() {
-    let mut laptop = Laptop::new("BATTERYLEVEL 50");
-    laptop.start();
-    std::thread::sleep(Duration::from_millis(1200));
+    let (mut laptop, nis) = Laptop::with_nis("BATTERYLEVEL 50");
+    laptop.start_and_wait();
     let supply = laptop.root.join("sys/class/power_supply");
     // Files vanish (a battery pulled, a driver reloading), one by one and
-    // then whole directories, between and during reads.
+    // then whole directories, between and during reads (the sleeps are the
+    // faults' timeline against polls once a second, not waits).
     for name in ["capacity", "energy_now", "status", "present"] {
         let _ = fs::remove_file(supply.join("BAT0").join(name));
         std::thread::sleep(Duration::from_millis(300));
@@ -432,124 +420,58 @@ fn power_supply_files_that_vanish_or_hold_garbage_never_stop_the_daemon() {
         std::thread::sleep(Duration::from_millis(300));
     }
     std::thread::sleep(Duration::from_millis(1500));
-    assert!(daemon_running(&mut laptop), "{}", laptop.dump());
+    laptop.expect_running();
     // Back to a sane tree: a real outage is still handled.
     laptop.sysfs(true, 80);
-    std::thread::sleep(Duration::from_millis(1500));
+    let sane = nis.until(Duration::from_secs(10), "the sane tree", |r| {
+        r.get("STATUS").map(str::trim) == Some("ONLINE")
+            && r.get("BCHARGE") == Some("80.0 Percent")
+    });
+    laptop.expect(sane.is_ok(), format!("{sane:?}"));
     laptop.sysfs(false, 80);
     laptop.wait_for("onbattery", Duration::from_secs(8));
-    let events = laptop.settled_events();
-    assert!(
-        !events.iter().any(|e| e == "doshutdown" || e == "loadlimit"),
-        "{}",
-        laptop.dump()
-    );
-    assert!(daemon_running(&mut laptop), "{}", laptop.dump());
-    let stderr = stderr_of(&laptop);
-    assert!(!stderr.contains("panicked"), "{stderr}");
-}
-
-#[test]
-fn an_adapter_flapping_at_10_hz_for_a_minute_gives_a_bounded_number_of_events() {
-    let mut laptop = Laptop::new("");
-    laptop.start();
-    std::thread::sleep(Duration::from_millis(1200));
-    // The adapter and the battery's status flip together, as a bad plug
-    // makes them do: every 100 ms for a minute.
-    let end = Instant::now() + Duration::from_secs(60);
-    let mut flips = 0u32;
-    while Instant::now() < end {
-        laptop.sysfs(flips % 2 == 1, 80);
-        flips += 1;
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    // End on mains, with the battery saying so too.
-    laptop.sysfs(true, 80);
-    std::thread::sleep(Duration::from_secs(3));
-    let events = laptop.settled_events();
-    eprintln!(
-        "{flips} adapter flips in 60 s gave {} apccontrol runs",
-        events.len()
-    );
-    assert!(daemon_running(&mut laptop), "{}", laptop.dump());
-    // At most one transition per poll (POLLTIME 1): never one per flip.
-    assert!(
-        events.len() <= 2 * 62,
-        "{} events for {flips} flips\n{}",
-        events.len(),
-        laptop.dump()
-    );
-    assert!(
-        !events.iter().any(|e| e == "doshutdown"),
-        "{}",
-        laptop.dump()
-    );
-    // The final state is right: on mains.
-    if let Some(last) = events
-        .iter()
-        .rev()
-        .find(|e| *e == "powerout" || *e == "mainsback")
-    {
-        assert_eq!(last, "mainsback", "{}", laptop.dump());
-    }
-    let status = crate::support::command(crate::daemon::laptop_upsd_bin())
-        .arg("-f")
-        .arg(&laptop.conf)
-        .arg("--root")
-        .arg(&laptop.root)
-        .arg("--status")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&status.stdout);
-    assert!(text.contains("ONLINE"), "{text}");
+    laptop
+        .expect_none_of(&["doshutdown", "loadlimit"])
+        .expect_no_stderr("panicked")
+        .expect_running();
 }
 
 #[test]
 fn an_events_file_on_a_full_device_still_shuts_down() {
     let mut laptop = Laptop::new("BATTERYDROP 50\nBATTERYLEVEL 5\nEVENTSFILE /dev/full");
     laptop.sysfs(true, 60);
-    laptop.start();
-    std::thread::sleep(Duration::from_millis(1200));
+    laptop.start_and_wait();
     laptop.sysfs(false, 60);
     laptop.wait_for("onbattery", Duration::from_secs(5));
     laptop.sysfs(false, 29);
     laptop.wait_for("doshutdown", Duration::from_secs(12));
-    assert!(daemon_running(&mut laptop), "{}", laptop.dump());
-    let stderr = stderr_of(&laptop);
-    // Refused before any write: a device is not an events file (crate::trust).
-    assert!(
-        stderr.contains("cannot write events file /dev/full"),
-        "{stderr}"
-    );
-    assert!(stderr.contains("not a regular file"), "{stderr}");
+    laptop
+        .expect_running()
+        // Refused before any write: a device is not an events file (crate::trust).
+        .expect_stderr("cannot write events file /dev/full")
+        .expect_stderr("not a regular file");
 }
 
 #[test]
 fn a_corrupt_state_file_at_start_is_ignored_with_a_log_line() {
-    let mut laptop = Laptop::new("TIMEOUT 3");
+    let (mut laptop, nis) = Laptop::with_nis("TIMEOUT 3");
     fs::write(
         laptop.path("state"),
         b"\x00\xffversion=banana\noutage_start=yesterday\n",
     )
     .unwrap();
     laptop.start();
-    std::thread::sleep(Duration::from_millis(1200));
-    assert!(daemon_running(&mut laptop), "{}", laptop.dump());
-    // No outage was resumed from the garbage: nothing happened.
-    assert!(laptop.events().is_empty(), "{}", laptop.dump());
-    let stderr = stderr_of(&laptop);
-    assert!(
-        stderr.contains("ignoring the corrupt state file"),
-        "{stderr}"
-    );
+    // NIS is served after the first reading.
+    let first = nis.until(Duration::from_secs(10), "a status", |_| true);
+    laptop
+        .expect(first.is_ok(), format!("{first:?}"))
+        .expect_running()
+        // No outage was resumed from the garbage: nothing happened.
+        .expect_events(&[])
+        .expect_stderr("ignoring the corrupt state file");
     laptop.sysfs(false, 80);
     laptop.wait_for("doshutdown", Duration::from_secs(10));
-    assert_eq!(
-        laptop.settled_events(),
-        ["powerout", "onbattery", "timeout", "doshutdown"],
-        "{}",
-        laptop.dump()
-    );
+    laptop.expect_events(&["powerout", "onbattery", "timeout", "doshutdown"]);
 }
 
 #[test]
@@ -578,14 +500,13 @@ fn a_state_file_from_a_clock_that_jumped_back_neither_waits_an_hour_nor_repeats(
     laptop.start();
     laptop.wait_for("timeout", Duration::from_secs(10));
     let took = started.elapsed();
-    assert!(took < Duration::from_secs(6), "{took:?}\n{}", laptop.dump());
-    // Resumed: no second powerout or onbattery.
-    assert_eq!(
-        laptop.settled_events(),
-        ["timeout", "doshutdown"],
-        "{}",
-        laptop.dump()
-    );
+    laptop
+        .expect(
+            took < Duration::from_secs(6),
+            format!("timeout {took:?} after the start"),
+        )
+        // Resumed: no second powerout or onbattery.
+        .expect_events(&["timeout", "doshutdown"]);
 }
 
 // ---- the NIS server, inside the real laptop-upsd ----
@@ -609,14 +530,11 @@ fn threads_of(pid: u32) -> usize {
 }
 
 /// One well-behaved `status` exchange: connect, ask, read to the end marker.
-fn status_exchange(port: u16) -> Result<Duration, String> {
+fn status_exchange(addr: std::net::SocketAddr) -> Result<Duration, String> {
     use std::io::{Read, Write};
     let started = Instant::now();
-    let mut s = std::net::TcpStream::connect_timeout(
-        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
-        Duration::from_secs(1),
-    )
-    .map_err(|e| format!("connect: {e}"))?;
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1))
+        .map_err(|e| format!("connect: {e}"))?;
     s.set_read_timeout(Some(Duration::from_secs(2))).ok();
     s.write_all(b"\0\x06status")
         .map_err(|e| format!("write: {e}"))?;
@@ -650,23 +568,20 @@ fn the_nis_server_stays_bounded_and_answers_under_attack() {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
 
-    let port = free_port();
-    let mut laptop = Laptop::new(&format!("NETSERVER on\nNISIP 127.0.0.1\nNISPORT {port}"));
+    let (mut laptop, nis) = Laptop::with_nis("");
+    let addr: std::net::SocketAddr = nis.host().parse().unwrap();
     laptop.start();
     let pid = laptop.daemon.as_ref().unwrap().id();
-    let ready = Instant::now() + Duration::from_secs(5);
-    while status_exchange(port).is_err() {
-        assert!(Instant::now() < ready, "no NIS server\n{}", laptop.dump());
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    laptop.wait_until("the NIS server answers", Duration::from_secs(10), |_| {
+        status_exchange(addr).is_ok()
+    });
     for _ in 0..20 {
-        status_exchange(port).unwrap();
+        status_exchange(addr).unwrap();
     }
     let (rss_before, _) = memory_kib(pid);
     let threads_before = threads_of(pid);
 
     let stop = Arc::new(AtomicBool::new(false));
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let mut attackers = Vec::new();
     // 500 connections opened at once and held.
     let held: Vec<TcpStream> = (0..500)
@@ -723,15 +638,12 @@ fn the_nis_server_stays_bounded_and_answers_under_attack() {
     let end = Instant::now() + Duration::from_secs(15);
     let mut hwm_seen = 0;
     while Instant::now() < end {
-        match status_exchange(port) {
+        match status_exchange(addr) {
             Ok(took) => {
                 worst = worst.max(took);
                 answered += 1;
             }
-            Err(e) => panic!(
-                "a well-behaved client was not answered: {e}\n{}",
-                laptop.dump()
-            ),
+            Err(e) => laptop.fail(format!("a well-behaved client was not answered: {e}")),
         }
         hwm_seen = hwm_seen.max(memory_kib(pid).1);
         std::thread::sleep(Duration::from_millis(200));
@@ -759,19 +671,16 @@ fn the_nis_server_stays_bounded_and_answers_under_attack() {
         hwm < rss_before + 64 * 1024,
         "VmHWM {hwm} KiB vs {rss_before} KiB before"
     );
-    assert!(daemon_running(&mut laptop), "{}", laptop.dump());
-    let stderr = stderr_of(&laptop);
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    assert!(
-        stderr.contains("connections open; closing the longest-waiting one"),
-        "{stderr}"
-    );
-    // 500 evictions are not 500 log lines.
-    assert!(
-        stderr.contains("problems this minute; counting the rest, not logging them"),
-        "{stderr}"
-    );
-    assert!(stderr.lines().count() < 60, "{stderr}");
+    laptop
+        .expect_running()
+        .expect_no_stderr("panicked")
+        .expect_stderr("connections open; closing the longest-waiting one")
+        // 500 evictions are not 500 log lines.
+        .expect_stderr("problems this minute; counting the rest, not logging them")
+        .expect(
+            laptop.stderr().lines().count() < 60,
+            "the attack filled the log",
+        );
 }
 
 // ---- the fuzz corpora, replayed on stable Rust ----

@@ -13,7 +13,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::notify::{free_port, Smtpd};
+use crate::notify::{ReservedPort, Smtpd};
 use crate::support::{
     apccontrol_bin, as_root, check_is_clean_but_for_ownership, command, Call, Run, Scene,
 };
@@ -309,12 +309,14 @@ fn the_configs_side_effects_run_once_per_event_and_never_for_check_or_flush() {
     let count = scene.dir.path().join("count");
     let outbox = scene.dir.path().join("outbox");
     let bin = scene.bin.display().to_string();
+    // No mail server: its port is held, nothing listens.
+    let nobody = ReservedPort::new();
     let scene = scene.config(&format!(
         "echo \"$1\" >> '{}'\nmywall() {{ {bin}/wall \"$@\"; }}\nWALL=mywall\n\
          MAIL_TO=admin@example.org\nSMTP_HOST=127.0.0.1\nSMTP_PORT={}\nSMTP_TLS=none\n\
          SMTP_TIMEOUT=1\nOUTBOX_DIR={}\nMAIL_EVENTS=commok",
         count.display(),
-        free_port(),
+        nobody.port,
         outbox.display()
     ));
     let lines = || fs::read_to_string(&count).unwrap_or_default();
@@ -523,9 +525,9 @@ fn mail_config(scene: Scene, port: u16) -> Scene {
 
 #[test]
 fn test_runs_hooks_and_mail_for_real_and_prints_the_default_action() {
-    let port = free_port();
-    let scene = mail_config(Scene::new(), port);
-    let smtpd = Smtpd::start(port, &scene.dir.path().join("received"), &[]);
+    let scene = Scene::new();
+    let smtpd = Smtpd::start(&scene.dir.path().join("received"), &[]);
+    let scene = mail_config(scene, smtpd.port);
     let env_seen = scene.dir.path().join("env");
     scene.hook(
         "doshutdown",
@@ -591,7 +593,9 @@ fn test_shows_a_veto_and_a_hook_stopped_at_the_deadline() {
 
 #[test]
 fn dry_run_shows_the_mail_and_leaves_the_log_file_alone() {
-    let scene = mail_config(Scene::new(), free_port());
+    // Nothing is sent: the port is held, nothing listens.
+    let nobody = ReservedPort::new();
+    let scene = mail_config(Scene::new(), nobody.port);
     let mut cmd = command(scene.sd.join("apccontrol"));
     cmd.args(["--dry-run", "onbattery", "myups", "1", "1"]);
     let run = scene.execute(cmd);
