@@ -147,8 +147,7 @@ fn a_failing_shutdown_is_a_clear_error_and_non_zero() {
     let scene = Scene::new().config("SHUTDOWN_FALLBACK=");
     scene.stub("shutdown", "echo 'Failed to talk to init' >&2; exit 1");
     let run = scene.run(&["doshutdown", "u", "1", "1"]);
-    run.expect_status(1)
-        .expect_stderr("Failed to talk to init");
+    run.expect_status(1).expect_stderr("Failed to talk to init");
 }
 
 #[test]

@@ -97,11 +97,9 @@ impl Slave {
 
     #[track_caller]
     fn wait_for(&self, event: &str, within: Duration, laptop: &Laptop) {
-        laptop.wait_until(
-            &format!("the apcupsd slave's `{event}`"),
-            within,
-            |_| self.events().iter().any(|e| e == event),
-        );
+        laptop.wait_until(&format!("the apcupsd slave's `{event}`"), within, |_| {
+            self.events().iter().any(|e| e == event)
+        });
     }
 }
 
@@ -167,9 +165,6 @@ fn apcaccess_and_aioapcaccess_read_laptop_upsd() {
         "plugged and battery present: {flags:#x}"
     );
 
-    let (code, events) = apcaccess(&["-h", &host, "events"]);
-    assert_eq!(code, 0, "{events}");
-    assert!(events.contains("  Running on UPS batteries."), "{events}");
     let script = format!(
         "import asyncio, aioapcaccess\n\
          d = asyncio.run(aioapcaccess.request_status('{}', {}))\n\
@@ -231,8 +226,7 @@ fn a_real_apcupsd_slave_follows_laptop_upsd_through_an_outage() {
         Duration::from_secs(15),
         |_| {
             slave.nis.status().is_ok_and(|r| {
-                r.get("STATUS").is_some_and(|s| s.contains("ONLINE"))
-                    && r.get("BCHARGE").is_some()
+                r.get("STATUS").is_some_and(|s| s.contains("ONLINE")) && r.get("BCHARGE").is_some()
             })
         },
     );

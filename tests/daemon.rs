@@ -309,7 +309,9 @@ impl Laptop {
     #[track_caller]
     pub fn expect_no_stderr(&self, needle: &str) -> &Laptop {
         if self.stderr().contains(needle) {
-            self.fail(format!("the daemon's stderr has {needle:?}, which it must not"));
+            self.fail(format!(
+                "the daemon's stderr has {needle:?}, which it must not"
+            ));
         }
         self
     }
@@ -633,7 +635,9 @@ fn the_stock_apccontrol_serves_as_laptop_upsds_handler() {
     laptop.sysfs(false, 80);
     wall_reached(&scene, &laptop);
     laptop.expect(
-        laptop.stderr().contains(&format!("started {}/apccontrol onbattery", sd.display())),
+        laptop
+            .stderr()
+            .contains(&format!("started {}/apccontrol onbattery", sd.display())),
         "the stock copy was not the handler",
     );
 }

@@ -39,41 +39,18 @@ fn run_unconfigured(scene: &Scene, event: &str) -> Run {
     scene.run(&[event, "ups", "1", "1"])
 }
 
-fn log_has(run: &Run, needle: &str) {
-    assert!(
-        run.log.contains(needle),
-        "log lacks {needle:?}\n{}",
-        run.dump()
-    );
-}
-
-fn stderr_has(run: &Run, needle: &str) {
-    assert!(
-        String::from_utf8_lossy(&run.stderr).contains(needle),
-        "stderr lacks {needle:?}\n{}",
-        run.dump()
-    );
-}
-
-fn names(run: &Run) -> Vec<String> {
-    run.calls.iter().map(|c| c.name.clone()).collect()
-}
-
 // ---- SHUTDOWN missing or failing: the fallbacks ----
 
 #[test]
 fn missing_shutdown_falls_back_to_systemctl_poweroff() {
     let s = scene().config("SHUTDOWN=/nonexistent/shutdown");
     let run = s.run(&["doshutdown", "ups", "1", "1"]);
-    assert_eq!(run.status, 0, "{}", run.dump());
-    assert_eq!(names(&run), ["wall", "systemctl"], "{}", run.dump());
+    run.expect_status(0);
+    run.expect_call_names(&["wall", "systemctl"]);
     assert_eq!(run.calls_to("systemctl")[0].argv, ["poweroff"]);
-    log_has(&run, "/nonexistent/shutdown");
-    log_has(
-        &run,
-        "alert: `doshutdown`: shutdown command failed; falling back to `",
-    );
-    log_has(&run, "systemctl poweroff` succeeded");
+    run.expect_log("/nonexistent/shutdown");
+    run.expect_log("alert: `doshutdown`: shutdown command failed; falling back to `");
+    run.expect_log("systemctl poweroff` succeeded");
 }
 
 #[test]
@@ -88,20 +65,12 @@ fn failing_shutdown_and_systemctl_fall_back_to_poweroff() {
         "echo 'System has not been booted with systemd' >&2; exit 1",
     );
     let run = s.run(&["doshutdown", "ups", "1", "1"]);
-    assert_eq!(run.status, 0, "{}", run.dump());
-    assert_eq!(
-        names(&run),
-        ["wall", "shutdown", "systemctl", "poweroff"],
-        "{}",
-        run.dump()
-    );
-    log_has(
-        &run,
-        "failed (exit status 1): Failed to talk to init daemon.",
-    );
-    log_has(&run, "fallback `");
-    log_has(&run, "System has not been booted with systemd");
-    log_has(&run, "poweroff` succeeded");
+    run.expect_status(0);
+    run.expect_call_names(&["wall", "shutdown", "systemctl", "poweroff"]);
+    run.expect_log("failed (exit status 1): Failed to talk to init daemon.");
+    run.expect_log("fallback `");
+    run.expect_log("System has not been booted with systemd");
+    run.expect_log("poweroff` succeeded");
 }
 
 #[test]
@@ -111,13 +80,10 @@ fn when_every_fallback_fails_the_run_fails_loudly() {
         s.stub(name, "exit 1");
     }
     let run = s.run(&["doshutdown", "ups", "1", "1"]);
-    assert_eq!(run.status, 1, "{}", run.dump());
-    assert_eq!(names(&run), ["wall", "shutdown", "systemctl", "poweroff"]);
-    log_has(
-        &run,
-        "all 2 fallbacks failed too: THIS MACHINE IS NOT SHUTTING DOWN",
-    );
-    stderr_has(&run, "THIS MACHINE IS NOT SHUTTING DOWN");
+    run.expect_status(1);
+    run.expect_call_names(&["wall", "shutdown", "systemctl", "poweroff"]);
+    run.expect_log("all 2 fallbacks failed too: THIS MACHINE IS NOT SHUTTING DOWN");
+    run.expect_stderr("THIS MACHINE IS NOT SHUTTING DOWN");
 }
 
 #[test]
@@ -125,16 +91,11 @@ fn doreboot_falls_back_to_systemctl_reboot_then_reboot() {
     let s = scene().config("SHUTDOWN=/nonexistent/shutdown");
     s.stub("systemctl", "exit 1");
     let run = s.run(&["doreboot", "ups", "1", "1"]);
-    assert_eq!(run.status, 0, "{}", run.dump());
-    assert_eq!(
-        names(&run),
-        ["wall", "systemctl", "reboot"],
-        "{}",
-        run.dump()
-    );
+    run.expect_status(0);
+    run.expect_call_names(&["wall", "systemctl", "reboot"]);
     assert_eq!(run.calls_to("systemctl")[0].argv, ["reboot"]);
-    assert!(run.calls_to("poweroff").is_empty());
-    log_has(&run, "reboot` succeeded");
+    run.expect_calls("poweroff", 0);
+    run.expect_log("reboot` succeeded");
 }
 
 #[test]
@@ -149,14 +110,9 @@ fn default_fallbacks_are_found_on_path() {
         assert!(s.bin.join(name).exists());
     }
     let run = s.run(&["doshutdown", "ups", "1", "1"]);
-    assert_eq!(
-        names(&run),
-        ["wall", "systemctl", "poweroff"],
-        "{}",
-        run.dump()
-    );
-    log_has(&run, "falling back to `systemctl poweroff`");
-    log_has(&run, "falling back to `poweroff`");
+    run.expect_call_names(&["wall", "systemctl", "poweroff"]);
+    run.expect_log("falling back to `systemctl poweroff`");
+    run.expect_log("falling back to `poweroff`");
 }
 
 #[test]
@@ -165,12 +121,9 @@ fn an_empty_fallback_list_means_none() {
         .config("SHUTDOWN=/nonexistent/shutdown")
         .config("SHUTDOWN_FALLBACK=");
     let run = s.run(&["doshutdown", "ups", "1", "1"]);
-    assert_eq!(run.status, 127, "{}", run.dump());
-    assert_eq!(names(&run), ["wall"]);
-    log_has(
-        &run,
-        "no fallback configured: THIS MACHINE IS NOT SHUTTING DOWN",
-    );
+    run.expect_status(127);
+    run.expect_call_names(&["wall"]);
+    run.expect_log("no fallback configured: THIS MACHINE IS NOT SHUTTING DOWN");
 }
 
 // ---- hooks that misbehave ----
@@ -180,14 +133,11 @@ fn a_hook_ignoring_sigterm_is_killed_and_the_shutdown_still_runs() {
     let s = scene().config("HOOK_TIMEOUT=1");
     s.hook("doshutdown", "trap '' TERM\nsleep 60\nexit 99", 0o755);
     let run = s.run(&["doshutdown", "ups", "1", "1"]);
-    assert_eq!(run.status, 0, "{}", run.dump());
-    assert_eq!(names(&run), ["hook:doshutdown", "wall", "shutdown"]);
+    run.expect_status(0);
+    run.expect_call_names(&["hook:doshutdown", "wall", "shutdown"]);
     // 1 s budget + 2 s grace between TERM and KILL, plus slack.
-    assert!(run.elapsed < Duration::from_secs(8), "{}", run.dump());
-    log_has(
-        &run,
-        "stopped with SIGKILL because HOOK_TIMEOUT was reached (not a veto)",
-    );
+    run.expect_within(Duration::from_secs(8));
+    run.expect_log("stopped with SIGKILL because HOOK_TIMEOUT was reached (not a veto)");
 }
 
 #[test]
@@ -195,13 +145,8 @@ fn a_hook_killed_by_a_signal_is_not_a_veto() {
     let s = scene();
     s.hook("doshutdown", "kill -SEGV $$\nexit 99", 0o755);
     let run = s.run(&["doshutdown", "ups", "1", "1"]);
-    assert_eq!(
-        names(&run),
-        ["hook:doshutdown", "wall", "shutdown"],
-        "{}",
-        run.dump()
-    );
-    log_has(&run, "killed by SIGSEGV");
+    run.expect_call_names(&["hook:doshutdown", "wall", "shutdown"]);
+    run.expect_log("killed by SIGSEGV");
 }
 
 #[test]
@@ -209,9 +154,9 @@ fn a_hook_that_is_a_directory_is_skipped_with_a_reason() {
     let s = scene();
     fs::create_dir(s.sd.join("doshutdown")).unwrap();
     let run = s.run(&["doshutdown", "ups", "1", "1"]);
-    assert_eq!(names(&run), ["wall", "shutdown"], "{}", run.dump());
-    log_has(&run, "warning: skipping hook ");
-    log_has(&run, "/doshutdown: ");
+    run.expect_call_names(&["wall", "shutdown"]);
+    run.expect_log("warning: skipping hook ");
+    run.expect_log("/doshutdown: ");
 }
 
 #[test]
@@ -219,9 +164,9 @@ fn a_dangling_symlink_hook_is_skipped_with_a_reason() {
     let s = scene();
     std::os::unix::fs::symlink("/nonexistent/hook", s.sd.join("doshutdown")).unwrap();
     let run = s.run(&["doshutdown", "ups", "1", "1"]);
-    assert_eq!(names(&run), ["wall", "shutdown"], "{}", run.dump());
-    log_has(&run, "warning: skipping hook ");
-    log_has(&run, "symlink");
+    run.expect_call_names(&["wall", "shutdown"]);
+    run.expect_log("warning: skipping hook ");
+    run.expect_log("symlink");
 }
 
 #[test]
@@ -231,17 +176,14 @@ fn a_hook_with_a_missing_interpreter_is_reported_and_the_shutdown_runs() {
     fs::write(&path, "#!/nonexistent/interpreter\nexit 99\n").unwrap();
     fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
     let run = s.run(&["doshutdown", "ups", "1", "1"]);
-    assert_eq!(run.status, 0, "{}", run.dump());
-    assert_eq!(names(&run), ["wall", "shutdown"], "{}", run.dump());
+    run.expect_status(0);
+    run.expect_call_names(&["wall", "shutdown"]);
     // The interpreter is named, not the hook, which exists (issue 14).
-    log_has(
-        &run,
-        &format!(
-            "error: interpreter `/nonexistent/interpreter` not found for hook {}",
-            path.display()
-        ),
-    );
-    assert!(!run.log.contains("was not found"), "{}", run.dump());
+    run.expect_log(&format!(
+        "error: interpreter `/nonexistent/interpreter` not found for hook {}",
+        path.display()
+    ));
+    run.expect_no_log("was not found");
 }
 
 // ---- wall missing or hanging ----
@@ -250,13 +192,12 @@ fn a_hook_with_a_missing_interpreter_is_reported_and_the_shutdown_runs() {
 fn a_missing_wall_prints_the_message_and_the_shutdown_runs() {
     let s = scene().config("WALL=/nonexistent/wall");
     let run = s.run(&["doshutdown", "ups", "1", "1"]);
-    assert_eq!(names(&run), ["shutdown"], "{}", run.dump());
+    run.expect_call_names(&["shutdown"]);
     assert_eq!(
         String::from_utf8_lossy(&run.stdout),
         "UPS ups initiated Shutdown Sequence\n"
     );
-    log_has(
-        &run,
+    run.expect_log(
         "alert: wall failed, message not broadcast: UPS ups initiated Shutdown Sequence",
     );
 }
@@ -268,14 +209,16 @@ fn a_hanging_wall_delays_the_shutdown_by_at_most_the_wall_deadline() {
     let started = now_nanos();
     let run = s.run(&["doshutdown", "ups", "1", "1"]);
     let shutdown = run.calls_to("shutdown");
-    assert_eq!(shutdown.len(), 1, "{}", run.dump());
+    run.expect_calls("shutdown", 1);
     let delay = Duration::from_nanos((shutdown[0].at_nanos - started) as u64);
     eprintln!("hanging wall: shutdown started {delay:?} after apccontrol");
     // WALL_DEADLINE (5 s) + the 2 s grace for a wall that ignores TERM.
-    assert!(delay < Duration::from_secs(9), "{delay:?}\n{}", run.dump());
-    assert!(delay >= Duration::from_secs(5), "{delay:?}");
-    log_has(&run, "stopped with SIGKILL");
-    log_has(&run, "wall failed, message not broadcast");
+    run.expect(
+        (Duration::from_secs(5)..Duration::from_secs(9)).contains(&delay),
+        format!("shutdown came {delay:?} after the start"),
+    );
+    run.expect_log("stopped with SIGKILL");
+    run.expect_log("wall failed, message not broadcast");
 }
 
 // ---- the config file ----
@@ -284,23 +227,20 @@ fn a_hanging_wall_delays_the_shutdown_by_at_most_the_wall_deadline() {
 fn a_config_with_a_syntax_error_uses_the_defaults() {
     let s = Scene::new().config("if then fi (");
     let run = run_unconfigured(&s, "onbattery");
-    assert_eq!(run.status, 0, "{}", run.dump());
-    assert_eq!(names(&run), ["wall"], "{}", run.dump());
-    stderr_has(&run, "failed to evaluate");
-    stderr_has(&run, "using the defaults");
+    run.expect_status(0);
+    run.expect_call_names(&["wall"]);
+    run.expect_stderr("failed to evaluate");
+    run.expect_stderr("using the defaults");
 }
 
 #[test]
 fn a_config_that_hangs_is_stopped_after_five_seconds() {
     let s = Scene::new().config("trap '' TERM; sleep 60");
     let run = run_unconfigured(&s, "onbattery");
-    assert_eq!(names(&run), ["wall"], "{}", run.dump());
+    run.expect_call_names(&["wall"]);
     // CONFIG_DEADLINE + grace.
-    assert!(run.elapsed < Duration::from_secs(10), "{}", run.dump());
-    stderr_has(
-        &run,
-        "took longer than 5 s to evaluate and was stopped; using the defaults",
-    );
+    run.expect_within(Duration::from_secs(10));
+    run.expect_stderr("took longer than 5 s to evaluate and was stopped; using the defaults");
 }
 
 #[test]
@@ -312,9 +252,9 @@ fn a_world_writable_config_is_refused_when_root() {
     let s = Scene::new().config("WALL=/nonexistent/should-not-be-used");
     fs::set_permissions(s.sd.join("config"), fs::Permissions::from_mode(0o666)).unwrap();
     let run = run_unconfigured(&s, "onbattery");
-    assert_eq!(names(&run), ["wall"], "{}", run.dump());
-    stderr_has(&run, "not evaluating ");
-    stderr_has(&run, "config is writable by group and others (mode 0666)");
+    run.expect_call_names(&["wall"]);
+    run.expect_stderr("not evaluating ");
+    run.expect_stderr("config is writable by group and others (mode 0666)");
 }
 
 // ---- logging and stdout ----
@@ -339,9 +279,9 @@ fn a_run_without_dev_log_completes() {
         s.run(&["doshutdown", "ups", "1", "1"])
     };
     // 127: the missing wall is the run's status; the shutdown still ran.
-    assert_eq!(run.status, 127, "{}", run.dump());
-    assert_eq!(names(&run), ["shutdown"], "{}", run.dump());
-    log_has(&run, "wall failed, message not broadcast");
+    run.expect_status(127);
+    run.expect_call_names(&["shutdown"]);
+    run.expect_log("wall failed, message not broadcast");
 }
 
 #[test]
@@ -353,9 +293,9 @@ fn a_closed_stdout_does_not_stop_the_shutdown() {
         .arg(s.sd.join("apccontrol"))
         .args(["doshutdown", "ups", "1", "1"]);
     let run = s.execute(cmd);
-    assert_eq!(run.status, 127, "{}", run.dump());
-    assert_eq!(names(&run), ["shutdown"], "{}", run.dump());
-    log_has(&run, "wall failed, message not broadcast");
+    run.expect_status(127);
+    run.expect_call_names(&["shutdown"]);
+    run.expect_log("wall failed, message not broadcast");
 }
 
 #[test]
@@ -371,9 +311,9 @@ fn a_full_stdout_does_not_stop_the_shutdown() {
     ));
     let mut run = s.execute(cmd);
     run.stdout.clear();
-    assert_eq!(run.status, 127, "{}", run.dump());
-    assert_eq!(names(&run), ["shutdown"], "{}", run.dump());
-    log_has(&run, "wall failed, message not broadcast");
+    run.expect_status(127);
+    run.expect_call_names(&["shutdown"]);
+    run.expect_log("wall failed, message not broadcast");
     // The usage text goes to stdout too: an unknown event on a full stdout.
     let mut cmd = crate::support::command(s.sd.join("apccontrol"));
     cmd.arg("bogus");
@@ -384,7 +324,7 @@ fn a_full_stdout_does_not_stop_the_shutdown() {
             .unwrap(),
     ));
     let run = s.execute(cmd);
-    assert_eq!(run.status, 1, "{}", run.dump());
+    run.expect_status(1);
 }
 
 // ---- laptop-upsd ----
@@ -424,8 +364,7 @@ fn power_supply_files_that_vanish_or_hold_garbage_never_stop_the_daemon() {
     // Back to a sane tree: a real outage is still handled.
     laptop.sysfs(true, 80);
     let sane = nis.until(Duration::from_secs(10), "the sane tree", |r| {
-        r.get("STATUS").map(str::trim) == Some("ONLINE")
-            && r.get("BCHARGE") == Some("80.0 Percent")
+        r.get("STATUS").map(str::trim) == Some("ONLINE") && r.get("BCHARGE") == Some("80.0 Percent")
     });
     laptop.expect(sane.is_ok(), format!("{sane:?}"));
     laptop.sysfs(false, 80);

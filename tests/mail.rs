@@ -61,12 +61,13 @@ fn onbattery_mails_the_admin_with_the_ups_status_read_over_nis() {
     run.expect_status(0).expect_calls("wall", 1);
     let mails = smtpd.received();
     let host = nix::unistd::gethostname().unwrap().into_string().unwrap();
-    run.expect_eq(mails.len(), 1, "mails received").expect(
-        mails[0].contains(&format!("Subject: {host} UPS myups Power Failure !!!"))
-            && mails[0].contains("BCHARGE  : 87.0 Percent"),
-        format!("the mail:\n{}", mails[0]),
-    )
-    .expect_eq(queued(&scene), 0, "messages queued");
+    run.expect_eq(mails.len(), 1, "mails received")
+        .expect(
+            mails[0].contains(&format!("Subject: {host} UPS myups Power Failure !!!"))
+                && mails[0].contains("BCHARGE  : 87.0 Percent"),
+            format!("the mail:\n{}", mails[0]),
+        )
+        .expect_eq(queued(&scene), 0, "messages queued");
 
     // An event not in MAIL_EVENTS sends nothing.
     let run = scene.run(&["powerout", "myups", "1", "1"]);
@@ -213,13 +214,13 @@ fn a_nis_port_squatter_never_reaches_roots_mail() {
     );
     let squatter = Reaped(
         crate::support::command("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "/usr/bin/python3",
-            "-c",
-        ])
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "/usr/bin/python3",
+                "-c",
+            ])
             .arg(&squatter_code)
             .spawn()
             .unwrap(),

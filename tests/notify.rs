@@ -260,7 +260,7 @@ const STATUS: &str = "APC      : 001,003,0072\nSTATUS   : ONBATT \nBCHARGE  : 97
 #[test]
 fn every_configured_event_sends_one_mail_with_the_sample_script_subject() {
     let s = Scratch::new();
-        let server = Smtpd::start(&s.mail_dir(), &[]);
+    let server = Smtpd::start(&s.mail_dir(), &[]);
     let port = server.port;
     let settings = s.settings(port, &[]);
     let expected = [
@@ -327,7 +327,7 @@ fn every_configured_event_sends_one_mail_with_the_sample_script_subject() {
 #[test]
 fn events_not_in_mail_events_send_nothing() {
     let s = Scratch::new();
-        let server = Smtpd::start(&s.mail_dir(), &[]);
+    let server = Smtpd::start(&s.mail_dir(), &[]);
     let port = server.port;
     let settings = s.settings(port, &[("MAIL_EVENTS", "onbattery")]);
     for event in [
@@ -398,7 +398,8 @@ fn mail_is_off_until_mail_to_or_smtp_host_is_set() {
 fn starttls_and_auth_deliver_with_a_private_ca() {
     let s = Scratch::new();
     let (cert, key) = s.certificate();
-        let server = Smtpd::start(&s.mail_dir(),
+    let server = Smtpd::start(
+        &s.mail_dir(),
         &[
             "--starttls",
             cert.to_str().unwrap(),
@@ -443,7 +444,8 @@ fn starttls_and_auth_deliver_with_a_private_ca() {
 fn implicit_tls_delivers() {
     let s = Scratch::new();
     let (cert, key) = s.certificate();
-        let server = Smtpd::start(&s.mail_dir(),
+    let server = Smtpd::start(
+        &s.mail_dir(),
         &["--tls", cert.to_str().unwrap(), key.to_str().unwrap()],
     );
     let port = server.port;
@@ -470,7 +472,8 @@ fn implicit_tls_delivers() {
 fn an_untrusted_certificate_is_a_tls_error() {
     let s = Scratch::new();
     let (cert, key) = s.certificate();
-        let server = Smtpd::start(&s.mail_dir(),
+    let server = Smtpd::start(
+        &s.mail_dir(),
         &["--starttls", cert.to_str().unwrap(), key.to_str().unwrap()],
     );
     let port = server.port;
@@ -488,7 +491,8 @@ fn an_untrusted_certificate_is_a_tls_error() {
 fn a_wrong_password_is_a_clear_error_and_the_message_stays_queued() {
     let s = Scratch::new();
     let (cert, key) = s.certificate();
-        let server = Smtpd::start(&s.mail_dir(),
+    let server = Smtpd::start(
+        &s.mail_dir(),
         &[
             "--starttls",
             cert.to_str().unwrap(),
@@ -536,7 +540,8 @@ fn a_wrong_password_is_a_clear_error_and_the_message_stays_queued() {
 fn test_mail_reports_each_step() {
     let s = Scratch::new();
     let (cert, key) = s.certificate();
-        let server = Smtpd::start(&s.mail_dir(),
+    let server = Smtpd::start(
+        &s.mail_dir(),
         &[
             "--starttls",
             cert.to_str().unwrap(),
@@ -619,7 +624,7 @@ fn test_mail_names_the_failed_step() {
 #[test]
 fn implicit_tls_against_a_plain_server_is_a_tls_error_that_names_smtp_tls() {
     let s = Scratch::new();
-        let server = Smtpd::start(&s.mail_dir(), &[]);
+    let server = Smtpd::start(&s.mail_dir(), &[]);
     let port = server.port;
     let settings = s.settings(port, &[("SMTP_TLS", "tls")]);
     let report = notify::test_mail(&settings);
@@ -635,7 +640,7 @@ fn implicit_tls_against_a_plain_server_is_a_tls_error_that_names_smtp_tls() {
 #[test]
 fn a_login_the_server_does_not_offer_is_a_clear_error() {
     let s = Scratch::new();
-        let server = Smtpd::start(&s.mail_dir(), &[]);
+    let server = Smtpd::start(&s.mail_dir(), &[]);
     let port = server.port;
     let password = s.write("password", "pw\n");
     let settings = s.settings(
@@ -660,7 +665,7 @@ fn a_login_the_server_does_not_offer_is_a_clear_error() {
 #[test]
 fn starttls_required_but_not_offered_is_a_clear_error() {
     let s = Scratch::new();
-        let server = Smtpd::start(&s.mail_dir(), &[]);
+    let server = Smtpd::start(&s.mail_dir(), &[]);
     let port = server.port;
     let settings = s.settings(port, &[("SMTP_TLS", "starttls")]);
     let report = notify::test_mail(&settings);
@@ -727,7 +732,7 @@ fn server_down_then_up_delivers_every_message_exactly_once() {
 #[test]
 fn overlapping_flushes_deliver_each_message_once() {
     let s = Scratch::new();
-        // A slow server, so the flushes really overlap.
+    // A slow server, so the flushes really overlap.
     let server = Smtpd::start(&s.mail_dir(), &["--delay", "0.05"]);
     let port = server.port;
     let settings = s.settings(port, &[]);
@@ -762,7 +767,7 @@ fn overlapping_flushes_deliver_each_message_once() {
 fn overlapping_flush_processes_deliver_each_message_once() {
     // Two flushes in separate processes: the same lock, seen from outside.
     let s = Scratch::new();
-        let server = Smtpd::start(&s.mail_dir(), &["--delay", "0.05"]);
+    let server = Smtpd::start(&s.mail_dir(), &["--delay", "0.05"]);
     let port = server.port;
     let settings = s.settings(port, &[]);
     let count = 8;
@@ -858,7 +863,7 @@ fn a_flush_killed_while_sending_loses_and_duplicates_nothing() {
 #[test]
 fn a_server_that_hangs_after_the_greeting_costs_only_the_deadline() {
     let s = Scratch::new();
-        let server = Smtpd::start(&s.mail_dir(), &["--hang"]);
+    let server = Smtpd::start(&s.mail_dir(), &["--hang"]);
     let port = server.port;
     // SMTP_TIMEOUT is long; the caller's deadline is what must hold.
     let settings = s.settings(port, &[("SMTP_TIMEOUT", "30")]);
@@ -892,7 +897,7 @@ fn a_server_that_hangs_after_the_greeting_costs_only_the_deadline() {
 #[test]
 fn the_smtp_timeout_bounds_a_hanging_server_too() {
     let s = Scratch::new();
-        let server = Smtpd::start(&s.mail_dir(), &["--hang"]);
+    let server = Smtpd::start(&s.mail_dir(), &["--hang"]);
     let port = server.port;
     let settings = s.settings(port, &[("SMTP_TIMEOUT", "1")]);
     notify::queue(&settings, &notice(Event::Onbattery, "u"), None).unwrap();
@@ -909,7 +914,7 @@ fn the_smtp_timeout_bounds_a_hanging_server_too() {
 #[test]
 fn a_corrupt_spool_file_is_moved_aside_and_the_others_are_delivered() {
     let s = Scratch::new();
-        let server = Smtpd::start(&s.mail_dir(), &[]);
+    let server = Smtpd::start(&s.mail_dir(), &[]);
     let port = server.port;
     let settings = s.settings(port, &[]);
     notify::queue(&settings, &notice(Event::Onbattery, "u"), None).unwrap();
@@ -954,7 +959,7 @@ fn a_corrupt_spool_file_is_moved_aside_and_the_others_are_delivered() {
 #[test]
 fn planted_fifos_links_and_huge_files_never_block_or_leak() {
     let s = Scratch::new();
-        let server = Smtpd::start(&s.mail_dir(), &[]);
+    let server = Smtpd::start(&s.mail_dir(), &[]);
     let port = server.port;
     let settings = s.settings(port, &[]);
     notify::queue(&settings, &notice(Event::Onbattery, "u"), None).unwrap();
@@ -985,7 +990,7 @@ fn planted_fifos_links_and_huge_files_never_block_or_leak() {
 fn an_outbox_someone_else_could_write_is_refused() {
     use std::os::unix::fs::PermissionsExt;
     let s = Scratch::new();
-        let server = Smtpd::start(&s.mail_dir(), &[]);
+    let server = Smtpd::start(&s.mail_dir(), &[]);
     let port = server.port;
     let settings = s.settings(port, &[]);
     let dir = s.outbox_dir();
@@ -1229,7 +1234,7 @@ fn check_finds_problems_around_valid_settings() {
 #[test]
 fn a_refused_message_stays_queued_and_does_not_block_the_others() {
     let s = Scratch::new();
-        let server = Smtpd::start(&s.mail_dir(), &["--reject", "poison"]);
+    let server = Smtpd::start(&s.mail_dir(), &["--reject", "poison"]);
     let port = server.port;
     let settings = s.settings(port, &[]);
     for ups in ["first", "poison", "last"] {
@@ -1257,7 +1262,7 @@ fn a_refused_message_stays_queued_and_does_not_block_the_others() {
 fn a_server_that_trickles_forever_still_costs_only_the_deadline() {
     // Every read gets a byte before its timeout, so only the hard bound helps.
     let s = Scratch::new();
-        let server = Smtpd::start(&s.mail_dir(), &["--trickle"]);
+    let server = Smtpd::start(&s.mail_dir(), &["--trickle"]);
     let port = server.port;
     let settings = s.settings(port, &[("SMTP_TIMEOUT", "5")]);
     notify::queue(&settings, &notice(Event::Onbattery, "u"), None).unwrap();

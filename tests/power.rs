@@ -410,7 +410,7 @@ fn an_adapter_flapping_at_10_hz_for_a_minute_gives_a_bounded_number_of_events() 
         while start + i64::from(writes) * 50 < wake {
             let flip = writes / 2;
             let online = flip % 2 == 1;
-            if writes % 2 == 0 {
+            if writes.is_multiple_of(2) {
                 tree.adapter(online);
             } else {
                 tree.battery(online, 80);
@@ -444,7 +444,11 @@ fn an_adapter_flapping_at_10_hz_for_a_minute_gives_a_bounded_number_of_events() 
     assert!(events.len() < 600 / 4, "{events:?}");
     assert_eq!(count(Event::Doshutdown), 0, "{events:?}");
     // Every powerout was ended by a mainsback, the last one included.
-    assert_eq!(count(Event::Powerout), count(Event::Mainsback), "{events:?}");
+    assert_eq!(
+        count(Event::Powerout),
+        count(Event::Mainsback),
+        "{events:?}"
+    );
     let last = events
         .iter()
         .rev()

@@ -146,7 +146,7 @@ impl Run {
 
     /// Fail unless `got == want`, naming `what` was compared.
     #[track_caller]
-    pub fn expect_eq<T, U>(&self, got: T, want: U, what: &str) -> &Run
+    pub fn expect_eq<T, U>(&self, got: T, want: U, what: impl Display) -> &Run
     where
         T: PartialEq<U> + Debug,
         U: Debug,
@@ -233,15 +233,6 @@ impl Run {
         self
     }
 
-    /// stderr does not contain `needle`.
-    #[track_caller]
-    pub fn expect_no_stderr(&self, needle: &str) -> &Run {
-        if self.stderr_text().contains(needle) {
-            self.fail(format!("stderr has {needle:?}, which it must not"));
-        }
-        self
-    }
-
     /// The run ended within `limit`.
     #[track_caller]
     pub fn expect_within(&self, limit: Duration) -> &Run {
@@ -284,7 +275,11 @@ pub fn listing(root: &Path) -> String {
         let mut paths: Vec<PathBuf> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
         paths.sort();
         for path in paths {
-            let name = path.strip_prefix(root).unwrap_or(&path).display().to_string();
+            let name = path
+                .strip_prefix(root)
+                .unwrap_or(&path)
+                .display()
+                .to_string();
             let Ok(meta) = fs::symlink_metadata(&path) else {
                 continue;
             };
@@ -883,6 +878,9 @@ impl NisAddress {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Err(format!("NIS at {} never showed {what}; last: {last}", self.host()))
+        Err(format!(
+            "NIS at {} never showed {what}; last: {last}",
+            self.host()
+        ))
     }
 }
