@@ -420,9 +420,23 @@ fn wait_event(laptop: &Laptop, event: &str, within: Duration) -> Result<(), Stri
     ))
 }
 
-/// How long every fixture stays unplugged: past the 5 s hold of a limit and
-/// the 5 polls of the blind rule.
-const ON_BATTERY_FOR: Duration = Duration::from_secs(7);
+/// How long every fixture stays unplugged, as the daemon counts it
+/// (TONBATT): past the 5 s hold of a limit and the 5 polls of the blind rule.
+const ON_BATTERY_SECS: u64 = 7;
+
+/// The time on battery a report gives (TONBATT), in seconds.
+fn on_battery_secs(report: &StatusReport) -> Option<u64> {
+    report
+        .get("TONBATT")?
+        .trim_end_matches(" Seconds")
+        .parse()
+        .ok()
+}
+
+/// The time of the daemon's last poll, from a report's DATE.
+fn polled_at(report: &StatusReport) -> Option<chrono::DateTime<chrono::FixedOffset>> {
+    chrono::DateTime::parse_from_str(report.get("DATE")?.trim(), "%Y-%m-%d %H:%M:%S %z").ok()
+}
 
 fn replay_end_to_end(f: &Fixture) -> Result<(), String> {
     let (mut laptop, nis) = Laptop::with_nis("");
@@ -450,7 +464,12 @@ fn replay_end_to_end(f: &Fixture) -> Result<(), String> {
         wait_event(&laptop, "onbattery", Duration::from_secs(5)).map_err(ctx)?;
     } else {
         // Two more polls (POLLTIME 1), and still nothing.
-        std::thread::sleep(Duration::from_millis(2100));
+        let first =
+            polled_at(&report).ok_or_else(|| ctx(format!("no DATE in {:?}", report.fields())))?;
+        nis.until(Duration::from_secs(10), "two more polls", |r| {
+            polled_at(r).is_some_and(|at| at - first >= chrono::Duration::seconds(2))
+        })
+        .map_err(ctx)?;
         if !laptop.events().is_empty() {
             return Err(ctx(format!("as found: events {:?}", laptop.events())));
         }
@@ -472,7 +491,13 @@ fn replay_end_to_end(f: &Fixture) -> Result<(), String> {
             report.get("LASTXFER")
         )));
     }
-    std::thread::sleep(ON_BATTERY_FOR);
+    let unplugged_at = on_battery_secs(&report).unwrap_or(0);
+    nis.until(
+        Duration::from_secs(ON_BATTERY_SECS + 10),
+        "the time on battery",
+        |r| on_battery_secs(r).is_some_and(|secs| secs >= unplugged_at + ON_BATTERY_SECS),
+    )
+    .map_err(ctx)?;
     let events = laptop.events();
     let shutdown = [
         "failing",

@@ -249,7 +249,10 @@ fn a_real_apcupsd_slave_follows_laptop_upsd_through_an_outage() {
     fs::remove_file(laptop.path("state")).unwrap();
     laptop.sysfs(true, 26);
     laptop.start();
+    // apcupsd starts offbattery and mainsback together; the stub logs each
+    // as it ends, in either order.
     slave.wait_for("mainsback", Duration::from_secs(15), &laptop);
+    slave.wait_for("offbattery", Duration::from_secs(5), &laptop);
     assert!(
         !laptop.path("powerfail").exists(),
         "a fresh start clears the stale powerfail file"

@@ -805,16 +805,19 @@ pub fn file_values(dir: &Path) -> String {
 }
 
 /// Where a test's NIS server (laptop-upsd, or a real apcupsd) listens: an
-/// address of its own in 127/8 (all of it is loopback) and a fixed port.
+/// address of its own in 127/8 (all of it is loopback) and a port of its
+/// own.
 ///
 /// laptop-upsd, like apcupsd, refuses NISPORT 0, so it cannot pick a free
 /// port and report it; instead the address is unique: the test process's
 /// pid in the second and third bytes, a counter in the last. No other test
 /// (nor a parallel test run) binds that address, so nothing can take the
 /// port between the test choosing it and the daemon binding it, which a
-/// port probed free on 127.0.0.1 and released could not promise. The
-/// port, 13551, is below the kernel's ephemeral range, so no
-/// port-0 socket is ever given it either.
+/// port probed free on 127.0.0.1 and released could not promise. The port
+/// is unique in the process too (apccontrol's check of who serves the NIS
+/// port looks at the port alone, so one test's squatter must not share it
+/// with another's daemon), and below the kernel's ephemeral range (32768 and
+/// up by default), so no port-0 socket is ever given it.
 #[derive(Debug, Clone)]
 pub struct NisAddress {
     pub ip: String,
@@ -836,7 +839,7 @@ impl NisAddress {
         let pid = std::process::id();
         NisAddress {
             ip: format!("127.{}.{}.{n}", 64 + ((pid >> 8) & 0x7f), pid & 0xff),
-            port: 13551,
+            port: 20_000 + ((pid % 48) * 256 + n) as u16,
         }
     }
 
