@@ -8,8 +8,9 @@
 //! ports. The stock script is a copy pointed at a temporary SCRIPTDIR with a
 //! stub `wall` first in PATH (as `tests/support.rs` does); every apccontrol a
 //! daemon runs is this binary, linked as `SCRIPTDIR/apccontrol`, which only
-//! appends `EVENT NANOS` to `SCRIPTDIR/stamps`. Every process started is
-//! stopped and reaped.
+//! appends `EVENT NANOS` to `SCRIPTDIR/stamps`; so is the SHUTDOWN of the
+//! critical path, linked as `shutdown`. Every process started is stopped and
+//! reaped.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -42,8 +43,17 @@ const MARK_END: &str = "<!-- bench:end -->";
 
 fn main() {
     let argv0 = std::env::args_os().next().unwrap_or_default();
-    if Path::new(&argv0).file_name() == Some(std::ffi::OsStr::new("apccontrol")) {
-        stamp(Path::new(&argv0));
+    let name = Path::new(&argv0).file_name();
+    if name == Some(std::ffi::OsStr::new("apccontrol")) {
+        stamp(
+            Path::new(&argv0),
+            std::env::args().nth(1).unwrap_or_default(),
+        );
+        return;
+    }
+    if name == Some(std::ffi::OsStr::new("shutdown")) {
+        // The SHUTDOWN stub of the critical path: nothing is shut down.
+        stamp(Path::new(&argv0), "shutdown".into());
         return;
     }
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -93,6 +103,10 @@ fn main() {
         println!("# load average {}", loadavg());
         bench_apccontrol(&mut table);
     }
+    if want("apccontrol") || want("critical") {
+        println!("# load average {}", loadavg());
+        bench_critical_path(&mut table);
+    }
     if want("rest") {
         println!("# load average {}", loadavg());
         bench_rest(&mut table);
@@ -117,10 +131,10 @@ fn main() {
 
 // ---------------------------------------------------------------- helpers
 
-/// The stub apccontrol: `EVENT NANOS` appended to `stamps` beside it.
-fn stamp(argv0: &Path) {
+/// The stub apccontrol (and SHUTDOWN): `EVENT NANOS` appended to `stamps`
+/// beside it.
+fn stamp(argv0: &Path, event: String) {
     let at = now_nanos();
-    let event = std::env::args().nth(1).unwrap_or_default();
     let dir = argv0.parent().unwrap_or(Path::new("."));
     if let Ok(mut f) = fs::OpenOptions::new()
         .create(true)
@@ -649,13 +663,15 @@ fn bench_apccontrol(table: &mut Table) {
             "no `SCRIPTDIR/config`"
         };
         let r = m("ours") / m("stock");
+        // Issue 17: at most 0.9 of the stock script without a config, 1.2 with.
+        let target = if *config { 1.2 } else { 0.9 };
         table.row([
             &format!("1. `apccontrol onbattery ups 1 1`, {label}: median wall-clock"),
             &ms(m("ours")),
             &format!("stock script {}", ms(m("stock"))),
             &ratio(m("ours"), m("stock")),
-            "≤ 1.00",
-            if r <= 1.0 {
+            &format!("≤ {target:.2}"),
+            if r <= target {
                 "yes"
             } else {
                 "**no** (see notes)"
@@ -666,11 +682,11 @@ fn bench_apccontrol(table: &mut Table) {
             &ms(m("ours") - m("baseline")),
             &format!("stock script {}", ms(m("stock") - m("baseline"))),
             &ratio(m("ours") - m("baseline"), m("stock") - m("baseline")),
-            "≤ 1.00",
+            "none set",
             if m("ours") - m("baseline") <= m("stock") - m("baseline") {
-                "yes"
+                "n/a (lower)"
             } else {
-                "**no** (see notes)"
+                "n/a (higher)"
             },
         ]);
     }
@@ -678,7 +694,7 @@ fn bench_apccontrol(table: &mut Table) {
     let (_, with) = &results[1];
     let m = |t: &HashMap<&str, Vec<f64>>, k: &str| median(&t[k]);
     table.note(format!(
-        "apccontrol: {ROUNDS} runs of each variant, interleaved, from a Rust parent with `PATH` = stub dir first; the hook is `#!/bin/sh` `exit 0`, the wall stub a `#!/bin/sh` loop that reads its stdin. \
+        "apccontrol: {ROUNDS} runs of each variant, interleaved, from a Rust parent with `PATH` = stub dir first; the hook is `#!/bin/sh` `exit 0`, the wall stub a `#!/bin/sh` loop that reads its stdin. Each of our runs also appends to the outage journal (issue 18), in a directory of this run's own (`scripts/bench` bind-mounts one over /var/lib/apccontrol). \
          The handler alone (`powerout`: no hook, no default action) takes {} (ours) vs {} (stock, i.e. dash reading the script) without a config, and {} vs {} with one; a bare `/bin/sh -c :` takes {}.",
         ms(m(without, "ours_bare")),
         ms(m(without, "stock_bare")),
@@ -686,10 +702,9 @@ fn bench_apccontrol(table: &mut Table) {
         ms(m(with, "stock_bare")),
         ms(m(without, "shell")),
     ));
-    if m(without, "ours") > m(without, "stock") {
+    if m(without, "ours") > m(without, "stock") * 0.9 {
         table.note(format!(
-            "Without a config we are slower too: our handler alone costs {} more than dash reading the stock script ({} vs {} for `powerout`): the apccontrol binary is {} KiB (Rust std, clap, rustls and lettre for the built-in mail) against dash's {} KiB. And each child is run through `process::run` with helper threads (an exit watcher and one reader for stdout and stderr per child, plus a stdin writer for wall), so our overhead beyond the hook's and wall's own fork+exec is {} against the stock script's {}.",
-            ms(m(without, "ours_bare") - m(without, "stock_bare")),
+            "Without a config: our handler alone (`powerout`) takes {} against {} for dash reading the stock script; the difference is the start of a bigger program: the apccontrol binary is {} KiB (Rust std, clap, rustls and lettre for the built-in mail; built with opt-level \"s\") against dash's {} KiB, and its start costs more page faults (the dynamic loader's relocations, libgcc_s). On the event path it skips std's runtime start-up and clap (no options given). Each child (hook, wall) is started with posix_spawn (a vfork-like clone, no copy of our page tables) and driven from the one thread with poll over its pipes and a pidfd: no helper threads; our overhead beyond the hook's and wall's own fork+exec is {} against the stock script's {}.",
             ms(m(without, "ours_bare")),
             ms(m(without, "stock_bare")),
             fs::metadata(APCCONTROL).map_or(0, |x| x.len() / 1024),
@@ -700,18 +715,190 @@ fn bench_apccontrol(table: &mut Table) {
     }
     let config_cost = m(with, "ours_bare") - m(without, "ours_bare");
     let stock_config_cost = m(with, "stock_bare") - m(without, "stock_bare");
-    let ours_slower = m(with, "ours") > m(with, "stock");
+    let ours_slower = m(with, "ours") > m(with, "stock") * 1.2;
     table.note(format!(
-        "With a config, ours evaluates it in a separate `/bin/sh` under a 5 s limit (it must survive a config that hangs or calls `exit`): that adds {} per event, where the stock script sources it in its own shell for {}. {} A bare `sh -c :` takes {}; the wrapper (`wrapper_script` in `src/config/script_config.rs`) starts `/bin/sh` once: it sources the config and reports the variables, the exported environment (`export -p`, a builtin), umask, working directory and where WALL, SHUTDOWN and APCUPSD are found, so one process start where the stock script starts none. (Typo detection reads the config's declarations and runs only for `--check`.) \
+        "With a config, ours evaluates it in a separate `/bin/sh` under a 5 s limit (it must survive a config that hangs or calls `exit`, and hooks must see the environment it leaves): that adds {} per event, where the stock script sources it in its own shell for {}. {} A bare `sh -c :` takes {}; the wrapper (`wrapper_script` in `src/config/script_config.rs`) sources the config and writes its whole report (variables in one printf, environment, umask, working directory, where WALL, SHUTDOWN and APCUPSD are found) to a file in memory, then says it is done on stderr: one wake-up for us, one process start where the stock script starts none. \
          Without a config no shell is started.",
         ms(config_cost),
         ms(stock_config_cost),
         if ours_slower {
-            "That is why we are slower with a config."
+            "That is why we miss the target with a config."
         } else {
-            "Even so we are not slower."
+            "Even so we meet the target."
         },
         ms(m(without, "shell")),
+    ));
+}
+
+/// Runs of each side for the critical path, interleaved.
+const CRITICAL_ROUNDS: usize = 200;
+
+/// A hook that exits at once.
+const QUICK_HOOK: &str = "#!/bin/sh\nexit 0\n";
+
+/// The critical path: `apccontrol doshutdown` started until its SHUTDOWN
+/// command runs. Ours with three hooks.d hooks; the stock script, which runs
+/// only its one legacy hook per event, with a legacy `doshutdown` hook that
+/// runs the same three hooks in turn. Both read a SCRIPTDIR/config that
+/// points WALL, SHUTDOWN and APCUPSD at stubs; SHUTDOWN is this binary,
+/// which only appends `shutdown NANOS` to `stamps` beside it.
+fn bench_critical_path(table: &mut Table) {
+    println!("## 1b. critical path: doshutdown until SHUTDOWN runs ({CRITICAL_ROUNDS} runs per side, interleaved)");
+    let dir = tempdir();
+    let root = dir.path();
+    let (bin, ours_sd, stock_sd, pwrfail) = (
+        root.join("bin"),
+        root.join("sd"),
+        root.join("stock-sd"),
+        root.join("pwrfail"),
+    );
+    for d in [
+        &bin,
+        &ours_sd,
+        &stock_sd,
+        &pwrfail,
+        &ours_sd.join("hooks.d"),
+        &stock_sd.join("hooks"),
+    ] {
+        mkdir(d);
+        fs::set_permissions(d, fs::Permissions::from_mode(0o755)).expect("chmod a directory");
+    }
+    write_exec(&bin.join("wall"), WALL_STUB);
+    write_exec(&bin.join("apcupsd"), "#!/bin/sh\nexit 0\n");
+    let shutdown = bin.join("shutdown");
+    symlink(
+        std::env::current_exe().expect("cannot find the bench binary"),
+        &shutdown,
+    )
+    .expect("cannot link the SHUTDOWN stub");
+    let hooks = ["10-first", "20-second", "30-third"];
+    for h in hooks {
+        write_exec(&ours_sd.join("hooks.d").join(h), QUICK_HOOK);
+        write_exec(&stock_sd.join("hooks").join(h), QUICK_HOOK);
+    }
+    let mut legacy = String::from("#!/bin/sh\n");
+    for h in hooks {
+        legacy.push_str(&format!("{}/hooks/{h} \"$@\"\n", stock_sd.display()));
+    }
+    legacy.push_str("exit 0\n");
+    write_exec(&stock_sd.join("doshutdown"), &legacy);
+    // No fallback: a stub that failed must never lead to systemctl poweroff.
+    let config = format!(
+        "WALL={b}/wall\nSHUTDOWN={b}/shutdown\nAPCUPSD={b}/apcupsd\nPWRFAILDIR={p}\nSHUTDOWN_FALLBACK=\n",
+        b = bin.display(),
+        p = pwrfail.display()
+    );
+    for sd in [&ours_sd, &stock_sd] {
+        fs::write(sd.join("config"), &config).expect("cannot write SCRIPTDIR/config");
+        fs::set_permissions(sd.join("config"), fs::Permissions::from_mode(0o644))
+            .expect("cannot chmod SCRIPTDIR/config");
+    }
+    symlink(APCCONTROL, ours_sd.join("apccontrol")).expect("cannot link our apccontrol");
+    let text = fs::read_to_string(STOCK).expect("cannot read the stock apccontrol");
+    // The stub even without the config: belt and braces.
+    let text = text
+        .replace(
+            "SCRIPTDIR=/etc/apcupsd",
+            &format!("SCRIPTDIR={}", stock_sd.display()),
+        )
+        .replace(
+            "SHUTDOWN=/sbin/shutdown",
+            &format!("SHUTDOWN={}", shutdown.display()),
+        )
+        .replace(
+            "APCUPSD=/sbin/apcupsd",
+            &format!("APCUPSD={}/apcupsd", bin.display()),
+        )
+        .replace(
+            "/etc/apcupsd/powerfail",
+            &pwrfail.join("powerfail").display().to_string(),
+        );
+    assert!(
+        text.contains(&format!("SHUTDOWN={}", shutdown.display())),
+        "the stock script no longer sets SHUTDOWN=/sbin/shutdown"
+    );
+    let stock = stock_sd.join("apccontrol");
+    write_exec(&stock, &text);
+    let path_env = format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", bin.display());
+    let command = |program: &Path, extra: &[&str]| {
+        let mut cmd = Command::new(program);
+        cmd.args(extra)
+            .args(["doshutdown", "ups", "1", "1"])
+            .env_clear()
+            .env("PATH", &path_env)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        cmd
+    };
+    // Before anything runs for real: ours must resolve SHUTDOWN to the stub.
+    let dry = command(&ours_sd.join("apccontrol"), &["--dry-run"])
+        .output()
+        .expect("cannot run apccontrol --dry-run");
+    let dry = String::from_utf8_lossy(&dry.stdout);
+    assert!(
+        dry.contains(&shutdown.display().to_string()) && !dry.contains("/sbin/shutdown"),
+        "apccontrol --dry-run doshutdown does not use the stub SHUTDOWN:\n{dry}"
+    );
+    let run = |program: &Path| -> f64 {
+        let before = stamps(&bin).len();
+        let t0 = now_nanos();
+        let status = command(program, &[])
+            .stdout(Stdio::null())
+            .status()
+            .expect("cannot run apccontrol doshutdown");
+        assert!(status.success(), "{} doshutdown failed", program.display());
+        let got = stamps(&bin);
+        let shut: Vec<&(String, u128)> = got
+            .iter()
+            .skip(before)
+            .filter(|(e, _)| e == "shutdown")
+            .collect();
+        assert_eq!(
+            shut.len(),
+            1,
+            "{} did not run SHUTDOWN exactly once",
+            program.display()
+        );
+        (shut[0].1.saturating_sub(t0)) as f64 / 1e6
+    };
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for round in 0..(CRITICAL_ROUNDS + 10) {
+        let (a, b) = if round % 2 == 0 {
+            let a = run(&ours_sd.join("apccontrol"));
+            (a, run(&stock))
+        } else {
+            let b = run(&stock);
+            (run(&ours_sd.join("apccontrol")), b)
+        };
+        if round >= 10 {
+            ours.push(a);
+            theirs.push(b);
+        }
+    }
+    println!(
+        "  doshutdown → SHUTDOWN: ours median {} (p90 {}), stock {} (p90 {})",
+        ms(median(&ours)),
+        ms(percentile(&ours, 90.0)),
+        ms(median(&theirs)),
+        ms(percentile(&theirs, 90.0))
+    );
+    table.row([
+        "1b. critical path: `apccontrol doshutdown` started until the SHUTDOWN command runs, 3 hooks that exit at once: median",
+        &ms(median(&ours)),
+        &format!("stock script {}", ms(median(&theirs))),
+        &ratio(median(&ours), median(&theirs)),
+        "≤ 1.00",
+        if median(&ours) <= median(&theirs) {
+            "yes"
+        } else {
+            "**no** (see notes)"
+        },
+    ]);
+    table.note(format!(
+        "Critical path: {CRITICAL_ROUNDS} runs per side, interleaved; the time runs from just before the parent starts `apccontrol doshutdown ups 1 1` until the SHUTDOWN stub (this bench binary, linked as `shutdown`; it only appends a nanosecond timestamp) has started. Ours runs three hooks.d hooks (`#!/bin/sh` `exit 0`), then `wall` (a stub), then SHUTDOWN; the stock script, which runs one legacy hook per event, gets a legacy `doshutdown` hook that runs the same three hooks in turn, then wall and SHUTDOWN. Both read the same SCRIPTDIR/config (WALL, SHUTDOWN and APCUPSD set to stubs, SHUTDOWN_FALLBACK empty; checked with `--dry-run` before the first real run). p90: ours {}, stock {}.",
+        ms(percentile(&ours, 90.0)),
+        ms(percentile(&theirs, 90.0))
     ));
 }
 
@@ -753,7 +940,7 @@ impl Laptop {
             &conf,
             format!(
                 "## apcupsd.conf v1.1 ##\nUPSNAME bench\nUPSTYPE usb\nSCRIPTDIR {sd}\nPWRFAILDIR {d}\nNOLOGINDIR {d}\n\
-                 NOLOGON disable\nEVENTSFILE {d}/events\nSTATEFILE {d}/state\nPIDFILE {d}/pid\n{extra}\n",
+                 NOLOGON disable\nEVENTSFILE {d}/events\nSTATEFILE {d}/state\nPIDFILE {d}/pid\nJOURNALDIR {d}\n{extra}\n",
                 sd = sd.display(),
                 d = d.display()
             ),
@@ -798,6 +985,15 @@ impl Laptop {
     }
 
     fn start(&self) -> Proc {
+        self.start_with(&[])
+    }
+
+    /// With `-v`: every log line on stderr (which uevent group, ...).
+    fn start_verbose(&self) -> Proc {
+        self.start_with(&["-v"])
+    }
+
+    fn start_with(&self, extra: &[&str]) -> Proc {
         let stderr = fs::File::create(self.dir.path().join("stderr"))
             .expect("cannot create the daemon's stderr file");
         let mut cmd = Command::new(LAPTOP_UPSD);
@@ -805,6 +1001,7 @@ impl Laptop {
             .arg(&self.conf)
             .arg("--root")
             .arg(&self.root)
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(stderr);
         Proc::spawn("laptop-upsd", &mut cmd)
@@ -865,7 +1062,10 @@ impl Slave {
 #[derive(Clone, Default)]
 struct ThreadStat {
     comm: String,
+    /// Voluntary context switches: the thread blocked and was woken.
     switches: u64,
+    /// Involuntary ones: preempted while running.
+    preempted: u64,
     run_ns: u64,
 }
 
@@ -914,8 +1114,8 @@ fn snap(pid: u32) -> ProcSnap {
                         .unwrap_or_default()
                         .trim()
                         .to_string(),
-                    switches: status_field(&st, "voluntary_ctxt_switches:")
-                        + status_field(&st, "nonvoluntary_ctxt_switches:"),
+                    switches: status_field(&st, "voluntary_ctxt_switches:"),
+                    preempted: status_field(&st, "nonvoluntary_ctxt_switches:"),
                     run_ns: sched
                         .split_whitespace()
                         .next()
@@ -947,9 +1147,13 @@ struct Usage {
     run_ms: f64,
     anon_kb: u64,
     file_kb: u64,
+    /// Voluntary switches, all threads.
     wakeups: u64,
+    /// Involuntary switches, all threads.
+    preempted: u64,
     main_wakeups: u64,
-    per_thread: Vec<(String, u64)>,
+    /// Per thread: name, voluntary, involuntary.
+    per_thread: Vec<(String, u64, u64)>,
     exited: usize,
     hwm_kb: u64,
 }
@@ -957,14 +1161,17 @@ struct Usage {
 fn usage(pid: u32, a: &ProcSnap, b: &ProcSnap) -> Usage {
     let hz = 100.0; // USER_HZ on Linux
     let mut wakeups = 0;
+    let mut preempted = 0;
     let mut run_ns = 0;
     let mut per_thread = Vec::new();
     for (tid, t) in &b.threads {
         let before = a.threads.get(tid).cloned().unwrap_or_default();
         let w = t.switches.saturating_sub(before.switches);
+        let p = t.preempted.saturating_sub(before.preempted);
         wakeups += w;
+        preempted += p;
         run_ns += t.run_ns.saturating_sub(before.run_ns);
-        per_thread.push((t.comm.clone(), w));
+        per_thread.push((t.comm.clone(), w, p));
     }
     per_thread.sort();
     let main_wakeups = match (a.threads.get(&pid), b.threads.get(&pid)) {
@@ -978,6 +1185,7 @@ fn usage(pid: u32, a: &ProcSnap, b: &ProcSnap) -> Usage {
         anon_kb: b.anon_kb,
         file_kb: b.file_kb,
         wakeups,
+        preempted,
         main_wakeups,
         per_thread,
         exited: a
@@ -1048,11 +1256,12 @@ fn bench_rest(table: &mut Table) {
         let v = usage(apc.pid(), &b0, &b1);
         for (name, x) in [("laptop-upsd", &u), ("apcupsd", &v)] {
             println!(
-                "  {phase} {name}: cpu {} (process CPU clock) / {} (utime+stime) / {} (schedstat of live threads), wakeups {} (main thread {}; per thread {:?}; {} thread(s) exited), VmHWM {} KiB (now RssAnon {} + RssFile {})",
+                "  {phase} {name}: cpu {} (process CPU clock) / {} (utime+stime) / {} (schedstat of live threads), wakeups {} and {} preemption(s) (main thread {}; per thread (name, wakeups, preemptions) {:?}; {} thread(s) exited), VmHWM {} KiB (now RssAnon {} + RssFile {})",
                 ms(x.cpu_ms),
                 ms(x.cpu_ticks_ms),
                 ms(x.run_ms),
                 x.wakeups,
+                x.preempted,
                 x.main_wakeups,
                 x.per_thread,
                 x.exited,
@@ -1078,17 +1287,17 @@ fn bench_rest(table: &mut Table) {
             if cpu_ok { "yes" } else { "**no** (see notes)" },
         ]);
         table.row([
-            &format!("2. at rest, {w} s on {phase}: wakeups (context switches, all threads)"),
-            &format!("{} (monitor loop {})", u.wakeups, u.main_wakeups),
-            &format!("apcupsd slave {}", v.wakeups),
+            &format!("2. at rest, {w} s on {phase}: wakeups (voluntary context switches, all threads; preemptions in brackets)"),
+            &format!("{} ({}) (monitor loop {})", u.wakeups, u.preempted, u.main_wakeups),
+            &format!("apcupsd slave {} ({})", v.wakeups, v.preempted),
             &ratio(u.wakeups as f64, v.wakeups as f64),
             if *phase == "mains" {
-                "monitor loop ≤ 1 per POLLTIME (60 s)"
+                "monitor loop ≤ 2 per POLLTIME (60 s)"
             } else {
                 "none (fast poll: 1 s)"
             },
             if *phase == "mains" {
-                if u.main_wakeups <= 1 {
+                if u.main_wakeups <= 2 {
                     "yes"
                 } else {
                     "**no** (see notes)"
@@ -1118,15 +1327,20 @@ fn bench_rest(table: &mut Table) {
     }
     let mains = phases.iter().find(|p| p.0 == "mains");
     let size = |p: &str| fs::metadata(p).map_or(0, |m| m.len() / 1024);
+    let group = if Path::new(apccontrol::daemon::uevent::UDEV_CONTROL).exists() {
+        "udev's monitor group (udevd runs here), with libudev's socket filter on the subsystem"
+    } else {
+        "the kernel's uevent group (no udevd here), with the socket filter that drops other subsystems' uevents in the kernel"
+    };
     table.note(format!(
         "At rest: one laptop-upsd (POLLTIME 60, the default; NETSERVER on, serving the slave) and one `/sbin/apcupsd -b` as its network slave (UPSTYPE net, POLLTIME 60, NETSERVER off, polling laptop-upsd's NIS), measured over the same {w} s windows. \
-         CPU = the process CPU clock (`clock_getcpuclockid`, ns, every thread including exited ones; the verdict uses it) and utime+stime from /proc/PID/stat (10 ms ticks, too coarse at this scale); wakeups = voluntary + nonvoluntary context switches summed over /proc/PID/task/*; peak RSS = VmHWM. \
+         CPU = the process CPU clock (`clock_getcpuclockid`, ns, every thread including exited ones, user and kernel time; the verdict uses it) and utime+stime from /proc/PID/stat (10 ms ticks, too coarse at this scale); wakeups = voluntary context switches (the thread blocked and was woken) summed over /proc/PID/task/*, with involuntary ones (preempted while running, which a busy machine causes) in brackets; peak RSS = VmHWM. \
          Both start on battery (so both see it at once, not up to 60 s late) and the battery window starts 2 s after both ran onbattery; then the adapter comes back and the mains window starts 2 s after both ran mainsback. \
-         Netlink uevent socket {uev} here{mains}. laptop-upsd handles each NIS connection on a thread of its own that exits when the client closes; such threads are gone before the window ends, so their context switches are not in the wakeup counts (the `nis-accept` count is about one per slave poll).",
+         laptop-upsd listens to {uev}{mains}. It has two threads: the monitor loop (main thread: a poll on its signalfd and uevent socket until the next reading) and `nis`, one poll loop that serves every NIS client (no thread per connection) from a status rendered at the first request after each reading.",
         w = REST_WINDOW.as_secs(),
-        uev = if uevents { "available" } else { "not available (polling only)" },
+        uev = if uevents { group } else { "no uevents (the netlink socket could not be opened; polling only)" },
         mains = mains.map_or(String::new(), |(_, u, _)| format!(
-            "; on mains laptop-upsd's monitor loop (main thread) woke {} time(s) in {} s; per thread {:?}",
+            "; on mains its monitor loop (main thread) woke {} time(s) in {} s; per thread (name, wakeups, preemptions) {:?}",
             u.main_wakeups,
             REST_WINDOW.as_secs(),
             u.per_thread
@@ -1134,14 +1348,8 @@ fn bench_rest(table: &mut Table) {
     ));
     for (phase, u, v) in &phases {
         if u.cpu_ms > v.cpu_ms {
-            let accepts: u64 = u
-                .per_thread
-                .iter()
-                .filter(|(n, _)| n == "nis-accept")
-                .map(|(_, w)| *w)
-                .sum();
             table.note(format!(
-                "CPU on {phase} missed: {} vs {} over {} s. Both poll every {}; on top of that laptop-upsd served the slave's status requests (its `nis-accept` thread woke {accepts} time(s)), each on a new thread that renders the whole status text, while the slave only reads and parses it. Not investigated further in src/.",
+                "CPU on {phase} missed: {} vs {} over {} s. Both poll every {}. At each reading laptop-upsd opens each supply's directory once and reads each of its files with one read (some twenty files; the missing ones cost a failed open), steps the monitor and builds the status record; at each of the slave's requests its NIS thread accepts, reads, writes the reply (rendered once per reading) and closes. The slave, for its part, connects and reads the reply packet by packet. Most of the CPU on both sides is kernel time in those system calls.",
                 ms(u.cpu_ms),
                 ms(v.cpu_ms),
                 REST_WINDOW.as_secs(),
@@ -1150,9 +1358,9 @@ fn bench_rest(table: &mut Table) {
         }
     }
     if let Some((_, u, _)) = phases.last() {
-        if u.main_wakeups > 1 {
+        if u.main_wakeups > 2 {
             table.note(format!(
-                "Mains wakeups missed: laptop-upsd's main thread switched {} times in {} s. Its loop asks for one wake per POLLTIME on mains (poll(2) with a 60 s timeout right after mainsback, and no timer deadline, checked by tracing the daemon alone on a fake tree: one poll in 45 s), and every kernel uevent on the machine, whatever its subsystem, also wakes it; what wakes it more often inside this harness is not yet explained.",
+                "Mains wakeups missed: laptop-upsd's main thread woke {} times in {} s. Its loop asks for one wake per POLLTIME on mains; besides that only signals (SIGCHLD when an apccontrol run ends, SIGUSR1 from --poke) and uevents that pass the socket filter wake it (a power_supply uevent, or one the filter cannot judge); which of these it was is not recorded here.",
                 u.main_wakeups,
                 REST_WINDOW.as_secs()
             ));
@@ -1161,7 +1369,7 @@ fn bench_rest(table: &mut Table) {
     if let Some((_, u, v)) = phases.last() {
         if u.hwm_kb > v.hwm_kb {
             table.note(format!(
-                "Peak RSS missed: {} KiB vs {} KiB. At the end, laptop-upsd had {} KiB anonymous memory (heap, thread stacks) against apcupsd's {} KiB, so the difference is all file-backed pages: {} KiB vs {} KiB, mostly code, where the laptop-upsd binary is {} KiB (its Rust crates linked in) against apcupsd's {} KiB plus C libraries that other processes share.",
+                "Peak RSS missed: {} KiB vs {} KiB. At the end, laptop-upsd had {} KiB anonymous memory (heap, thread stacks) against apcupsd's {} KiB, so the difference is all file-backed pages: {} KiB vs {} KiB: the pages of the binaries and shared libraries mapped into the process (the kernel maps 64 KiB around each page touched), where the laptop-upsd binary is {} KiB (its Rust crates linked in, and libm for one exp()) against apcupsd's {} KiB plus C libraries that other processes share.",
                 u.hwm_kb,
                 v.hwm_kb,
                 u.anon_kb,
@@ -1212,9 +1420,12 @@ fn polling_latency_trials() -> Vec<f64> {
     lat
 }
 
-/// A power_supply uevent as the kernel sends it, multicast to the kernel's
-/// group from user space (root only). Run inside a private network namespace.
-fn send_uevent(online: bool) {
+/// A power_supply uevent as udevd re-broadcasts it on its monitor group,
+/// in libudev's format (header with the magic and the subsystem's hash,
+/// then the properties), sent as root so it carries uid 0 credentials. Run
+/// inside a private network namespace: no other listener sees it.
+fn send_udev_event(online: bool, seqnum: u64) {
+    use apccontrol::daemon::uevent::{murmur2, Group, SUBSYSTEM, UDEV_MAGIC};
     use nix::sys::socket::{
         bind, sendto, socket, AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol,
         SockType,
@@ -1228,39 +1439,50 @@ fn send_uevent(online: bool) {
     )
     .expect("cannot open a netlink uevent socket");
     bind(fd.as_raw_fd(), &NetlinkAddr::new(0, 0)).expect("cannot bind the netlink socket");
-    let msg = format!(
-        "change@/devices/bench/power_supply/AC\0ACTION=change\0DEVPATH=/devices/bench/power_supply/AC\0SUBSYSTEM=power_supply\0POWER_SUPPLY_NAME=AC\0POWER_SUPPLY_ONLINE={}\0",
+    let properties = format!(
+        "ACTION=change\0DEVPATH=/devices/bench/power_supply/AC\0SUBSYSTEM={SUBSYSTEM}\0POWER_SUPPLY_NAME=AC\0POWER_SUPPLY_ONLINE={}\0SEQNUM={seqnum}\0USEC_INITIALIZED=1\0",
         u8::from(online)
     );
+    let mut msg = b"libudev\0".to_vec();
+    msg.extend_from_slice(&UDEV_MAGIC.to_be_bytes());
+    msg.extend_from_slice(&40u32.to_ne_bytes()); // header_size
+    msg.extend_from_slice(&40u32.to_ne_bytes()); // properties_off
+    msg.extend_from_slice(&u32::try_from(properties.len()).unwrap_or(0).to_ne_bytes());
+    msg.extend_from_slice(&murmur2(SUBSYSTEM.as_bytes()).to_be_bytes());
+    msg.extend_from_slice(&[0; 12]); // devtype hash, tag bloom
+    msg.extend_from_slice(properties.as_bytes());
     sendto(
         fd.as_raw_fd(),
-        msg.as_bytes(),
-        &NetlinkAddr::new(0, 1),
+        &msg,
+        &NetlinkAddr::new(0, Group::Udev.number()),
         MsgFlags::empty(),
     )
-    .expect("cannot send a uevent (needs root)");
+    .expect("cannot send a udev message (needs root)");
 }
 
-/// Uevent mode (child process, private netns): POLLTIME 60, so only the
-/// uevent can explain a detection within a minute.
+/// Uevent mode (child process, private network and mount namespaces, with
+/// /run/udev/control present so laptop-upsd takes udev's group): POLLTIME
+/// 60, so only the uevent can explain a detection within a minute.
 fn uevent_latency_trials() -> Vec<f64> {
     let laptop = Laptop::new("NETSERVER off\n");
     laptop.supply(true, 100, "Full");
-    let mut daemon = laptop.start();
+    let mut daemon = laptop.start_verbose();
     std::thread::sleep(Duration::from_millis(1000));
     assert!(
-        !laptop.stderr().contains("no kernel uevents"),
-        "laptop-upsd has no uevent socket: {}",
+        laptop.stderr().contains("listening to udev's uevents"),
+        "laptop-upsd does not listen on udev's group: {}",
         laptop.stderr()
     );
     let mut rng = Rng::new();
     let mut lat = Vec::new();
+    let mut seqnum = 1;
     for trial in 0..LATENCY_TRIALS {
-        std::thread::sleep(Duration::from_millis(50 + rng.below(200)));
+        std::thread::sleep(Duration::from_millis(150 + rng.below(200)));
         let from = stamps(&laptop.sd).len();
         let t0 = now_nanos();
         put(&laptop.online_file(), "0\n");
-        send_uevent(false);
+        send_udev_event(false, seqnum);
+        seqnum += 1;
         let Some(t) = wait_stamp(&laptop.sd, "powerout", from, Duration::from_secs(5)) else {
             panic!(
                 "uevent trial {trial}: no powerout within 5 s: {}",
@@ -1268,12 +1490,67 @@ fn uevent_latency_trials() -> Vec<f64> {
             );
         };
         lat.push((t - t0) as f64 / 1e6);
+        std::thread::sleep(Duration::from_millis(150));
         let from = stamps(&laptop.sd).len();
         put(&laptop.online_file(), "1\n");
-        send_uevent(true);
+        send_udev_event(true, seqnum);
+        seqnum += 1;
         assert!(
             wait_stamp(&laptop.sd, "mainsback", from, Duration::from_secs(5)).is_some(),
             "uevent trial {trial}: no mainsback within 5 s: {}",
+            laptop.stderr()
+        );
+    }
+    assert!(daemon.alive(), "laptop-upsd died: {}", laptop.stderr());
+    daemon.stop();
+    lat
+}
+
+/// Poke mode: POLLTIME 60 and no uevent; after the change the bench runs
+/// `laptop-upsd --poke`, as the acpid rule does on an AC adapter event.
+fn poke_latency_trials() -> Vec<f64> {
+    let laptop = Laptop::new("NETSERVER off\n");
+    laptop.supply(true, 100, "Full");
+    let mut daemon = laptop.start();
+    std::thread::sleep(Duration::from_millis(1000));
+    let poke = || {
+        let status = Command::new(LAPTOP_UPSD)
+            .arg("-f")
+            .arg(&laptop.conf)
+            .arg("--poke")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("cannot run laptop-upsd --poke");
+        assert!(
+            status.success(),
+            "laptop-upsd --poke failed: {}",
+            laptop.stderr()
+        );
+    };
+    let mut rng = Rng::new();
+    let mut lat = Vec::new();
+    for trial in 0..LATENCY_TRIALS {
+        std::thread::sleep(Duration::from_millis(150 + rng.below(200)));
+        let from = stamps(&laptop.sd).len();
+        let t0 = now_nanos();
+        put(&laptop.online_file(), "0\n");
+        poke();
+        let Some(t) = wait_stamp(&laptop.sd, "powerout", from, Duration::from_secs(5)) else {
+            panic!(
+                "poke trial {trial}: no powerout within 5 s: {}",
+                laptop.stderr()
+            );
+        };
+        lat.push((t - t0) as f64 / 1e6);
+        std::thread::sleep(Duration::from_millis(150));
+        let from = stamps(&laptop.sd).len();
+        put(&laptop.online_file(), "1\n");
+        poke();
+        assert!(
+            wait_stamp(&laptop.sd, "mainsback", from, Duration::from_secs(5)).is_some(),
+            "poke trial {trial}: no mainsback within 5 s: {}",
             laptop.stderr()
         );
     }
@@ -1303,20 +1580,21 @@ fn bench_latency(table: &mut Table) {
         },
     ]);
 
-    // The uevent trials run in a child inside `unshare --net`, so the
-    // synthetic uevent reaches no listener but that child's laptop-upsd.
+    // The udev trials run in a child inside private network and mount
+    // namespaces: /run is a fresh tmpfs holding udev/control, so laptop-upsd
+    // believes udevd runs and listens on its group, and our messages reach
+    // no listener but that child's laptop-upsd.
     let dir = tempdir();
     let out = dir.path().join("uevent");
     let exe = std::env::current_exe().expect("cannot find the bench binary");
     let mut cmd = Command::new("unshare");
-    cmd.arg("--net")
-        .arg("--")
+    cmd.args(["--net", "--mount", "--propagation", "private", "--", "/bin/sh", "-c"])
+        .arg("mount -t tmpfs -o size=1m,mode=0755 bench-run /run && mkdir /run/udev && : > /run/udev/control && exec \"$0\" --uevent-latency \"$1\"")
         .arg(&exe)
-        .arg("--uevent-latency")
         .arg(&out)
         .stdout(Stdio::inherit())
         .stderr(Stdio::inherit());
-    let mut child = Proc::spawn("unshare --net bench --uevent-latency", &mut cmd);
+    let mut child = Proc::spawn("unshare --net --mount bench --uevent-latency", &mut cmd);
     let end = Instant::now() + Duration::from_secs(120);
     let mut ok = false;
     while Instant::now() < end {
@@ -1337,33 +1615,65 @@ fn bench_latency(table: &mut Table) {
         .collect();
     if ok && !uevent.is_empty() {
         println!(
-            "  uevent (synthetic, POLLTIME 60): median {} worst {}",
+            "  udev uevent (POLLTIME 60): median {} p99 {} worst {}",
             ms(median(&uevent)),
+            ms(percentile(&uevent, 99.0)),
             ms(max(&uevent))
         );
         table.row([
-            "3. detection latency, synthetic power_supply uevent (POLLTIME 60): median / worst",
-            &format!("{} / {}", ms(median(&uevent)), ms(max(&uevent))),
+            "3. detection latency, power_supply uevent on udev's monitor group (POLLTIME 60): median / p99 / worst",
+            &format!(
+                "{} / {} / {}",
+                ms(median(&uevent)),
+                ms(percentile(&uevent, 99.0)),
+                ms(max(&uevent))
+            ),
             "polling above",
             &ratio(median(&uevent), median(&polling)),
-            "none",
-            "n/a",
+            "p99 a few ms",
+            if percentile(&uevent, 99.0) <= 10.0 {
+                "yes"
+            } else {
+                "**no** (see notes)"
+            },
         ]);
     } else {
-        println!("  uevent trials could not run (needs root and `unshare --net`)");
+        println!("  udev uevent trials could not run (needs root and `unshare --net --mount`)");
         table.row([
-            "3. detection latency with a uevent",
+            "3. detection latency with a udev uevent",
             "not measured",
             "—",
             "—",
-            "none",
-            "n/a (needs root and `unshare --net`)",
+            "p99 a few ms",
+            "n/a (needs root and `unshare --net --mount`)",
         ]);
     }
+    let poked = poke_latency_trials();
+    println!(
+        "  laptop-upsd --poke (POLLTIME 60): median {} p99 {} worst {}",
+        ms(median(&poked)),
+        ms(percentile(&poked, 99.0)),
+        ms(max(&poked))
+    );
+    table.row([
+        "3. detection latency, `laptop-upsd --poke` after the change, as the acpid rule runs it (POLLTIME 60): median / p99 / worst",
+        &format!(
+            "{} / {} / {}",
+            ms(median(&poked)),
+            ms(percentile(&poked, 99.0)),
+            ms(max(&poked))
+        ),
+        "polling above",
+        &ratio(median(&poked), median(&polling)),
+        "none",
+        "n/a",
+    ]);
     table.note(format!(
-        "Detection latency: a laptop-upsd on a fake tree (battery `Full`), NETSERVER off; the adapter's `online` file is replaced (atomically, by rename) with `0` at a random phase against the poll, and the time runs until the stub `SCRIPTDIR/apccontrol` (this bench binary, which only appends a nanosecond timestamp) starts for powerout; then `online` goes back to 1 and mainsback is awaited. {LATENCY_TRIALS} trials per mode. \
+        "Detection latency: a laptop-upsd on a fake tree (battery `Full`), NETSERVER off; the adapter's `online` file is replaced (atomically, by rename) with `0` at a random phase, and the time runs until the stub `SCRIPTDIR/apccontrol` (this bench binary, which only appends a nanosecond timestamp) starts for powerout; then `online` goes back to 1 and mainsback is awaited. {LATENCY_TRIALS} trials per mode. \
          Polling mode uses POLLTIME 1 so it is measurable (with the default POLLTIME 60 a mains-side change is seen up to 60 s late when no uevent comes). \
-         The kernel sends no uevent for a fake tree and this machine has no power_supply device, so the uevent mode sends a synthetic one (SUBSYSTEM=power_supply, as root, to the kernel's multicast group, in a private network namespace so no other listener sees it) with POLLTIME 60: it measures the daemon's uevent path, not the kernel's."
+         The kernel sends no uevent for a fake tree and this machine has no power_supply device (and no udevd), so the uevent mode measures the daemon's path from udev's monitor group: the trials run in private network and mount namespaces where /run/udev/control exists (so laptop-upsd takes udev's group, as it does where udevd runs), and the bench, as root, sends what udevd sends after the change: a message in libudev's format (its header, magic and the hash of `power_supply`, then the properties) to group 2, which carries uid 0 credentials; it passes laptop-upsd's socket filter and user-space checks like udevd's would. It does not include udevd's own processing of the kernel's uevent (rules, a few ms on a laptop). \
+         The poke mode runs `laptop-upsd -f CONF --poke` right after the change, as the acpid rule does on an adapter event: it includes that process's start and its SIGUSR1 to the daemon. \
+         Since issue 17 only the kernel's own uevents (port id 0) count on the kernel's group, so the earlier synthetic kernel-group uevent from a user socket would be ignored by design; that trial is gone."
     ));
 }
 
@@ -1404,6 +1714,7 @@ fn nis_status_text(addr: &SocketAddr, keep: bool) -> Result<(usize, String), Str
 
 struct Load {
     rate: f64,
+    mean: f64,
     p50: f64,
     p99: f64,
     ok: usize,
@@ -1470,6 +1781,7 @@ fn load(addr: SocketAddr, clients: usize) -> Load {
     }
     Load {
         rate: lat.len() as f64 / NIS_RUN.as_secs_f64(),
+        mean: lat.iter().sum::<f64>() / lat.len().max(1) as f64,
         p50: median(&lat),
         p99: percentile(&lat, 99.0),
         ok: lat.len(),
@@ -1545,16 +1857,17 @@ fn bench_nis(table: &mut Table) {
                 String::new()
             }
         };
+        // Issue 17: requests/s at least apcupsd's, p50 and p99 at most its.
         table.row([
             &format!("4. NIS `status`, {clients} concurrent client(s): requests/s"),
             &format!("{:.0}{}", a.rate, err(&a)),
             &format!("apcupsd {:.0}{}", b.rate, err(&b)),
             &ratio(a.rate, b.rate),
-            "none set",
+            "≥ apcupsd",
             match (a.rate >= b.rate, a.errors) {
-                (true, 0) => "n/a (more)",
-                (false, 0) => "n/a (fewer)",
-                (_, _) => "n/a (**errors**, see notes)",
+                (true, 0) => "yes",
+                (false, 0) => "**no** (see notes)",
+                (_, _) => "**no** (errors, see notes)",
             },
         ]);
         table.row([
@@ -1562,16 +1875,17 @@ fn bench_nis(table: &mut Table) {
             &format!("{} / {}", ms(a.p50), ms(a.p99)),
             &format!("apcupsd {} / {}", ms(b.p50), ms(b.p99)),
             &format!("{} / {}", ratio(a.p50, b.p50), ratio(a.p99, b.p99)),
-            "none set",
+            "≤ apcupsd, both",
             match (a.p50 <= b.p50, a.p99 <= b.p99) {
-                (true, true) => "n/a (lower)",
-                (false, false) => "n/a (higher)",
-                (_, _) => "n/a (mixed)",
+                (true, true) => "yes",
+                (false, false) => "**no** (see notes)",
+                (true, false) => "**no**: p99 (see notes)",
+                (false, true) => "**no**: p50 (see notes)",
             },
         ]);
         if a.errors > 0 {
             cap_note = true;
-            errors_below_cap |= clients < 32;
+            errors_below_cap |= clients < 128;
             worst_note.push(format!(
                 "at {clients} clients laptop-upsd failed {} of {} requests (first: {})",
                 a.errors,
@@ -1587,6 +1901,13 @@ fn bench_nis(table: &mut Table) {
                 b.first_error.clone().unwrap_or_default()
             ));
         }
+        if clients > 1 && (a.p50 > b.p50 || a.p99 > b.p99) {
+            worst_note.push(format!(
+                "at {clients} clients the mean latency was {} for laptop-upsd and {} for apcupsd: each client asks again as soon as it has its answer, so the mean is about {clients} / requests per second, and whoever serves more requests has the lower mean; apcupsd's thread per connection serves some connections at once and leaves others in its listen backlog (a low p50, a high p99), where laptop-upsd's one NIS thread serves them in turn and shares the 2 CPUs with the {clients} client threads",
+                ms(a.mean),
+                ms(b.mean)
+            ));
+        }
         if let Some(bytes) = Some((a.bytes, b.bytes)).filter(|_| clients == 1) {
             worst_note.push(format!(
                 "a status reply is {} bytes of payload from laptop-upsd and {} from the apcupsd slave",
@@ -1599,7 +1920,7 @@ fn bench_nis(table: &mut Table) {
     apc.stop();
     ours.stop();
     table.note(format!(
-        "NIS: one client in this binary for both servers; each request opens a new TCP connection to 127.0.0.1, sends `status`, reads to the end marker and closes (as apcaccess and apcupsd's net driver do); N threads do that in a loop for {} s after {} ms of warm-up; latency is connect to end marker. laptop-upsd (NETSERVER on) vs its own apcupsd slave's NIS server (NETSERVER on, it serves its own status). Client and server share the {} CPUs. {}.",
+        "NIS: one client in this binary for both servers; each request opens a new TCP connection to 127.0.0.1, sends `status`, reads to the end marker and closes (as apcaccess and apcupsd's net driver do); N threads do that in a loop for {} s after {} ms of warm-up; latency is connect to end marker. laptop-upsd (NETSERVER on; one NIS thread, a poll loop over every connection, the status rendered once per reading) vs its own apcupsd slave's NIS server (NETSERVER on, a thread per connection; it serves its own status). Client and server share the {} CPUs. {}.",
         NIS_RUN.as_secs(),
         NIS_WARMUP.as_millis(),
         std::thread::available_parallelism().map_or(1, usize::from),
@@ -1613,9 +1934,9 @@ fn bench_nis(table: &mut Table) {
     ));
     if cap_note {
         table.note(format!(
-            "NIS errors: laptop-upsd serves at most 32 connections at once (`ServerConfig::default().max_connections`) and closes any connection over that cap at once, by design, where apcupsd queues them in its listen backlog; the client sees EOF (`failed to fill whole buffer`). The requests/s column counts only completed requests.{}",
+            "NIS errors: laptop-upsd serves at most 128 connections at once and, at that cap, closes the connection that has waited longest, by design, where apcupsd queues them in its listen backlog; the client sees EOF (`failed to fill whole buffer`). The requests/s column counts only completed requests.{}",
             if errors_below_cap {
-                " A slot is freed only when the connection's thread has seen the client close, so clients that reconnect at once can briefly hold more slots than there are clients, which is likely why errors show up even below 32 clients."
+                " Errors below the cap are not explained by it."
             } else {
                 ""
             }

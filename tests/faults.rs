@@ -606,7 +606,7 @@ fn the_nis_server_stays_bounded_and_answers_under_attack() {
         "worst answer took {worst:?}"
     );
     assert!(answered >= 30, "{answered}");
-    // Bounded: at most 2 x 32 connection threads with small stacks.
+    // Bounded: one NIS thread, at most 128 connections.
     let hwm = hwm.max(hwm_seen);
     assert!(
         hwm < rss_before + 64 * 1024,

@@ -651,11 +651,14 @@ impl ScriptConfig {
                 return None;
             }
         };
+        // One wake-up: the report goes to stdout (a file in memory), and
+        // the shell says it is done on stderr, after any diagnostics.
         let reply = session.read_until(END_MARKER, deadline);
-        self.diagnostics = process::lines(&session.take_stderr());
         match reply {
-            Reply::Record(report) => match parse_records(&report) {
+            Reply::Record(said) => match parse_records(&session.report()) {
                 Some(records) if records.complete => {
+                    self.diagnostics =
+                        process::lines(said.strip_suffix(END_MARKER).unwrap_or(&said));
                     self.apply(records);
                     self.source = ConfigSource::Evaluated;
                     Some(ConfigShell {
@@ -663,6 +666,8 @@ impl ScriptConfig {
                     })
                 }
                 _ => {
+                    self.diagnostics =
+                        process::lines(said.strip_suffix(END_MARKER).unwrap_or(&said));
                     self.source = ConfigSource::Failed(format!(
                         "{path} left a report we cannot read; using the defaults"
                     ));
@@ -672,6 +677,7 @@ impl ScriptConfig {
                 }
             },
             Reply::TimedOut => {
+                self.diagnostics = process::lines(&session.take_stderr());
                 let _ = session.finish(Instant::now());
                 self.source = ConfigSource::Failed(format!(
                     "{path} took longer than {} s to evaluate and was stopped; using the defaults",
@@ -679,7 +685,8 @@ impl ScriptConfig {
                 ));
                 None
             }
-            Reply::Ended(_) => {
+            Reply::Ended(said) => {
+                self.diagnostics = process::lines(&said);
                 let (outcome, stderr) =
                     session.finish(crate::deadline::after(Duration::from_secs(1)));
                 self.diagnostics.extend(process::lines(&stderr));
@@ -761,9 +768,11 @@ const MAX_CONFIG_BYTES: u64 = 1 << 20;
 const END_MARKER: &[u8] = b"\x01Z\0";
 
 /// The wrapper: the stock script's variables in its order, then ours; the
-/// source; the report; then a loop that runs one line at a time in a
-/// subshell (stdin /dev/null, stdout to our stderr pipe) and answers with
-/// its status, until we close its stdin.
+/// source; the report on stdout (a file in memory, see
+/// [`process::Session`]), and [`END_MARKER`] on stderr when it is complete;
+/// then a loop that runs one line at a time in a subshell (stdin
+/// /dev/null, stdout to stderr) and answers on stderr with its status
+/// (`\x01S<status>\0`), until we close its stdin.
 fn wrapper_script(scriptdir: &Path, source: &Source<'_>, names: &[&str]) -> Vec<u8> {
     let mut s: Vec<u8> = Vec::new();
     let mut line = |text: &str| {
@@ -806,13 +815,14 @@ fn wrapper_script(scriptdir: &Path, source: &Source<'_>, names: &[&str]) -> Vec<
     };
     // The report must not stop half way: no -e, -u or tracing from here on.
     line("set +eux");
-    line("printf '\\001K\\000'");
+    // One printf for every known variable that is set (even to ""): an
+    // unset one expands to no word at all. Names come from our own tables:
+    // plain identifiers, safe to splice.
+    let mut known = String::from("printf '\\001K\\000'; printf '%s\\000'");
     for name in names {
-        // Names come from our own tables: plain identifiers, safe to splice.
-        line(&format!(
-            "[ -n \"${{{name}+x}}\" ] && printf '%s=%s\\000' {name} \"${{{name}}}\""
-        ));
+        known.push_str(&format!(" ${{{name}+\"{name}=${name}\"}}"));
     }
+    line(&known);
     line("printf '\\001U\\000'; umask; printf '\\000\\001D\\000'; pwd; printf '\\000'");
     line("printf '\\001X\\000'; export -p; printf '\\000'");
     for name in COMMAND_VARIABLES {
@@ -821,9 +831,9 @@ fn wrapper_script(scriptdir: &Path, source: &Source<'_>, names: &[&str]) -> Vec<
         ));
         line("printf '\\001P\\000'; [ $# -gt 0 ] && command -v -- \"$1\"; printf '\\000'");
     }
-    line("printf '\\001Z\\000'");
+    line("printf '\\001Z\\000'; printf '\\001Z\\000' >&2");
     line(
-        "while IFS= read -r __apc_line; do ( eval \"$__apc_line\" ) </dev/null >&2; printf '\\001S%d\\000' \"$?\"; done",
+        "while IFS= read -r __apc_line; do ( eval \"$__apc_line\" ) </dev/null >&2; printf '\\001S%d\\000' \"$?\" >&2; done",
     );
     line("exit 0");
     s
@@ -951,19 +961,16 @@ impl ConfigShell {
         if line.contains('\n') || !session.send(format!("{line}\n").as_bytes()) {
             return ShellStep::Gone;
         }
-        match session.read_until(b"\0", deadline) {
-            Reply::Record(record) => {
-                let output = session.take_stderr();
-                let status = record
-                    .strip_prefix(b"\x01S")
-                    .and_then(|r| r.strip_suffix(b"\0"))
-                    .and_then(|r| std::str::from_utf8(r).ok())
-                    .and_then(|r| r.parse().ok());
-                match status {
-                    Some(status) => ShellStep::Exited { status, output },
-                    None => ShellStep::Gone,
-                }
-            }
+        match session.read_until_match(deadline, |bytes| {
+            status_record(bytes).map(|(_, end, _)| end)
+        }) {
+            Reply::Record(record) => match status_record(&record) {
+                Some((start, _, status)) => ShellStep::Exited {
+                    status,
+                    output: record[..start].to_vec(),
+                },
+                None => ShellStep::Gone,
+            },
             Reply::TimedOut => {
                 if let Some(session) = self.session.take() {
                     let _ = session.finish(Instant::now());
@@ -985,6 +992,22 @@ impl ConfigShell {
             let _ = session.finish(crate::deadline::after(Duration::from_secs(1)));
         }
     }
+}
+
+/// The last status record (`\x01S<digits>\0`) in what the config's shell
+/// wrote: where it starts and ends, and the status.
+fn status_record(bytes: &[u8]) -> Option<(usize, usize, i32)> {
+    let mut from = bytes.len();
+    while let Some(start) = bytes[..from].windows(2).rposition(|w| w == b"\x01S") {
+        let digits = &bytes[start + 2..];
+        let len = digits.iter().take_while(|b| b.is_ascii_digit()).count();
+        if len > 0 && digits.get(len) == Some(&0) {
+            let status = std::str::from_utf8(&digits[..len]).ok()?.parse().ok()?;
+            return Some((start, start + 2 + len + 1, status));
+        }
+        from = start;
+    }
+    None
 }
 
 /// Shell text that pipes `text` into `${WALL}`, as the stock script's

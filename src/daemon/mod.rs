@@ -26,7 +26,7 @@ use std::fs;
 use std::io::Write;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -39,8 +39,8 @@ use crate::event::Event;
 use crate::journal::sampler::Sampler;
 use crate::journal::{Appended, Journal, Record, Writer};
 use crate::log::{Level, Log};
+use crate::nis::published::Published;
 use crate::nis::server::ServerConfig;
-use crate::nis::status::UpsStatus;
 use crate::power::{Effect, Monitor, Mono, OutageState, Snapshot, Source, Thresholds};
 
 use effects::{DryRun, Effects, Live};
@@ -588,7 +588,18 @@ fn serve<E: Effects>(
     );
 
     let uevents = match uevent::Listener::open() {
-        Ok(listener) => Some(listener),
+        Ok(listener) => {
+            effector.log.info(&format!(
+                "listening to {} for power supplies{}",
+                listener.group(),
+                if listener.filtered() {
+                    ""
+                } else {
+                    " (the kernel refused the socket filter: every uevent wakes us)"
+                }
+            ));
+            Some(listener)
+        }
         Err(e) => {
             effector
                 .log
@@ -597,7 +608,8 @@ fn serve<E: Effects>(
         }
     };
 
-    let published = Arc::new(RwLock::new(UpsStatus::default()));
+    // Rendered once per reading for the NIS server (nis::published).
+    let mut published: Option<Arc<Published>> = None;
     // Started after the first status is published.
     let mut nis: Option<nis_bind::NisKeeper> = None;
     let mut mains_seen = false;
@@ -605,7 +617,10 @@ fn serve<E: Effects>(
     let mut coalescer = uevent::Coalescer::default();
     let exit_signal = loop {
         let at = now();
-        let step_began = chrono::Local::now().fixed_offset();
+        // The wall clock of the same moment: the status and the journal
+        // place the monitor's instants (XONBATT, ...) relative to this
+        // pair, so it must not drift by the time the effects below take.
+        let last_poll = chrono::Local::now().fixed_offset();
         let reading = source.read();
         let effects = monitor.step(reading, at);
         for effect in &effects {
@@ -616,7 +631,7 @@ fn serve<E: Effects>(
             });
         }
         let snapshot = monitor.snapshot(at);
-        effector.journal_step(&effects, &snapshot, at, step_began);
+        effector.journal_step(&effects, &snapshot, at, last_poll);
         mains_seen |= snapshot.last_reading.is_some() && !snapshot.on_battery;
         if effects.contains(&Effect::Run(Event::Doshutdown)) {
             let situation = wake::Situation {
@@ -635,21 +650,26 @@ fn serve<E: Effects>(
                 &mut effector.log,
             );
         }
-        let ctx = status::Context {
-            conf,
-            upsname: &upsname,
-            hostname: &host,
-            start_time,
-            last_poll: chrono::Local::now().fixed_offset(),
-            last_poll_mono: at,
-        };
-        let record = status::ups_status(&snapshot, &ctx);
-        match published.write() {
-            Ok(mut guard) => *guard = record,
-            Err(poisoned) => *poisoned.into_inner() = record,
-        }
-        if conf.net_server && nis.is_none() {
-            nis = start_nis(conf, Arc::clone(&published), &mut effector.log);
+        if conf.net_server {
+            let ctx = status::Context {
+                conf,
+                upsname: &upsname,
+                hostname: &host,
+                start_time,
+                last_poll,
+                last_poll_mono: at,
+            };
+            let record = status::ups_status(&snapshot, &ctx);
+            let source = match &published {
+                Some(source) => {
+                    source.publish(record, &last_poll);
+                    Arc::clone(source)
+                }
+                None => Arc::clone(published.insert(Arc::new(Published::new(record, &last_poll)))),
+            };
+            if nis.is_none() {
+                nis = start_nis(conf, source, &mut effector.log);
+            }
         }
 
         let mut wake = at + monitor.poll_interval();
@@ -711,7 +731,7 @@ impl NisLog {
 
 fn start_nis(
     conf: &ApcupsdConf,
-    published: Arc<RwLock<UpsStatus>>,
+    published: Arc<Published>,
     log: &mut Log,
 ) -> Option<nis_bind::NisKeeper> {
     let mut nis_log = Log::new("laptop-upsd");

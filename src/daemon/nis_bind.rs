@@ -1,23 +1,26 @@
 //! Keeping the NIS port: laptop-upsd serves apcupsd's NIS protocol on
 //! NISIP:NISPORT; if the port cannot be bound at start (apcupsd still
 //! running, another laptop-upsd, NISIP not up yet), running on silently
-//! without NIS would leave apcaccess, Home Assistant and slaves blind. So a
-//! thread of its own retries with backoff (1 s, doubling, at most
+//! without NIS would leave apcaccess, Home Assistant and slaves blind. So
+//! the NIS thread retries with backoff (1 s, doubling, at most
 //! [`MAX_BACKOFF`]) and logs every failure with its likely cause, and the
-//! success after failures.
+//! success after failures; once bound, the same thread serves every client.
 //!
 //! The server starts only once the first status is published, so no client
 //! ever sees an empty record.
 
 use std::io;
 use std::net::Ipv4Addr;
-use std::sync::mpsc::{self, RecvTimeoutError, Sender};
-use std::sync::{Arc, RwLock};
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
 use std::time::Duration;
 
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+
 use crate::log::{Level, Log};
-use crate::nis::server::{NisServer, ServerConfig, ServerHandle};
-use crate::nis::status::UpsStatus;
+use crate::nis::server::{NisServer, ServerConfig, StatusSource, StopSignal};
 
 /// The first retry comes after this long.
 pub const FIRST_BACKOFF: Duration = Duration::from_secs(1);
@@ -49,33 +52,40 @@ pub fn next_backoff(current: Duration) -> Duration {
     current.saturating_mul(2).min(MAX_BACKOFF)
 }
 
-/// Owns the retrying thread; dropping it stops the server.
+/// Owns the NIS thread; dropping it stops the server.
 #[derive(Debug)]
 pub struct NisKeeper {
-    _stop: Sender<()>,
+    signal: StopSignal,
 }
 
-/// Start binding and serving in the background. `config` is the server's
-/// configuration; `log` gets the bind failures (the server's own problems
-/// go to `config.log`).
+impl Drop for NisKeeper {
+    fn drop(&mut self) {
+        self.signal.stop();
+    }
+}
+
+/// Start binding and serving in the background, on one thread: it retries
+/// the bind with backoff, then serves every client itself. `config` is the
+/// server's configuration; `log` gets the bind failures (the server's own
+/// problems go to `config.log`).
 pub fn keep(
     ip: Ipv4Addr,
     port: u16,
-    published: Arc<RwLock<UpsStatus>>,
+    published: Arc<dyn StatusSource>,
     config: ServerConfig,
     mut log: Log,
 ) -> io::Result<NisKeeper> {
-    let (stop_tx, stop_rx) = mpsc::channel::<()>();
+    let (signal, stop) = StopSignal::pair()?;
     std::thread::Builder::new()
-        .name("nis-bind".into())
+        .name("nis".into())
+        // The loop and a reply need a few KiB; rendering happens at the reading.
+        .stack_size(256 * 1024)
         .spawn(move || {
             let mut backoff = FIRST_BACKOFF;
             let mut failures = 0u32;
-            let handle: ServerHandle = loop {
-                let attempt = NisServer::bind(ip, port)
-                    .and_then(|server| server.spawn(published.clone(), config.clone()));
-                match attempt {
-                    Ok(handle) => break handle,
+            let server = loop {
+                match NisServer::bind(ip, port) {
+                    Ok(server) => break server,
                     Err(e) => {
                         failures = failures.saturating_add(1);
                         log.line(
@@ -90,9 +100,8 @@ pub fn keep(
                         );
                     }
                 }
-                match stop_rx.recv_timeout(backoff) {
-                    Err(RecvTimeoutError::Timeout) => {}
-                    _ => return,
+                if stopped_within(&stop, backoff) {
+                    return;
                 }
                 backoff = next_backoff(backoff);
             };
@@ -103,16 +112,22 @@ pub fn keep(
             };
             log.info(&format!(
                 "NIS server listening on {}{how}",
-                handle.local_addr()
+                server.local_addr()
             ));
             if failures > 0 {
                 log.notice(&format!("NIS server listening on {ip}:{port}{how}"));
             }
             // Serve until the daemon drops the keeper (or exits).
-            let _ = stop_rx.recv();
-            drop(handle);
+            server.run(published.as_ref(), &config, &stop, &AtomicUsize::new(0));
         })?;
-    Ok(NisKeeper { _stop: stop_tx })
+    Ok(NisKeeper { signal })
+}
+
+/// Wait up to `wait` for the stop signal (a byte, or its other end closed).
+fn stopped_within(stop: &UnixStream, wait: Duration) -> bool {
+    let mut fds = [PollFd::new(stop.as_fd(), PollFlags::POLLIN)];
+    let ms = PollTimeout::try_from(wait.as_millis()).unwrap_or(PollTimeout::MAX);
+    matches!(poll(&mut fds, ms), Ok(n) if n > 0)
 }
 
 #[cfg(test)]

@@ -25,8 +25,10 @@
 //! - [`events`]: the tail of the events file as apcupsd serves it.
 //! - [`client`]: fetching `status`/`events` within a deadline.
 //! - [`listener`]: who owns the socket listening on a local port.
-//! - [`server`]: the bounded thread-per-connection server.
+//! - [`published`]: the status rendered once per reading, for the server.
+//! - [`server`]: the bounded server, one thread for every client.
 
+mod connection;
 mod deadline;
 
 pub mod client;
@@ -34,6 +36,7 @@ pub mod events;
 pub mod flags;
 pub mod frame;
 pub mod listener;
+pub mod published;
 pub mod report;
 pub mod server;
 pub mod status;
@@ -41,6 +44,7 @@ pub mod status;
 pub use client::{fetch_events, fetch_status, ClientError, DEFAULT_PORT};
 pub use flags::StatusFlags;
 pub use frame::{FrameError, Packet};
+pub use published::Published;
 pub use report::{StatusHeader, StatusReport};
 pub use server::{NisServer, ServerConfig, ServerHandle, StatusSource};
 pub use status::{render, StatusText, UpsStatus};

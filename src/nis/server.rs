@@ -1,46 +1,49 @@
 //! The NIS server laptop-upsd runs, answering exactly as apcupsd 3.14.14 does
 //! (facts §5.1, §5.4) while staying bounded whatever its clients do.
 //!
-//! One thread per connection, std only. Requests are `status` and `events`
-//! (a 6-byte packet each, several per connection); anything else gets
-//! `Invalid command\n\0`, a missing events file `Not available\n\0`, each
-//! followed by the end marker. A request packet over 256 bytes, a zero-length
-//! packet, EOF or a read that waits longer than the read timeout (15 s) ends
-//! the connection, as in apcupsd.
+//! One thread serves every client: a `poll(2)` loop over the listening
+//! socket and each connection, non-blocking, each connection a small state
+//! machine ([`super::connection`]). No thread per connection: an idle
+//! server sleeps without a timeout, and 64 clients at once cost 64 sockets,
+//! not 64 thread starts. Requests are `status` and `events` (a 6-byte
+//! packet each, several per connection); anything else gets `Invalid
+//! command\n\0`, a missing events file `Not available\n\0`, each followed by
+//! the end marker. A request packet over 256 bytes, a zero-length packet,
+//! EOF or a request that takes longer than the read timeout (15 s) ends the
+//! connection, as in apcupsd.
 //!
 //! What apcupsd lacks and we add, so one bad client cannot hurt the others:
 //! a cap on live connections; at the cap, the connection that has been
 //! waiting longest (for a request, or for its client to take a reply) is
 //! closed to make room if it has waited at least `evict_after`, otherwise the
-//! new connection is closed at once, never queued. Also a deadline on writing
-//! each reply (a client that never reads cannot pin a thread), a bounded read
-//! of the events file, and panic containment per connection. Problems go to a
-//! caller-given log sink.
+//! new connection is closed at once, never queued. Also a deadline on
+//! delivering each reply (a client that never reads is dropped), a bounded
+//! read of the events file, and panic containment per request. Problems go
+//! to a caller-given log sink.
 //!
-//! This module owns sockets and threads; the text comes from [`status`] and
+//! This module owns the sockets and the loop; the text comes from
+//! [`status`] (rendered once per reading by [`super::published`]) and
 //! [`events`], the data from the caller's [`StatusSource`].
 
-use std::collections::HashMap;
 use std::fmt;
-use std::io::{self, Write};
-use std::net::{Ipv4Addr, Shutdown, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
+use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, Shutdown, SocketAddr, SocketAddrV4, TcpListener};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, FixedOffset};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
-use super::deadline::DeadlineStream;
+use super::connection::{Connection, Next, Rules};
 use super::events;
-use super::frame::{self, FrameError, Packet};
+use super::frame;
 use super::status::{self, UpsStatus};
-use crate::deadline::after as deadline_after;
 
 /// Longest request packet apcupsd accepts (its `MAXSTRING`); longer drops the connection.
 pub const MAX_REQUEST_LEN: usize = 256;
@@ -53,8 +56,9 @@ pub const NOT_AVAILABLE: &[u8] = b"Not available\n\0";
 
 /// Where the server gets the status it serves.
 ///
-/// laptop-upsd keeps its snapshot in a lock; `RwLock<UpsStatus>` and
-/// `Mutex<UpsStatus>` implement this already.
+/// `RwLock<UpsStatus>` and `Mutex<UpsStatus>` implement this (rendering per
+/// request); laptop-upsd publishes through [`super::published::Published`],
+/// which renders once per reading.
 pub trait StatusSource: Send + Sync {
     /// The current snapshot.
     fn status(&self) -> UpsStatus;
@@ -63,17 +67,34 @@ pub trait StatusSource: Send + Sync {
     fn now(&self) -> DateTime<FixedOffset> {
         chrono::Local::now().fixed_offset()
     }
-}
 
-impl StatusSource for RwLock<UpsStatus> {
-    fn status(&self) -> UpsStatus {
-        self.read().unwrap_or_else(PoisonError::into_inner).clone()
+    /// The whole `status` reply (packets and end marker), rendered from
+    /// [`StatusSource::status`] at [`StatusSource::now`].
+    fn status_reply(&self) -> Vec<u8> {
+        let text = status::render(&self.status(), &self.now());
+        let mut out = Vec::with_capacity(2048);
+        push(&mut out, text.header().as_bytes());
+        for line in text.lines() {
+            push(&mut out, line.as_bytes());
+        }
+        out.extend_from_slice(&[0, 0]);
+        out
     }
 }
 
-impl StatusSource for Mutex<UpsStatus> {
+impl StatusSource for std::sync::RwLock<UpsStatus> {
     fn status(&self) -> UpsStatus {
-        self.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+impl StatusSource for std::sync::Mutex<UpsStatus> {
+    fn status(&self) -> UpsStatus {
+        self.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 }
 
@@ -132,6 +153,26 @@ pub struct NisServer {
     local_addr: SocketAddrV4,
 }
 
+/// How a caller stops a server that runs on its own thread: write a byte
+/// to the other end of `stop`, or drop it.
+#[derive(Debug)]
+pub struct StopSignal {
+    stop: UnixStream,
+}
+
+impl StopSignal {
+    /// A stop signal and the end to hand to [`NisServer::run`].
+    pub fn pair() -> io::Result<(StopSignal, UnixStream)> {
+        let (ours, theirs) = UnixStream::pair()?;
+        Ok((StopSignal { stop: ours }, theirs))
+    }
+
+    /// Tell the server to stop.
+    pub fn stop(&self) {
+        let _ = (&self.stop).write_all(b"x");
+    }
+}
+
 impl NisServer {
     /// Binds `ip:port` like apcupsd: IPv4 only, with SO_REUSEADDR (std sets
     /// it on Unix; a test checks it). Port 0 picks a free port;
@@ -163,38 +204,106 @@ impl NisServer {
         source: Arc<dyn StatusSource>,
         config: ServerConfig,
     ) -> io::Result<ServerHandle> {
-        let (waker_rx, waker_tx) = UnixStream::pair()?;
-        self.listener.set_nonblocking(true)?;
-        let shared = Arc::new(Shared {
+        let (signal, stop) = StopSignal::pair()?;
+        let live = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&live);
+        let local_addr = self.local_addr;
+        let thread = thread::Builder::new()
+            .name("nis".into())
+            .spawn(move || self.run(source.as_ref(), &config, &stop, &counter))?;
+        Ok(ServerHandle {
+            local_addr,
+            live,
+            signal,
+            thread: Some(thread),
+        })
+    }
+
+    /// Serves on the calling thread until `stop` becomes readable (a byte
+    /// or its other end closed); then closes every connection. `live` is
+    /// kept at the number of connections being served.
+    pub fn run(
+        self,
+        source: &dyn StatusSource,
+        config: &ServerConfig,
+        stop: &UnixStream,
+        live: &AtomicUsize,
+    ) {
+        if let Err(e) = self.listener.set_nonblocking(true) {
+            (config.log)(&format!("NIS server: cannot serve: {e}"));
+            return;
+        }
+        let mut server = Loop {
             source,
             config,
-            live: Mutex::new(HashMap::new()),
-            epoch: Instant::now(),
-            all_closed: Condvar::new(),
-            stopping: AtomicBool::new(false),
-            next_id: AtomicU64::new(0),
-        });
-        let thread_shared = Arc::clone(&shared);
-        let listener = self.listener;
-        let accept_thread = thread::Builder::new()
-            .name("nis-accept".into())
-            .spawn(move || accept_loop(&listener, &waker_rx, &thread_shared))?;
-        Ok(ServerHandle {
-            local_addr: self.local_addr,
-            shared,
-            waker: waker_tx,
-            accept_thread: Some(accept_thread),
-        })
+            rules: Rules {
+                max_request: MAX_REQUEST_LEN,
+                read_timeout: config.read_timeout,
+                write_timeout: config.write_timeout,
+            },
+            conns: Vec::new(),
+        };
+        loop {
+            let now = Instant::now();
+            server.expire(now);
+            live.store(server.conns.len(), Ordering::Relaxed);
+            let timeout = server
+                .conns
+                .iter()
+                .map(|c| c.deadline.saturating_duration_since(now))
+                .min()
+                .map_or(PollTimeout::NONE, |left| {
+                    let ms = left.as_millis().saturating_add(1);
+                    PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
+                });
+            let (stop_now, accept_now, ready) = {
+                let mut fds = Vec::with_capacity(server.conns.len() + 2);
+                fds.push(PollFd::new(stop.as_fd(), PollFlags::POLLIN));
+                fds.push(PollFd::new(self.listener.as_fd(), PollFlags::POLLIN));
+                for c in &server.conns {
+                    let want = if c.writing() {
+                        PollFlags::POLLOUT
+                    } else {
+                        PollFlags::POLLIN
+                    };
+                    fds.push(PollFd::new(c.stream.as_fd(), want));
+                }
+                match poll(&mut fds, timeout) {
+                    Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                    Err(e) => {
+                        server.log(&format!("NIS server: poll failed: {e}"));
+                        thread::sleep(Duration::from_millis(250));
+                        continue;
+                    }
+                }
+                let fired = |p: &PollFd| p.revents().is_some_and(|r| !r.is_empty());
+                let ready: Vec<bool> = fds[2..].iter().map(fired).collect();
+                (fired(&fds[0]), fired(&fds[1]), ready)
+            };
+            if stop_now {
+                break;
+            }
+            let now = Instant::now();
+            server.serve_ready(&ready, now);
+            if accept_now {
+                server.accept_all(&self.listener, now);
+            }
+        }
+        let _ = (&*stop).read(&mut [0u8; 16]);
+        for c in server.conns.drain(..) {
+            let _ = c.stream.shutdown(Shutdown::Both);
+        }
+        live.store(0, Ordering::Relaxed);
     }
 }
 
-/// A running server. [`ServerHandle::stop`] (or dropping it) stops accepting,
-/// closes every live connection and waits briefly for their threads.
+/// A running server. [`ServerHandle::stop`] (or dropping it) stops
+/// accepting, closes every live connection and waits for its thread.
 pub struct ServerHandle {
     local_addr: SocketAddrV4,
-    shared: Arc<Shared>,
-    waker: UnixStream,
-    accept_thread: Option<JoinHandle<()>>,
+    live: Arc<AtomicUsize>,
+    signal: StopSignal,
+    thread: Option<JoinHandle<()>>,
 }
 
 impl fmt::Debug for ServerHandle {
@@ -213,39 +322,20 @@ impl ServerHandle {
 
     /// Connections being served right now.
     pub fn live_connections(&self) -> usize {
-        self.shared.live().len()
+        self.live.load(Ordering::Relaxed)
     }
 
-    /// Stops the server: no new connections, live ones shut down; waits up
-    /// to 2 s for their threads to finish.
+    /// Stops the server: no new connections, live ones shut down.
     pub fn stop(mut self) {
         self.shutdown();
     }
 
     fn shutdown(&mut self) {
-        let Some(accept_thread) = self.accept_thread.take() else {
+        let Some(thread) = self.thread.take() else {
             return;
         };
-        self.shared.stopping.store(true, Ordering::SeqCst);
-        let _ = (&self.waker).write_all(b"x");
-        if accept_thread.join().is_err() {
-            (self.shared.config.log)("NIS server: the accept thread panicked");
-        }
-        let mut live = self.shared.live();
-        for conn in live.values() {
-            let _ = conn.stream.shutdown(Shutdown::Both);
-        }
-        let give_up = crate::deadline::after(Duration::from_secs(2));
-        while !live.is_empty() {
-            let left = give_up.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            live = match self.shared.all_closed.wait_timeout(live, left) {
-                Ok((guard, _)) => guard,
-                Err(poisoned) => poisoned.into_inner().0,
-            };
-        }
+        self.signal.stop();
+        let _ = thread.join();
     }
 }
 
@@ -255,223 +345,174 @@ impl Drop for ServerHandle {
     }
 }
 
-/// State shared by the accept thread and the connection threads.
-struct Shared {
-    source: Arc<dyn StatusSource>,
-    config: ServerConfig,
-    /// Every live connection, so the cap can be enforced and stop can shut them down.
-    live: Mutex<HashMap<u64, Live>>,
-    /// Origin of the `waiting_since` stamps.
-    epoch: Instant,
-    all_closed: Condvar,
-    stopping: AtomicBool,
-    next_id: AtomicU64,
+/// The loop's state: every live connection.
+struct Loop<'a> {
+    source: &'a dyn StatusSource,
+    config: &'a ServerConfig,
+    rules: Rules,
+    conns: Vec<Connection>,
 }
 
-impl Shared {
-    fn live(&self) -> MutexGuard<'_, HashMap<u64, Live>> {
-        self.live.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Milliseconds since the server started.
-    fn clock(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
-    }
-
+impl Loop<'_> {
     fn log(&self, message: &str) {
         // A panicking sink must not take the server with it.
         let _ = panic::catch_unwind(AssertUnwindSafe(|| (self.config.log)(message)));
     }
-}
 
-/// One live connection as the accept thread sees it.
-struct Live {
-    /// A clone of the connection's socket, to shut it down from outside.
-    stream: TcpStream,
-    /// [`Shared::clock`] when the connection began its current wait.
-    waiting_since: Arc<AtomicU64>,
-    /// Already shut down to make room; its thread is on its way out.
-    evicted: bool,
-}
+    /// Close the connections whose wait ran out.
+    fn expire(&mut self, now: Instant) {
+        self.conns.retain(|c| {
+            let keep = c.deadline > now;
+            if !keep {
+                let _ = c.stream.shutdown(Shutdown::Both);
+            }
+            keep
+        });
+    }
 
-/// Removes a connection from the live set when its thread ends, even by panic.
-struct LiveGuard {
-    shared: Arc<Shared>,
-    id: u64,
-}
-
-impl Drop for LiveGuard {
-    fn drop(&mut self) {
-        let mut live = self.shared.live();
-        live.remove(&self.id);
-        if live.is_empty() {
-            self.shared.all_closed.notify_all();
+    /// Handle the connections `poll` marked; `ready[i]` is `conns[i]`'s.
+    fn serve_ready(&mut self, ready: &[bool], now: Instant) {
+        let mut index = 0;
+        let mut conns = std::mem::take(&mut self.conns);
+        let mut problems = Vec::new();
+        conns.retain_mut(|c| {
+            let this = index;
+            index += 1;
+            if !ready.get(this).copied().unwrap_or(false) {
+                return true;
+            }
+            let peer = c.peer;
+            let mut answer = |request: &[u8]| -> Option<Vec<u8>> {
+                let source = self.source;
+                let events = self.config.events_file.as_deref();
+                match panic::catch_unwind(AssertUnwindSafe(|| {
+                    reply_to_request(request, source, events)
+                })) {
+                    Ok(reply) => Some(reply),
+                    Err(_) => {
+                        problems.push(format!(
+                            "NIS server: the handler for {peer} panicked; connection closed"
+                        ));
+                        None
+                    }
+                }
+            };
+            let next = if c.writing() {
+                c.on_writable(now, &self.rules, &mut answer)
+            } else {
+                c.on_readable(now, &self.rules, &mut answer)
+            };
+            match next {
+                Next::Read | Next::Write => true,
+                // Dropping the socket closes it: the client hung up, or
+                // sees us hang up.
+                Next::Close(why) => {
+                    if let Some(why) = why {
+                        problems.push(format!("NIS server: {why}"));
+                    }
+                    false
+                }
+            }
+        });
+        self.conns = conns;
+        for problem in problems {
+            self.log(&problem);
         }
     }
-}
 
-fn accept_loop(listener: &TcpListener, waker: &UnixStream, shared: &Arc<Shared>) {
-    while !shared.stopping.load(Ordering::SeqCst) {
-        let mut fds = [
-            PollFd::new(listener.as_fd(), PollFlags::POLLIN),
-            PollFd::new(waker.as_fd(), PollFlags::POLLIN),
-        ];
-        match poll(&mut fds, PollTimeout::NONE) {
-            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-            Err(e) => {
-                shared.log(&format!("NIS server: poll failed: {e}"));
-                thread::sleep(Duration::from_millis(250));
-                continue;
+    /// Handle every connection that is ready right now (a poll that does
+    /// not wait).
+    fn serve_pending(&mut self, now: Instant) {
+        let ready: Vec<bool> = {
+            let mut fds: Vec<PollFd> = self
+                .conns
+                .iter()
+                .map(|c| {
+                    let want = if c.writing() {
+                        PollFlags::POLLOUT
+                    } else {
+                        PollFlags::POLLIN
+                    };
+                    PollFd::new(c.stream.as_fd(), want)
+                })
+                .collect();
+            if !matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0) {
+                return;
             }
-        }
-        if shared.stopping.load(Ordering::SeqCst) {
-            break;
-        }
-        // Drain every pending connection; the listener is non-blocking.
+            fds.iter()
+                .map(|p| p.revents().is_some_and(|r| !r.is_empty()))
+                .collect()
+        };
+        self.serve_ready(&ready, now);
+    }
+
+    /// Take every pending connection (the listener is non-blocking).
+    fn accept_all(&mut self, listener: &TcpListener, now: Instant) {
         loop {
             match listener.accept() {
-                Ok((stream, peer)) => admit(stream, peer, shared),
+                Ok((stream, peer)) => self.admit(stream, peer, now),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => {}
                 Err(e) => {
                     // Typically out of file descriptors: back off instead of spinning.
-                    shared.log(&format!("NIS server: accept failed: {e}"));
+                    self.log(&format!("NIS server: accept failed: {e}"));
                     thread::sleep(Duration::from_millis(250));
                     break;
                 }
             }
         }
     }
-}
 
-/// Makes room for one more connection if the cap allows it, evicting the
-/// longest waiter when it has waited `evict_after`; false means refuse.
-fn make_room(live: &mut HashMap<u64, Live>, shared: &Shared, peer: SocketAddr) -> bool {
-    let max = shared.config.max_connections;
-    let serving = live.values().filter(|c| !c.evicted).count();
-    if serving < max {
-        return true;
-    }
-    // Evicted connections are gone within moments; never hold more than twice the cap.
-    if live.len() >= max.saturating_mul(2) {
-        return false;
-    }
-    let now = shared.clock();
-    let evict_after = u64::try_from(shared.config.evict_after.as_millis()).unwrap_or(u64::MAX);
-    let victim = live
-        .values_mut()
-        .filter(|c| !c.evicted)
-        .min_by_key(|c| c.waiting_since.load(Ordering::Relaxed));
-    match victim {
-        Some(conn)
-            if now.saturating_sub(conn.waiting_since.load(Ordering::Relaxed)) >= evict_after =>
-        {
-            conn.evicted = true;
-            let _ = conn.stream.shutdown(Shutdown::Both);
-            let who = conn
-                .stream
-                .peer_addr()
-                .map(|p| p.to_string())
-                .unwrap_or_default();
-            shared.log(&format!(
-                "NIS server: {max} connections open; closing the longest-waiting one ({who}) to serve {peer}"
-            ));
-            true
+    /// Serve a new connection, or close it at once when over the cap and
+    /// nobody can be evicted.
+    fn admit(&mut self, stream: std::net::TcpStream, peer: SocketAddr, now: Instant) {
+        let max = self.config.max_connections;
+        if self.conns.len() >= max {
+            // Clients that hung up since the last poll still count until
+            // their end is read: read them now, before closing anyone.
+            self.serve_pending(now);
         }
-        _ => false,
-    }
-}
-
-/// Starts a thread for a new connection, or closes it at once when over the cap.
-fn admit(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>) {
-    let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-    let waiting_since = Arc::new(AtomicU64::new(shared.clock()));
-    {
-        let mut live = shared.live();
-        if !make_room(&mut live, shared, peer) {
-            drop(live);
-            shared.log(&format!(
-                "NIS server: {} connections already open, refusing {peer}",
-                shared.config.max_connections
-            ));
-            let _ = stream.shutdown(Shutdown::Both);
-            return;
-        }
-        match stream.try_clone() {
-            Ok(clone) => {
-                live.insert(
-                    id,
-                    Live {
-                        stream: clone,
-                        waiting_since: Arc::clone(&waiting_since),
-                        evicted: false,
-                    },
-                );
-            }
-            Err(e) => {
-                drop(live);
-                shared.log(&format!("NIS server: cannot serve {peer}: {e}"));
-                return;
+        if self.conns.len() >= max {
+            let victim = self
+                .conns
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, c)| c.waiting_since)
+                .filter(|(_, c)| {
+                    now.saturating_duration_since(c.waiting_since) >= self.config.evict_after
+                })
+                .map(|(i, _)| i);
+            match victim {
+                Some(i) => {
+                    let old = self.conns.swap_remove(i);
+                    let _ = old.stream.shutdown(Shutdown::Both);
+                    self.log(&format!(
+                        "NIS server: {max} connections open; closing the longest-waiting one ({}) to serve {peer}",
+                        old.peer
+                    ));
+                }
+                None => {
+                    self.log(&format!(
+                        "NIS server: {max} connections already open, refusing {peer}"
+                    ));
+                    let _ = stream.shutdown(Shutdown::Both);
+                    return;
+                }
             }
         }
-    }
-    let guard = LiveGuard {
-        shared: Arc::clone(shared),
-        id,
-    };
-    let spawned = thread::Builder::new()
-        .name("nis-client".into())
-        // A connection needs a few KiB: small stacks keep a full house cheap.
-        .stack_size(128 * 1024)
-        .spawn(move || {
-            let shared = Arc::clone(&guard.shared);
-            let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
-                serve(&stream, &shared, &waiting_since);
-            }));
-            if outcome.is_err() {
-                shared.log(&format!(
-                    "NIS server: the handler for {peer} panicked; connection closed"
-                ));
+        match Connection::new(stream, peer, now, self.config.read_timeout) {
+            Ok(c) => {
+                self.conns.push(c);
+                // A client sends its request right after connecting: it is
+                // usually there already, so read it now rather than after
+                // another round of poll.
+                let last = self.conns.len() - 1;
+                let mut ready = vec![false; self.conns.len()];
+                ready[last] = true;
+                self.serve_ready(&ready, now);
             }
-            let _ = stream.shutdown(Shutdown::Both);
-            drop(guard);
-        });
-    if let Err(e) = spawned {
-        // The closure, guard and stream included, was dropped: the slot is free again.
-        shared.log(&format!(
-            "NIS server: cannot start a thread for {peer}: {e}"
-        ));
-    }
-}
-
-/// Answers requests on one connection until it ends.
-fn serve(stream: &TcpStream, shared: &Shared, waiting_since: &AtomicU64) {
-    if stream.set_nonblocking(false).is_err() {
-        return;
-    }
-    loop {
-        waiting_since.store(shared.clock(), Ordering::Relaxed);
-        let mut reader = DeadlineStream::new(stream, deadline_after(shared.config.read_timeout));
-        let request = match frame::read_packet(&mut reader, MAX_REQUEST_LEN) {
-            Ok(Packet::Data(request)) => request,
-            // EOF, a zero-length packet or a silent client: apcupsd hangs up too.
-            Ok(Packet::End) | Err(FrameError::Closed) => return,
-            Err(e @ FrameError::TooLong { .. }) => {
-                let peer = stream
-                    .peer_addr()
-                    .map(|p| p.to_string())
-                    .unwrap_or_default();
-                shared.log(&format!("NIS server: dropping {peer}: {e}"));
-                return;
-            }
-            Err(_) => return,
-        };
-        let reply = reply_to(&request, shared);
-        waiting_since.store(shared.clock(), Ordering::Relaxed);
-        let mut writer = DeadlineStream::new(stream, deadline_after(shared.config.write_timeout));
-        if writer.write_all(&reply).is_err() {
-            return;
+            Err(e) => self.log(&format!("NIS server: cannot serve {peer}: {e}")),
         }
     }
 }
@@ -489,41 +530,35 @@ pub fn reply_to_request(
     source: &dyn StatusSource,
     events_file: Option<&std::path::Path>,
 ) -> Vec<u8> {
-    let mut out = Vec::with_capacity(2048);
     match request {
-        b"status" => {
-            let text = status::render(&source.status(), &source.now());
-            push(&mut out, text.header().as_bytes());
-            for line in text.lines() {
-                push(&mut out, line.as_bytes());
-            }
-        }
-        b"events" => match events_file.map(events::tail_records) {
-            Some(Ok(records)) => {
-                for record in &records {
-                    push(&mut out, record);
+        b"status" => source.status_reply(),
+        b"events" => {
+            let mut out = Vec::with_capacity(2048);
+            match events_file.map(events::tail_records) {
+                Some(Ok(records)) => {
+                    for record in &records {
+                        push(&mut out, record);
+                    }
                 }
+                Some(Err(_)) | None => push(&mut out, NOT_AVAILABLE),
             }
-            Some(Err(_)) | None => push(&mut out, NOT_AVAILABLE),
-        },
-        _ => push(&mut out, INVALID_COMMAND),
+            out.extend_from_slice(&[0, 0]);
+            out
+        }
+        _ => {
+            let mut out = Vec::with_capacity(32);
+            push(&mut out, INVALID_COMMAND);
+            out.extend_from_slice(&[0, 0]);
+            out
+        }
     }
-    out.extend_from_slice(&[0, 0]);
-    out
-}
-
-fn reply_to(request: &[u8], shared: &Shared) -> Vec<u8> {
-    reply_to_request(
-        request,
-        shared.source.as_ref(),
-        shared.config.events_file.as_deref(),
-    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::status::tests::{at, captured_slave, CAPTURED_STATUS};
     use super::*;
+    use std::sync::{Mutex, RwLock};
 
     struct Capture;
 

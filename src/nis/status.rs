@@ -306,12 +306,7 @@ impl StatusText {
     /// Wraps already rendered lines (each ending in `\n`) and computes the header.
     pub fn from_lines(lines: Vec<String>) -> StatusText {
         let bytes: usize = lines.iter().map(String::len).sum();
-        let header = format!(
-            "APC      : {:03},{:03},{:04}\n",
-            STATUS_REVISION,
-            lines.len(),
-            bytes
-        );
+        let header = header_line(lines.len(), bytes);
         StatusText { header, lines }
     }
 
@@ -333,6 +328,17 @@ impl StatusText {
         }
         text
     }
+}
+
+/// The header of a status reply with `lines` lines of `bytes` bytes in all:
+/// `APC      : 001,NNN,BBBB\n`.
+pub fn header_line(lines: usize, bytes: usize) -> String {
+    format!("APC      : {STATUS_REVISION:03},{lines:03},{bytes:04}\n")
+}
+
+/// The last line of a status reply: `END APC` and the time of the request.
+pub fn end_apc_line(now: &DateTime<FixedOffset>) -> String {
+    format!("{:<9}: {}\n", "END APC", date_value(now))
 }
 
 /// C's `%.1f` (and friends) for a double, including non-finite values.
@@ -480,7 +486,7 @@ pub fn render(status: &UpsStatus, now: &DateTime<FixedOffset>) -> StatusText {
     w.opt("EXTBATTS", s.extbatts.map(|v| v.to_string()));
     w.opt("BADBATTS", s.badbatts.map(|v| v.to_string()));
     w.opt("FIRMWARE", s.firmware.clone());
-    w.add("END APC", &date_value(now));
+    w.lines.push(end_apc_line(now));
 
     StatusText::from_lines(w.lines)
 }

@@ -207,7 +207,10 @@ impl SysfsSource {
         let mut adapters = Vec::new();
         let mut batteries = Vec::new();
         for dir in names {
-            let read = |name: &str| std::fs::read_to_string(dir.join(name)).ok();
+            let Some(supply) = SupplyDir::open(&dir) else {
+                continue;
+            };
+            let read = |name: &str| supply.read(name);
             let Some(kind) = read("type") else { continue };
             if read("scope").is_some_and(|s| s.trim() == "Device") {
                 continue;
@@ -226,6 +229,66 @@ impl SysfsSource {
         }
         PowerReading::assemble(&self.dir, adapters, &batteries)
     }
+}
+
+/// A supply's directory, opened once per reading: its files are read
+/// relative to it, so the kernel does not walk `/sys/class/power_supply/X`
+/// (a symlink into `/sys/devices`) again for each of some twenty files, and
+/// each file takes one `read` (a sysfs attribute comes whole in one read)
+/// instead of `read_to_string`'s stat, read and read.
+struct SupplyDir {
+    fd: std::os::fd::OwnedFd,
+}
+
+impl SupplyDir {
+    fn open(path: &Path) -> Option<SupplyDir> {
+        use nix::fcntl::OFlag;
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        let raw = nix::fcntl::open(path, flags, nix::sys::stat::Mode::empty()).ok()?;
+        Some(SupplyDir { fd: owned(raw) })
+    }
+
+    /// The file's text; `None` when it is missing, unreadable, or not UTF-8
+    /// (as `read_to_string` would say).
+    fn read(&self, name: &str) -> Option<String> {
+        use nix::fcntl::OFlag;
+        use std::io::Read;
+        use std::os::fd::AsRawFd;
+        let raw = nix::fcntl::openat(
+            Some(self.fd.as_raw_fd()),
+            name,
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOCTTY,
+            nix::sys::stat::Mode::empty(),
+        )
+        .ok()?;
+        let mut file = std::fs::File::from(owned(raw));
+        let mut chunk = [0u8; 4096];
+        let mut text = Vec::new();
+        // A short read is the whole file (sysfs, regular files); a full one
+        // may have more behind it. Capped: an attribute is one page.
+        for _ in 0..16 {
+            let n = loop {
+                match file.read(&mut chunk) {
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    other => break other.ok()?,
+                }
+            };
+            text.extend_from_slice(&chunk[..n]);
+            if n < chunk.len() {
+                break;
+            }
+        }
+        String::from_utf8(text).ok()
+    }
+}
+
+/// Own a descriptor the kernel just returned to us.
+#[allow(unsafe_code)]
+fn owned(raw: std::os::fd::RawFd) -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd;
+    // SAFETY: `raw` was just returned by open(2)/openat(2) and nothing else
+    // owns or closes it.
+    unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) }
 }
 
 #[cfg(test)]
