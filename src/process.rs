@@ -238,8 +238,9 @@ impl Spec {
     /// with `posix_spawn` (a `vfork`-like clone: no copy of our page tables,
     /// a few hundred microseconds less per child on a busy machine). That
     /// holds when none of TERM, INT, HUP, QUIT and CHLD is ignored in our
-    /// process (handled ones are reset by exec, std resets PIPE and empties
-    /// the signal mask), the umask is ours, no descriptor must be kept, and
+    /// process (handled ones are reset by exec, std resets PIPE), no signal
+    /// is blocked (std passes the mask on), the umask is ours, no descriptor
+    /// must be kept, and
     /// a program without `/` is found on absolute PATH entries (we search
     /// the child's PATH as `execvp` would). Otherwise a `pre_exec` hook does
     /// it all in the forked child, as before.
@@ -278,7 +279,8 @@ impl Spec {
     fn without_hook(&self) -> Option<Option<PathBuf>> {
         let simple = self.keep_fds.is_empty()
             && self.umask.is_none_or(|mask| mask == current_umask())
-            && !any_reset_signal_ignored();
+            && !any_reset_signal_ignored()
+            && no_signal_blocked();
         if !simple {
             return None;
         }
@@ -390,6 +392,15 @@ fn any_reset_signal_ignored() -> bool {
         // SAFETY: on success the kernel filled it; zeroed is valid anyway.
         rc != 0 || unsafe { old.assume_init() }.sa_sigaction == libc::SIG_IGN
     })
+}
+
+/// Whether this thread blocks no signal. std's `posix_spawn` path passes
+/// the mask on to the child (apcupsd starts apccontrol with HUP, INT, PIPE
+/// and TERM blocked, and a hook that blocks TERM outlives its timeout's
+/// TERM), so a blocked signal means the `pre_exec` path, which empties it.
+fn no_signal_blocked() -> bool {
+    nix::sys::signal::SigSet::thread_get_mask()
+        .is_ok_and(|mask| mask == nix::sys::signal::SigSet::empty())
 }
 
 /// This process's umask (read by setting it and putting it back).
