@@ -270,7 +270,10 @@ os.execv(sys.argv[1], sys.argv[1:])
             run.calls_to("hook:onbattery")[0]
                 .status
                 .contains("SigBlk:\t0000000000000000"),
-            "the hook ran with signals blocked",
+            format!(
+                "the hook ran with signals blocked: {:?}",
+                run.calls_to("hook:onbattery")[0].status
+            ),
         )
         .expect_log("hook output");
 }

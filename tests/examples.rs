@@ -102,7 +102,7 @@ fn scene_with(example: &str, config: &[&str], curl_status: i32) -> Scene {
     scene.stub(
         "curl",
         &format!(
-            "cat > \"$d/stdin\"\n[ {curl_status} -eq 0 ] || echo 'curl: ({curl_status}) Failed to connect' >&2\nexit {curl_status}"
+            "cat > \"$r.stdin\"\n[ {curl_status} -eq 0 ] || echo 'curl: ({curl_status}) Failed to connect' >&2\nexit {curl_status}"
         ),
     );
     scene
