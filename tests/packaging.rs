@@ -52,7 +52,9 @@ fn run_ok(what: &str, cmd: &mut Command) -> Output {
 /// release build that `scripts/test-all` makes before the tests was thrown
 /// away and redone here (ring, rustls, lettre and both binaries with LTO:
 /// minutes of both CPUs, beside the timing tests), and then again by the
-/// next plain build.
+/// next plain build. RUSTC_BOOTSTRAP too, which proc-macro2's build script
+/// watches: set to 1 for the test run alone (libtest's `-Z unstable-options
+/// --report-time`, to time each test), it rebuilt the whole release tree.
 fn plain_cargo(args: &[&str]) -> std::process::Command {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let mut command = crate::support::command("nice");
@@ -69,6 +71,7 @@ fn plain_cargo(args: &[&str]) -> std::process::Command {
             "CARGO_PRIMARY_PACKAGE",
             "CARGO_TARGET_TMPDIR",
             "OUT_DIR",
+            "RUSTC_BOOTSTRAP",
         ]
         .contains(&key.as_ref())
             || key.starts_with("CARGO_PKG_")
