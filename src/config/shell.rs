@@ -707,7 +707,7 @@ pub enum Literal {
 /// function, a redirection, `&&`, a carriage return, an unterminated
 /// quote...): then only the shell can say what the text does.
 ///
-/// Built on the same [`tokenize`] as [`declarations`].
+/// Built on the same tokenizer as [`declarations`].
 pub fn literal_assignments(text: &[u8]) -> Option<Vec<Literal>> {
     // dash reads a carriage return as part of a word and a NUL as the end
     // of the text: neither is the tokenizer's reading.
