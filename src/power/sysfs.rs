@@ -171,12 +171,6 @@ pub fn parse_battery(files: &SupplyFiles) -> Battery {
     }
 }
 
-/// Combine the adapters' `online` values: online if any adapter is online,
-/// offline if at least one was read and none is online, `None` if none was read.
-pub fn combine_online(values: impl IntoIterator<Item = Option<bool>>) -> Option<bool> {
-    values.into_iter().flatten().reduce(|a, b| a || b)
-}
-
 /// Reads `<root>/sys/class/power_supply`.
 #[derive(Debug, Clone)]
 pub struct SysfsSource {
@@ -317,9 +311,6 @@ mod tests {
         assert_eq!(parse_micro("-1500000"), Some(-1.5));
         assert_eq!(parse_micro("1.5"), None);
         assert_eq!(parse_micro("\u{0}\u{1}"), None);
-        assert_eq!(combine_online([None, Some(false), Some(true)]), Some(true));
-        assert_eq!(combine_online([None, Some(false)]), Some(false));
-        assert_eq!(combine_online([None, None]), None);
     }
 
     #[test]
