@@ -962,9 +962,9 @@ impl Laptop {
         let (ac, bat) = (base.join("AC"), base.join("BAT0"));
         mkdir(&ac);
         mkdir(&bat);
-        put(&ac.join("type"), "Mains\n");
-        put(&ac.join("online"), if online { "1\n" } else { "0\n" });
+        self.set_online(online);
         let full = 40_000_000u64;
+        let mut uevent = "POWER_SUPPLY_NAME=BAT0\n".to_string();
         for (name, value) in [
             ("type", "Battery".to_string()),
             ("present", "1".into()),
@@ -977,11 +977,24 @@ impl Laptop {
             ("voltage_now", "11800000".into()),
         ] {
             put(&bat.join(name), &format!("{value}\n"));
+            let _ = writeln!(uevent, "POWER_SUPPLY_{}={value}", name.to_ascii_uppercase());
         }
+        put(&bat.join("uevent"), &uevent);
     }
 
-    fn online_file(&self) -> PathBuf {
-        self.root.join("sys/class/power_supply/AC/online")
+    /// The adapter's files, as the kernel shows them: its `uevent` (all its
+    /// properties, which laptop-upsd reads) and the attribute files. The
+    /// uevent file is replaced first: the change happens there.
+    fn set_online(&self, online: bool) {
+        let ac = self.root.join("sys/class/power_supply/AC");
+        mkdir(&ac);
+        let value = u8::from(online);
+        put(
+            &ac.join("uevent"),
+            &format!("POWER_SUPPLY_NAME=AC\nPOWER_SUPPLY_TYPE=Mains\nPOWER_SUPPLY_ONLINE={value}\n"),
+        );
+        put(&ac.join("type"), "Mains\n");
+        put(&ac.join("online"), &format!("{value}\n"));
     }
 
     fn start(&self) -> Proc {
@@ -1141,6 +1154,43 @@ fn snap(pid: u32) -> ProcSnap {
     }
 }
 
+/// What, besides its timer, can wake laptop-upsd's monitor loop in a window.
+#[derive(Debug)]
+struct WakeCauses {
+    /// apccontrol runs that ended (SIGCHLD).
+    apccontrol_runs: usize,
+    /// Pages the main thread had to wait for.
+    major_faults: u64,
+    /// The uevents on its group (`None`: the census socket could not open).
+    census: Option<UeventCensus>,
+}
+
+impl WakeCauses {
+    fn describe(&self) -> String {
+        let uevents = match &self.census {
+            None => {
+                "uevents were not counted (the bench could not open a netlink socket)".to_string()
+            }
+            Some(c) => format!(
+                "{} uevent(s) on its group, {} about a power supply (they pass its socket filter), of which {} from the kernel (the only ones it believes); the power_supply ones came in {} burst(s){}",
+                c.all,
+                c.power_supply,
+                c.from_kernel,
+                c.bursts,
+                if c.senders.is_empty() {
+                    String::new()
+                } else {
+                    format!(", sent by {}", c.senders.join(", "))
+                }
+            ),
+        };
+        format!(
+            "{} apccontrol run(s) ended (SIGCHLD), {} major page fault(s) on the main thread, {uevents}",
+            self.apccontrol_runs, self.major_faults
+        )
+    }
+}
+
 struct Usage {
     cpu_ticks_ms: f64,
     cpu_ms: f64,
@@ -1199,6 +1249,120 @@ fn usage(pid: u32, a: &ProcSnap, b: &ProcSnap) -> Usage {
 
 // ---------------------------------------------------------------- 2. at rest
 
+/// Every uevent on the group laptop-upsd listens to, counted while a
+/// window lasts, so the notes can say what woke its monitor loop.
+#[derive(Debug, Default, Clone)]
+struct UeventCensus {
+    /// All messages.
+    all: u64,
+    /// About a power supply (they pass laptop-upsd's socket filter).
+    power_supply: u64,
+    /// Of those, sent by the kernel (port id 0): the ones it believes.
+    from_kernel: u64,
+    /// The power_supply ones in bursts (gaps over 20 ms): a burst wakes
+    /// the loop a few times, not once a message.
+    bursts: u64,
+    /// The processes that sent power_supply messages (pid from SO_PASSCRED).
+    senders: Vec<String>,
+}
+
+/// Counts uevents on `group` on a thread of its own until the returned
+/// flag is set; the thread's result is the census.
+fn uevent_census(
+    group: apccontrol::daemon::uevent::Group,
+) -> (
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    std::thread::JoinHandle<Option<UeventCensus>>,
+) {
+    use apccontrol::daemon::uevent::{is_power_supply, udev_properties, Group};
+    use nix::sys::socket::{
+        bind, recvmsg, setsockopt, socket, sockopt, AddressFamily, ControlMessageOwned, MsgFlags,
+        NetlinkAddr, SockFlag, SockProtocol, SockType,
+    };
+    use std::os::fd::{AsFd, AsRawFd};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let flag = std::sync::Arc::clone(&stop);
+    let handle = std::thread::spawn(move || {
+        let fd = socket(
+            AddressFamily::Netlink,
+            SockType::Datagram,
+            SockFlag::SOCK_CLOEXEC,
+            SockProtocol::NetlinkKObjectUEvent,
+        )
+        .ok()?;
+        setsockopt(&fd, sockopt::PassCred, &true).ok()?;
+        bind(fd.as_raw_fd(), &NetlinkAddr::new(0, group.number())).ok()?;
+        let mut census = UeventCensus::default();
+        let mut last: Option<Instant> = None;
+        let mut buf = vec![0u8; 16384];
+        while !flag.load(Ordering::Relaxed) {
+            let mut fds = [nix::poll::PollFd::new(
+                fd.as_fd(),
+                nix::poll::PollFlags::POLLIN,
+            )];
+            if !matches!(nix::poll::poll(&mut fds, 200u16), Ok(n) if n > 0) {
+                continue;
+            }
+            let mut cmsg = nix::cmsg_space!(nix::sys::socket::UnixCredentials);
+            let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+            let Ok(msg) = recvmsg::<NetlinkAddr>(
+                fd.as_raw_fd(),
+                &mut iov,
+                Some(&mut cmsg),
+                MsgFlags::empty(),
+            ) else {
+                continue;
+            };
+            let (len, port) = (msg.bytes, msg.address.map_or(0, |a| a.pid()));
+            let pid = msg.cmsgs().ok().and_then(|mut c| {
+                c.find_map(|m| match m {
+                    ControlMessageOwned::ScmCredentials(cred) => Some(cred.pid()),
+                    _ => None,
+                })
+            });
+            let message = &buf[..len.min(buf.len())];
+            census.all += 1;
+            let supply = match group {
+                Group::Kernel => is_power_supply(message),
+                Group::Udev => udev_properties(message).is_some_and(is_power_supply),
+            };
+            if !supply {
+                continue;
+            }
+            census.power_supply += 1;
+            let now = Instant::now();
+            if last.is_none_or(|t| now.duration_since(t) > Duration::from_millis(20)) {
+                census.bursts += 1;
+            }
+            last = Some(now);
+            if port == 0 {
+                census.from_kernel += 1;
+            } else if let Some(pid) = pid {
+                let comm = fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .map_or_else(|_| "gone".to_string(), |c| c.trim().to_string());
+                let who = format!("pid {pid} ({comm})");
+                if !census.senders.contains(&who) {
+                    census.senders.push(who);
+                }
+            }
+        }
+        Some(census)
+    });
+    (stop, handle)
+}
+
+/// Major page faults of one thread (it blocked reading a page back in).
+fn major_faults(pid: u32, tid: u32) -> u64 {
+    fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat"))
+        .ok()
+        .and_then(|s| {
+            let after = s.rsplit_once(')')?.1.to_string();
+            after.split_whitespace().nth(9)?.parse().ok()
+        })
+        .unwrap_or(0)
+}
+
 fn bench_rest(table: &mut Table) {
     println!(
         "## 2. at rest: {} s on battery, then {} s on mains, laptop-upsd and an apcupsd slave side by side",
@@ -1247,9 +1411,20 @@ fn bench_rest(table: &mut Table) {
             );
             std::thread::sleep(Duration::from_secs(2));
         }
+        let (stop, census) = uevent_census(apccontrol::daemon::uevent::Group::for_this_machine());
+        let runs_before = stamps(&laptop.sd).len();
+        let faults_before = major_faults(ours.pid(), ours.pid());
         let (a0, b0) = (snap(ours.pid()), snap(apc.pid()));
         std::thread::sleep(REST_WINDOW);
         let (a1, b1) = (snap(ours.pid()), snap(apc.pid()));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let census = census.join().ok().flatten();
+        let causes = WakeCauses {
+            apccontrol_runs: stamps(&laptop.sd).len().saturating_sub(runs_before),
+            major_faults: major_faults(ours.pid(), ours.pid()).saturating_sub(faults_before),
+            census,
+        };
+        println!("  {phase}: what could wake laptop-upsd's monitor loop: {causes:?}");
         assert!(ours.alive(), "laptop-upsd died: {}", laptop.stderr());
         assert!(apc.alive(), "the apcupsd slave died");
         let u = usage(ours.pid(), &a0, &a1);
@@ -1270,12 +1445,12 @@ fn bench_rest(table: &mut Table) {
                 x.file_kb
             );
         }
-        phases.push((phase, u, v));
+        phases.push((phase, u, v, causes));
     }
     ours.stop();
     apc.stop();
 
-    for (phase, u, v) in &phases {
+    for (phase, u, v, _) in &phases {
         let w = REST_WINDOW.as_secs();
         let cpu_ok = u.cpu_ms <= v.cpu_ms;
         table.row([
@@ -1339,17 +1514,17 @@ fn bench_rest(table: &mut Table) {
          laptop-upsd listens to {uev}{mains}. It has two threads: the monitor loop (main thread: a poll on its signalfd and uevent socket until the next reading) and `nis`, one poll loop that serves every NIS client (no thread per connection) from a status rendered at the first request after each reading.",
         w = REST_WINDOW.as_secs(),
         uev = if uevents { group } else { "no uevents (the netlink socket could not be opened; polling only)" },
-        mains = mains.map_or(String::new(), |(_, u, _)| format!(
+        mains = mains.map_or(String::new(), |(_, u, _, _)| format!(
             "; on mains its monitor loop (main thread) woke {} time(s) in {} s; per thread (name, wakeups, preemptions) {:?}",
             u.main_wakeups,
             REST_WINDOW.as_secs(),
             u.per_thread
         ))
     ));
-    for (phase, u, v) in &phases {
+    for (phase, u, v, _) in &phases {
         if u.cpu_ms > v.cpu_ms {
             table.note(format!(
-                "CPU on {phase} missed: {} vs {} over {} s. Both poll every {}. At each reading laptop-upsd opens each supply's directory once and reads each of its files with one read (some twenty files; the missing ones cost a failed open), steps the monitor and builds the status record; at each of the slave's requests its NIS thread accepts, reads, writes the reply (rendered once per reading) and closes. The slave, for its part, connects and reads the reply packet by packet. Most of the CPU on both sides is kernel time in those system calls.",
+                "CPU on {phase} missed: {} vs {} over {} s. Both poll every {}. At each reading laptop-upsd lists the supplies and reads each one's `uevent` file (every property in one read; the fake tree has one per supply, as sysfs does), steps the monitor and builds the status record; at each of the slave's requests its NIS thread accepts, reads, writes the reply (rendered once per reading) and closes. The slave, for its part, connects and reads the reply packet by packet. Most of the CPU on both sides is kernel time in those system calls.",
                 ms(u.cpu_ms),
                 ms(v.cpu_ms),
                 REST_WINDOW.as_secs(),
@@ -1357,16 +1532,16 @@ fn bench_rest(table: &mut Table) {
             ));
         }
     }
-    if let Some((_, u, _)) = phases.last() {
-        if u.main_wakeups > 2 {
-            table.note(format!(
-                "Mains wakeups missed: laptop-upsd's main thread woke {} times in {} s. Its loop asks for one wake per POLLTIME on mains; besides that only signals (SIGCHLD when an apccontrol run ends, SIGUSR1 from --poke) and uevents that pass the socket filter wake it (a power_supply uevent, or one the filter cannot judge); which of these it was is not recorded here.",
-                u.main_wakeups,
-                REST_WINDOW.as_secs()
-            ));
-        }
+    if let Some((_, u, _, causes)) = phases.last() {
+        table.note(format!(
+            "Mains wakeups{}: laptop-upsd's main thread woke {} time(s) in {} s. Its loop asks for one wake per POLLTIME on mains (one reading); besides that only signals (SIGCHLD when an apccontrol run ends, SIGUSR1 from --poke), uevents that pass its socket filter, and pages it must wait for block and wake it. Counted in the same window by the bench (listening on the same uevent group, unfiltered): {}. A power_supply uevent from a process other than the kernel (another program's test, a forger) passes the socket filter, which cannot see the sender, so it wakes the loop, which reads it and ignores it.",
+            if u.main_wakeups > 2 { " missed" } else { "" },
+            u.main_wakeups,
+            REST_WINDOW.as_secs(),
+            causes.describe()
+        ));
     }
-    if let Some((_, u, v)) = phases.last() {
+    if let Some((_, u, v, _)) = phases.last() {
         if u.hwm_kb > v.hwm_kb {
             table.note(format!(
                 "Peak RSS missed: {} KiB vs {} KiB. At the end, laptop-upsd had {} KiB anonymous memory (heap, thread stacks) against apcupsd's {} KiB, so the difference is all file-backed pages: {} KiB vs {} KiB: the pages of the binaries and shared libraries mapped into the process (the kernel maps 64 KiB around each page touched), where the laptop-upsd binary is {} KiB (its Rust crates linked in, and libm for one exp()) against apcupsd's {} KiB plus C libraries that other processes share.",
@@ -1402,13 +1577,13 @@ fn polling_latency_trials() -> Vec<f64> {
         std::thread::sleep(Duration::from_millis(rng.below(1000)));
         let from = stamps(&laptop.sd).len();
         let t0 = now_nanos();
-        put(&laptop.online_file(), "0\n");
+        laptop.set_online(false);
         let Some(t) = wait_stamp(&laptop.sd, "powerout", from, Duration::from_secs(5)) else {
             panic!("trial {trial}: no powerout within 5 s: {}", laptop.stderr());
         };
         lat.push((t - t0) as f64 / 1e6);
         let from = stamps(&laptop.sd).len();
-        put(&laptop.online_file(), "1\n");
+        laptop.set_online(true);
         assert!(
             wait_stamp(&laptop.sd, "mainsback", from, Duration::from_secs(5)).is_some(),
             "trial {trial}: no mainsback within 5 s: {}",
@@ -1480,7 +1655,7 @@ fn uevent_latency_trials() -> Vec<f64> {
         std::thread::sleep(Duration::from_millis(150 + rng.below(200)));
         let from = stamps(&laptop.sd).len();
         let t0 = now_nanos();
-        put(&laptop.online_file(), "0\n");
+        laptop.set_online(false);
         send_udev_event(false, seqnum);
         seqnum += 1;
         let Some(t) = wait_stamp(&laptop.sd, "powerout", from, Duration::from_secs(5)) else {
@@ -1492,7 +1667,7 @@ fn uevent_latency_trials() -> Vec<f64> {
         lat.push((t - t0) as f64 / 1e6);
         std::thread::sleep(Duration::from_millis(150));
         let from = stamps(&laptop.sd).len();
-        put(&laptop.online_file(), "1\n");
+        laptop.set_online(true);
         send_udev_event(true, seqnum);
         seqnum += 1;
         assert!(
@@ -1535,7 +1710,7 @@ fn poke_latency_trials() -> Vec<f64> {
         std::thread::sleep(Duration::from_millis(150 + rng.below(200)));
         let from = stamps(&laptop.sd).len();
         let t0 = now_nanos();
-        put(&laptop.online_file(), "0\n");
+        laptop.set_online(false);
         poke();
         let Some(t) = wait_stamp(&laptop.sd, "powerout", from, Duration::from_secs(5)) else {
             panic!(
@@ -1546,7 +1721,7 @@ fn poke_latency_trials() -> Vec<f64> {
         lat.push((t - t0) as f64 / 1e6);
         std::thread::sleep(Duration::from_millis(150));
         let from = stamps(&laptop.sd).len();
-        put(&laptop.online_file(), "1\n");
+        laptop.set_online(true);
         poke();
         assert!(
             wait_stamp(&laptop.sd, "mainsback", from, Duration::from_secs(5)).is_some(),
@@ -1669,7 +1844,7 @@ fn bench_latency(table: &mut Table) {
         "n/a",
     ]);
     table.note(format!(
-        "Detection latency: a laptop-upsd on a fake tree (battery `Full`), NETSERVER off; the adapter's `online` file is replaced (atomically, by rename) with `0` at a random phase, and the time runs until the stub `SCRIPTDIR/apccontrol` (this bench binary, which only appends a nanosecond timestamp) starts for powerout; then `online` goes back to 1 and mainsback is awaited. {LATENCY_TRIALS} trials per mode. \
+        "Detection latency: a laptop-upsd on a fake tree (battery `Full`), NETSERVER off; the adapter's `uevent` file (which laptop-upsd reads) and `online` file are replaced (atomically, by rename) with ONLINE 0 at a random phase, and the time runs until the stub `SCRIPTDIR/apccontrol` (this bench binary, which only appends a nanosecond timestamp) starts for powerout; then `online` goes back to 1 and mainsback is awaited. {LATENCY_TRIALS} trials per mode. \
          Polling mode uses POLLTIME 1 so it is measurable (with the default POLLTIME 60 a mains-side change is seen up to 60 s late when no uevent comes). \
          The kernel sends no uevent for a fake tree and this machine has no power_supply device (and no udevd), so the uevent mode measures the daemon's path from udev's monitor group: the trials run in private network and mount namespaces where /run/udev/control exists (so laptop-upsd takes udev's group, as it does where udevd runs), and the bench, as root, sends what udevd sends after the change: a message in libudev's format (its header, magic and the hash of `power_supply`, then the properties) to group 2, which carries uid 0 credentials; it passes laptop-upsd's socket filter and user-space checks like udevd's would. It does not include udevd's own processing of the kernel's uevent (rules, a few ms on a laptop). \
          The poke mode runs `laptop-upsd -f CONF --poke` right after the change, as the acpid rule does on an adapter event: it includes that process's start and its SIGUSR1 to the daemon. \
