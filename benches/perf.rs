@@ -991,7 +991,9 @@ impl Laptop {
         let value = u8::from(online);
         put(
             &ac.join("uevent"),
-            &format!("POWER_SUPPLY_NAME=AC\nPOWER_SUPPLY_TYPE=Mains\nPOWER_SUPPLY_ONLINE={value}\n"),
+            &format!(
+                "POWER_SUPPLY_NAME=AC\nPOWER_SUPPLY_TYPE=Mains\nPOWER_SUPPLY_ONLINE={value}\n"
+            ),
         );
         put(&ac.join("type"), "Mains\n");
         put(&ac.join("online"), &format!("{value}\n"));
@@ -2078,9 +2080,13 @@ fn bench_nis(table: &mut Table) {
         }
         if clients > 1 && (a.p50 > b.p50 || a.p99 > b.p99) {
             worst_note.push(format!(
-                "at {clients} clients the mean latency was {} for laptop-upsd and {} for apcupsd: each client asks again as soon as it has its answer, so the mean is about {clients} / requests per second, and whoever serves more requests has the lower mean; apcupsd's thread per connection serves some connections at once and leaves others in its listen backlog (a low p50, a high p99), where laptop-upsd's one NIS thread serves them in turn and shares the 2 CPUs with the {clients} client threads",
+                "at {clients} clients the mean latency was {} for laptop-upsd and {} for apcupsd: each client asks again as soon as it has its answer, so the mean is about {clients} / requests per second, and whoever serves more requests has the lower mean; apcupsd's thread per connection serves some connections at once and leaves others in its listen backlog (a low p50, a high p99), where laptop-upsd's one NIS thread serves them in turn and shares the 2 CPUs with the {clients} client threads. With every client served in turn, a p50 of apcupsd's {} would take about {clients} / {} = {:.0} requests/s, {:.1}× what laptop-upsd served; leaving clients waiting in the backlog as apcupsd does would trade its p99 for that p50, so laptop-upsd keeps serving in turn",
                 ms(a.mean),
-                ms(b.mean)
+                ms(b.mean),
+                ms(b.p50),
+                ms(b.p50),
+                clients as f64 / (b.p50 / 1000.0),
+                clients as f64 / (b.p50 / 1000.0) / a.rate
             ));
         }
         if let Some(bytes) = Some((a.bytes, b.bytes)).filter(|_| clients == 1) {
