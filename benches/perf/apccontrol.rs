@@ -1,5 +1,5 @@
-//! 1. `apccontrol onbattery` against the stock script, with and without
-//! a config, and 1b. the critical path `doshutdown` → SHUTDOWN with three
+//! Benchmark 1, `apccontrol onbattery` against the stock script, with and without
+//! a config, and 1b, the critical path `doshutdown` → SHUTDOWN with three
 //! hooks.
 
 use std::collections::HashMap;

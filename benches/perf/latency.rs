@@ -1,4 +1,4 @@
-//! 3. Detection latency: polling, a power_supply uevent on udev's
+//! Benchmark 3, detection latency: polling, a power_supply uevent on udev's
 //! monitor group (in private namespaces), and `laptop-upsd --poke`.
 
 use std::fs;

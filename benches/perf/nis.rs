@@ -1,4 +1,4 @@
-//! 4. NIS `status` under 1, 16 and 64 closed-loop clients, laptop-upsd
+//! Benchmark 4, NIS `status` under 1, 16 and 64 closed-loop clients, laptop-upsd
 //! against the apcupsd slave's own NIS server.
 
 use std::io::{Read, Write};

@@ -1,4 +1,4 @@
-//! 2. At rest: laptop-upsd and an apcupsd slave side by side over a
+//! Benchmark 2, at rest: laptop-upsd and an apcupsd slave side by side over a
 //! battery window and a mains window: CPU, wakeups (and what could cause
 //! them), peak RSS, from /proc.
 
