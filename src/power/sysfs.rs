@@ -11,7 +11,7 @@
 //! (`POWER_SUPPLY_CAPACITY=75`, ...): the kernel writes each line from the
 //! same property, in the same words, as the attribute file of that name
 //! (`capacity`), without the newline. A reading takes that one file per
-//! supply when it has a `POWER_SUPPLY_TYPE` line (kernels before 5.x left it
+//! supply when it has a `POWER_SUPPLY_TYPE` line (older kernels left it
 //! out) and every line is `KEY=value`; otherwise, and where there is no
 //! `uevent` file (fake trees), it reads the attribute files one by one.
 //!
@@ -511,7 +511,7 @@ mod tests {
         assert_eq!(names, ["model_name", "name", "status", "type"]);
         assert_eq!(props["status"], "Not charging\n");
         assert_eq!(props["model_name"], "a=b\n");
-        // Without a TYPE line (kernels before 5.x), or with a line that is
+        // Without a TYPE line (older kernels), or with a line that is
         // not KEY=value, the attribute files are read instead.
         assert_eq!(
             parse_uevent("POWER_SUPPLY_NAME=AC\nPOWER_SUPPLY_ONLINE=1\n"),
