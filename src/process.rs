@@ -16,7 +16,7 @@
 //! - stdout and stderr are captured up to a byte cap, so a chatty child
 //!   never deadlocks us, and bytes for its stdin are fed as it reads them.
 //!   All of it happens on the caller's thread, in one `poll(2)` that also
-//!   watches a pidfd for the child's exit ([`pump`]): no helper threads.
+//!   watches a pidfd for the child's exit (`process::pump`): no helper threads.
 //!   We wait for the child's **exit**, never for EOF: a background
 //!   grandchild that keeps the pipes open does not hold us.
 //! - **Nothing we start dies because we exit.** When a background process
@@ -404,7 +404,7 @@ fn no_signal_blocked() -> bool {
 }
 
 /// This process's umask (read by setting it and putting it back).
-fn current_umask() -> u32 {
+pub(crate) fn current_umask() -> u32 {
     use nix::sys::stat::{umask, Mode};
     let old = umask(Mode::from_bits_truncate(0o022));
     umask(old);

@@ -946,6 +946,42 @@ impl fmt::Display for Policy {
     }
 }
 
+/// Whose rules decide whether a hook or the config may be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Judge {
+    /// apcupsd's run, as root: a file anyone but root could edit is refused,
+    /// and a file is executable when any execute bit is set.
+    AsRoot,
+    /// A run by an ordinary user: nothing is refused for its owner, and
+    /// `access(2)` says what may be executed.
+    AsCaller,
+}
+
+impl Judge {
+    /// The rules of this process: [`Judge::AsRoot`] when running as root.
+    pub fn for_this_process() -> Judge {
+        if nix::unistd::geteuid().is_root() {
+            Judge::AsRoot
+        } else {
+            Judge::AsCaller
+        }
+    }
+
+    /// Whether files others can edit are refused.
+    pub fn refuses_unsafe(self) -> bool {
+        self == Judge::AsRoot
+    }
+
+    /// Who may own what is run or sourced ([`crate::trust`]): root alone for
+    /// apcupsd's run; root or the caller for an ordinary user's.
+    pub fn policy(self) -> Policy {
+        match self {
+            Judge::AsRoot => Policy::root(),
+            Judge::AsCaller => Policy::for_caller(),
+        }
+    }
+}
+
 #[cfg(test)]
 #[path = "trust_tests.rs"]
 mod tests;

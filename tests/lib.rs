@@ -19,6 +19,7 @@ mod hooks;
 mod journal;
 mod killpower;
 mod limits;
+mod literal_config;
 mod mail;
 mod nis;
 mod notify;

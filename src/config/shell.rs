@@ -679,6 +679,147 @@ fn exec_runs_a_command(text: &[u8], tokens: &[Token]) -> bool {
     false
 }
 
+/// One step of a config made only of literal assignments
+/// ([`literal_assignments`]), in the order the shell runs them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Literal {
+    /// `NAME=value`: the variable takes the value (and stays exported if it was).
+    Set {
+        /// The variable.
+        name: String,
+        /// Its value, quotes removed.
+        value: Vec<u8>,
+    },
+    /// `export NAME` or `export NAME=value`.
+    Export {
+        /// The variable.
+        name: String,
+        /// The value given with it, if any.
+        value: Option<Vec<u8>>,
+    },
+}
+
+/// The steps of a config that consists solely of blank lines, comments and
+/// top-level simple commands that are `NAME=word...` or `export NAME[=word]...`,
+/// separated by newlines or `;`, where no word needs an expansion: unquoted
+/// characters that mean nothing to the shell, `'...'`, and `"..."` without
+/// `$`, `` ` `` or `\`. `None` for anything else (a command, a `$`, a
+/// function, a redirection, `&&`, a carriage return, an unterminated
+/// quote...): then only the shell can say what the text does.
+///
+/// Built on the same tokenizer as [`declarations`].
+pub fn literal_assignments(text: &[u8]) -> Option<Vec<Literal>> {
+    // dash reads a carriage return as part of a word and a NUL as the end
+    // of the text: neither is the tokenizer's reading.
+    if text.iter().any(|b| matches!(b, b'\r' | 0)) {
+        return None;
+    }
+    let mut steps = Vec::new();
+    let mut command: Vec<&[u8]> = Vec::new();
+    for token in tokenize(text) {
+        match token {
+            Token::Word { span, .. } => command.push(&text[span]),
+            Token::Newline { .. } => {
+                literal_command(&command, &mut steps)?;
+                command.clear();
+            }
+            // `;` ends a command; with no command before it, it is a syntax error.
+            Token::Op { op: ";", .. } if !command.is_empty() => {
+                literal_command(&command, &mut steps)?;
+                command.clear();
+            }
+            Token::Op { .. } => return None,
+        }
+    }
+    literal_command(&command, &mut steps)?;
+    Some(steps)
+}
+
+/// One simple command of [`literal_assignments`]; an empty one is a blank line.
+fn literal_command(words: &[&[u8]], steps: &mut Vec<Literal>) -> Option<()> {
+    match words {
+        [] => Some(()),
+        [b"export", args @ ..] if !args.is_empty() => {
+            for arg in args {
+                let (name, value) = match assignment_name(arg) {
+                    Some(name) => {
+                        // No pathname expansion either, whatever the shell's
+                        // reading of `export` arguments.
+                        let value = literal_word(&arg[name.len() + 1..])?;
+                        (name, Some(value))
+                    }
+                    None => (std::str::from_utf8(arg).ok().filter(|n| is_name(n))?, None),
+                };
+                steps.push(Literal::Export {
+                    name: name.to_string(),
+                    value,
+                });
+            }
+            Some(())
+        }
+        _ => {
+            for word in words {
+                let name = assignment_name(word)?;
+                let value = literal_assignment_value(&word[name.len() + 1..])?;
+                steps.push(Literal::Set {
+                    name: name.to_string(),
+                    value,
+                });
+            }
+            Some(())
+        }
+    }
+}
+
+/// An assignment's value: as [`literal_word`], and `*`, `?` and `[` are
+/// plain characters too (assignments are not globbed).
+fn literal_assignment_value(word: &[u8]) -> Option<Vec<u8>> {
+    literal_word_with(word, |b| {
+        literal_unquoted(b) || matches!(b, b'*' | b'?' | b'[')
+    })
+}
+
+/// A word that means itself once its quotes are removed, or `None`.
+fn literal_word(word: &[u8]) -> Option<Vec<u8>> {
+    literal_word_with(word, literal_unquoted)
+}
+
+/// Unquoted bytes that are themselves: no expansion (`$`, `` ` ``, `~`),
+/// no escape, no quote, no pattern, no operator or blank (the tokenizer
+/// ends words there anyway).
+fn literal_unquoted(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"_-./:,+=@%^!]{}#".contains(&b) || b >= 0x80
+}
+
+fn literal_word_with(word: &[u8], unquoted: impl Fn(u8) -> bool) -> Option<Vec<u8>> {
+    let mut value = Vec::with_capacity(word.len());
+    let mut i = 0;
+    while i < word.len() {
+        match word[i] {
+            b'\'' => {
+                let end = i + 1 + word[i + 1..].iter().position(|b| *b == b'\'')?;
+                value.extend_from_slice(&word[i + 1..end]);
+                i = end + 1;
+            }
+            b'"' => {
+                let len = word[i + 1..].iter().position(|b| *b == b'"')?;
+                let inside = &word[i + 1..i + 1 + len];
+                if inside.iter().any(|b| matches!(b, b'$' | b'`' | b'\\')) {
+                    return None;
+                }
+                value.extend_from_slice(inside);
+                i += len + 2;
+            }
+            b if unquoted(b) => {
+                value.push(b);
+                i += 1;
+            }
+            _ => return None,
+        }
+    }
+    Some(value)
+}
+
 /// Quote bytes for the shell: `'...'`, with `'` written as `'\''`.
 pub fn quote(bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(bytes.len() + 2);
@@ -946,6 +1087,91 @@ mod tests {
             b"$'\\",
         ] {
             let _ = declarations(text);
+        }
+    }
+
+    fn set(name: &str, value: &str) -> Literal {
+        Literal::Set {
+            name: name.into(),
+            value: value.into(),
+        }
+    }
+
+    fn export(name: &str, value: Option<&str>) -> Literal {
+        Literal::Export {
+            name: name.into(),
+            value: value.map(|v| v.as_bytes().to_vec()),
+        }
+    }
+
+    #[test]
+    fn literal_assignments_are_read_with_their_quotes_removed() {
+        let steps = literal_assignments(
+            b"# stock settings\n\nWALL='wall -n'\nA=1 B=\"two words\"; C=x'y'\"z\"#k # comment\nexport D E=e F=\nG=*.[ch]\nH=\"multi\nline\" ;\nI=K\xfcche\n",
+        )
+        .unwrap();
+        assert_eq!(
+            steps,
+            [
+                set("WALL", "wall -n"),
+                set("A", "1"),
+                set("B", "two words"),
+                set("C", "xyz#k"),
+                export("D", None),
+                export("E", Some("e")),
+                export("F", Some("")),
+                set("G", "*.[ch]"),
+                set("H", "multi\nline"),
+                Literal::Set {
+                    name: "I".into(),
+                    value: b"K\xfcche".to_vec()
+                },
+            ]
+        );
+        assert_eq!(literal_assignments(b""), Some(Vec::new()));
+        assert_eq!(literal_assignments(b"# only\n\n  \n"), Some(Vec::new()));
+    }
+
+    #[test]
+    fn anything_the_shell_must_judge_is_not_literal() {
+        for text in [
+            &b"PATH=/opt/x:$PATH\n"[..],
+            b"A=\"$HOME\"\n",
+            b"A=\"`id`\"\n",
+            b"A=\"a\\\\b\"\n",
+            b"A=a\\ b\n",
+            b"A=~/x\n",
+            b"A=x:~\n",
+            b"A=1\r\n",
+            b"A=1\0\n",
+            b"case \"$1\" in x) A=1 ;; esac\n",
+            b"f() { :; }\n",
+            b"logger hi\n",
+            b"A=1 cmd\n",
+            b"A=1 >/tmp/x\n",
+            b"A=1 && B=2\n",
+            b"A=1 &\n",
+            b"A='open\n",
+            b"A=\"open\n",
+            b"; A=1\n",
+            b"A=1;;\n",
+            b"export\n",
+            b"export -p\n",
+            b"export A=*\n",
+            b"readonly A=1\n",
+            b"exit 0\n",
+            b"A=1 # fine\n{ B=2; }\n",
+            b"cat <<EOF\nA=1\nEOF\n",
+            b"A=$'x'\n",
+            b"\"A\"=1\n",
+            b"1A=1\n",
+        ] {
+            assert_eq!(
+                literal_assignments(text),
+                None,
+                "{}",
+                String::from_utf8_lossy(text)
+            );
         }
     }
 
