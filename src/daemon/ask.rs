@@ -11,8 +11,10 @@ use std::time::{Duration, Instant};
 use crate::config::apcupsd_conf::{self, ApcupsdConf};
 use crate::log::{Level, Log};
 use crate::nis::client;
+use crate::power::{Monitor, Mono, Source, Thresholds};
 
-use super::{DaemonError, Options};
+use super::startup::{load_config, ups_name};
+use super::{hostname, status, DaemonError, Options};
 
 /// How long the daemon may take to answer.
 pub const ASK_TIMEOUT: Duration = Duration::from_secs(3);
@@ -64,9 +66,38 @@ pub fn status(options: &Options) -> Result<Answer, DaemonError> {
             options.config.display()
         )
     };
-    let text = super::status_text(options)?;
+    let text = status_text(options)?;
     Ok(Answer {
         text,
         note: Some(note),
     })
+}
+
+/// One fresh reading, printed as apcaccess prints a status (no daemon answered).
+fn status_text(options: &Options) -> Result<String, DaemonError> {
+    let mut log = Log::silent("laptop-upsd");
+    log.echo_to_stderr(Level::Warning);
+    let conf = if options.config.exists() {
+        load_config(&options.config, &mut log)?
+    } else {
+        ApcupsdConf::default()
+    };
+    let mut monitor = Monitor::new(Thresholds::from_conf(&conf), Mono::ZERO);
+    let reading = Source::new(&options.root).read()?;
+    // One step to take the reading in; its effects are not carried out.
+    let _ = monitor.step(Ok(reading), Mono::ZERO);
+    let snapshot = monitor.snapshot(Mono::ZERO);
+    let now = chrono::Local::now().fixed_offset();
+    let upsname = ups_name(&conf);
+    let host = hostname().unwrap_or_default();
+    let ctx = status::Context {
+        conf: &conf,
+        upsname: &upsname,
+        hostname: &host,
+        start_time: now,
+        last_poll: now,
+        last_poll_mono: Mono::ZERO,
+    };
+    let record = status::ups_status(&snapshot, &ctx);
+    Ok(crate::nis::status::render(&record, &now).to_text())
 }
