@@ -413,7 +413,7 @@ mod tests {
         assert_eq!(mail.attachments.len(), 1);
         assert_eq!(mail.attachments[0].name, "outage-20261122-020000.svg");
         assert!(mail.attachments[0].content.starts_with("<svg"));
-        let back = notify::outbox::decode(&notify::outbox::encode(&mail)).unwrap();
+        let back = notify::spool::decode(&notify::spool::encode(&mail)).unwrap();
         assert_eq!(back, mail);
     }
 }

@@ -4,7 +4,7 @@
 //! default Debian install lacks, and during an outage the router is usually
 //! down too, so the "power failure" mail is lost. Here every notification is
 //! first written to a spool directory ([`outbox`]), then delivered with lettre
-//! over SMTP (or the local sendmail) when the network allows ([`mail`]). A
+//! over SMTP (or the local sendmail) when the network allows ([`sender`], [`flush`]). A
 //! message leaves the outbox only once a server has accepted it.
 //!
 //! # The contract: never in front of the shutdown
@@ -30,7 +30,7 @@
 //! are already read-only: queueing then fails, which is expected and harmless.
 //!
 //! [`deliver`] and [`flush`] return by their deadline even when the SMTP server
-//! greets and then never answers, or the DNS is down (see [`outbox`]). A failed
+//! greets and then never answers, or the DNS is down (see [`flush`]). A failed
 //! [`queue`] (full disk, unwritable directory) is an error to log; it must not
 //! stop the shutdown.
 //!
@@ -60,26 +60,39 @@
 //! }
 //! ```
 //!
-//! Modules: [`settings`] (config variables, defaults, `--check`), [`message`]
-//! (subjects and bodies, pure), [`outbox`] (spool, locks, flush), [`mail`]
-//! (SMTP, sendmail, `--test-mail`).
+//! Modules: [`settings`] (config variables and defaults, pure), [`check`]
+//! (`--check` for mail: the files around the settings), [`message`]
+//! (subjects and bodies, pure), [`spool`] (one message as a file, pure),
+//! [`outbox`] (the spool directory and its locks), [`flush`] (delivering
+//! what is queued by a deadline), [`sender`] (SMTP and sendmail),
+//! [`lettre_error`] and [`mail_error`] (what went wrong, and what to fix),
+//! [`test_mail`] (`--test-mail`), [`event_mail`] (what an event's run does
+//! with mail).
 
+pub mod check;
 pub mod event_mail;
-pub mod mail;
+pub mod flush;
+pub mod lettre_error;
+pub mod mail_error;
 pub mod message;
 pub mod outbox;
+pub mod sender;
 pub mod settings;
+pub mod spool;
+pub mod test_mail;
 
 use std::path::PathBuf;
 use std::time::Instant;
 
-pub use mail::{test_mail, MailError, Stage, TestReport};
+pub use check::{check, Finding, Level};
+pub use flush::{flush, FlushReport};
+pub use mail_error::{MailError, Stage};
 pub use message::{compose, Attachment, Composed, Notice};
-pub use outbox::{flush, FlushReport, MovedAside, Outbox, OutboxError};
+pub use outbox::{MovedAside, Outbox, OutboxError};
 pub use settings::{
-    check, known_variables, Finding, Level, MailSettings, SettingsError, SmtpSettings, TlsMode,
-    Transport,
+    known_variables, MailSettings, SettingsError, SmtpSettings, TlsMode, Transport,
 };
+pub use test_mail::{test_mail, TestReport};
 
 use crate::event::Event;
 
