@@ -25,6 +25,7 @@ pub mod deadline;
 pub mod event;
 pub mod handler;
 pub mod hooks;
+pub mod hostname;
 pub mod journal;
 pub mod log;
 pub mod nis;

@@ -9,12 +9,13 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use crate::config::apcupsd_conf::{self, ApcupsdConf};
+use crate::hostname::hostname;
 use crate::log::{Level, Log};
 use crate::nis::client;
 use crate::power::{Monitor, Mono, Source, Thresholds};
 
 use super::startup::{load_config, ups_name};
-use super::{hostname, status, DaemonError, Options};
+use super::{status, DaemonError, Options};
 
 /// How long the daemon may take to answer.
 pub const ASK_TIMEOUT: Duration = Duration::from_secs(3);

@@ -15,6 +15,15 @@ use nix::time::{clock_gettime, ClockId};
 
 use crate::power::Mono;
 
+/// The wall clock in whole seconds since 1970 (0 before 1970, saturated far
+/// ahead): what the state file, the wake plan and killpower compare their
+/// written times with. The one place the daemon reads it so.
+pub fn epoch_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
 /// Where the kernel says which boot this is.
 pub const BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
 

@@ -24,7 +24,6 @@
 
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::config::apcupsd_conf::{self, ApcupsdConf, ConfError};
 
@@ -190,7 +189,7 @@ pub fn run(options: &Options) -> Result<Done, KillpowerError> {
     };
     let powerfail = conf.powerfail_path();
     let wakealarm = options.root.join(WAKEALARM);
-    let now = now_epoch();
+    let now = super::clock::epoch_secs();
     // The daemon's plan for this shutdown, if it wrote one (wake.rs).
     let plan = super::wake::current(&conf, now);
     let mut wake_delay = conf.wake_delay;
@@ -268,12 +267,6 @@ fn write_value(path: &Path, value: &str, effects: &mut dyn Effects) -> Result<()
             },
             source,
         })
-}
-
-fn now_epoch() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]

@@ -22,7 +22,10 @@ use super::pid_lock::PidLock;
 use super::reaper::reap_children;
 use super::startup::{clear_stale_flags, close_outages, load_config, start_monitor, ups_name};
 use super::{clock, nis_bind, poke, preflight, status, uevent, wake};
-use super::{epoch_secs, hostname, DaemonError, Effector, Options};
+use crate::hostname::hostname;
+
+use super::clock::epoch_secs;
+use super::{DaemonError, Effector, Options};
 
 /// Run the daemon until SIGTERM or SIGINT: with [`Live`] effects, or with
 /// `--dry-run` watching the real supplies but only printing what it would do

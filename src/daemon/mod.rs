@@ -40,7 +40,6 @@ pub mod uevent;
 pub mod wake;
 
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use effector::Effector;
 pub use error::DaemonError;
@@ -60,16 +59,4 @@ pub struct Options {
     pub verbose: bool,
     /// Watch and decide, but only print what would be done ([`effects::DryRun`]).
     pub dry_run: bool,
-}
-
-fn hostname() -> Option<String> {
-    nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-}
-
-fn epoch_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }

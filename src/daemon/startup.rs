@@ -12,7 +12,10 @@ use crate::log::Log;
 use crate::power::{Monitor, Mono, OutageState, Thresholds};
 
 use super::effects::Effects;
-use super::{epoch_secs, hostname, DaemonError, Effector};
+use crate::hostname::hostname;
+
+use super::clock::epoch_secs;
+use super::{DaemonError, Effector};
 
 /// Load the config, the way every mode does: warnings go to the log.
 pub fn load_config(path: &Path, log: &mut Log) -> Result<ApcupsdConf, DaemonError> {

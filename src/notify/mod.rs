@@ -99,11 +99,7 @@ use crate::event::Event;
 /// This machine's host name, as `hostname` prints it (the sample scripts use
 /// it in subjects); `localhost` if it cannot be read.
 pub fn local_hostname() -> String {
-    nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".to_string())
+    crate::hostname::hostname().unwrap_or_else(|| "localhost".to_string())
 }
 
 /// A [`Notice`] for an event happening now on this host.
