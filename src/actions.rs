@@ -20,13 +20,7 @@ use crate::plan::{show_arg, PlannedHook};
 use crate::process::{self, Context, Input, Spec};
 use crate::trust;
 
-/// How long `wall` may take before we give up on it and print instead.
-/// doshutdown walls *before* its shutdown command, so a hung wall delays the
-/// shutdown by this (plus [`process::GRACE`] if it ignores SIGTERM); measured
-/// by `tests/faults.rs`.
-pub const WALL_DEADLINE: Duration = Duration::from_secs(5);
-/// How long `shutdown` or `apcupsd --killpower` may take.
-pub const COMMAND_DEADLINE: Duration = Duration::from_secs(120);
+pub use crate::config::defaults::{COMMAND_DEADLINE, WALL_DEADLINE};
 /// At most this much of a hook's stdout and of its stderr is kept for the log.
 pub const HOOK_OUTPUT_CAP: usize = 16 * 1024;
 /// At most this many lines of a hook's output are logged.

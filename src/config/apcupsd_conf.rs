@@ -115,8 +115,8 @@ impl Default for ApcupsdConf {
     fn default() -> Self {
         Self {
             ups_name: None,
-            script_dir: PathBuf::from("/etc/apcupsd"),
-            pwrfail_dir: PathBuf::from("/etc/apcupsd"),
+            script_dir: PathBuf::from(super::defaults::SCRIPT_DIR),
+            pwrfail_dir: PathBuf::from(super::defaults::PWRFAIL_DIR),
             nologin_dir: PathBuf::from("/etc"),
             nologon: NoLogon::Always,
             on_battery_delay: 6,

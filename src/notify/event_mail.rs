@@ -12,7 +12,6 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::Duration;
 
 use crate::config::apcupsd_conf;
 use crate::event::Event;
@@ -21,12 +20,10 @@ use crate::nis;
 
 use super::{compose, deliver, notice_now, outbox_of, FlushReport, MailSettings, Notice};
 
-/// How long reading the UPS status for a mail body may take.
-pub const NIS_DEADLINE: Duration = Duration::from_secs(2);
-/// How long delivery may take after an ordinary event's default action.
-pub const DELIVERY_DEADLINE: Duration = Duration::from_secs(20);
-/// How long delivery may take once the shutdown command has been issued.
-pub const DELIVERY_AFTER_SHUTDOWN: Duration = Duration::from_secs(10);
+pub use crate::config::defaults::{
+    MAIL_DELIVERY_AFTER_SHUTDOWN as DELIVERY_AFTER_SHUTDOWN,
+    MAIL_DELIVERY_DEADLINE as DELIVERY_DEADLINE, MAIL_NIS_DEADLINE as NIS_DEADLINE,
+};
 
 /// The first line of the body of a mail sent by `apccontrol --test`.
 pub const TEST_NOTE: &str = "This is a test (apccontrol --test): the power did not fail, and the default\naction of the event was printed, not done.";

@@ -48,27 +48,8 @@ use lettre::Address;
 
 use crate::event::Event;
 
-/// Every default of the mail settings, in one place.
-pub mod defaults {
-    /// `SYSADMIN`, as the stock apccontrol exports it; `MAIL_TO` defaults to it.
-    pub const SYSADMIN: &str = "root";
-    /// `MAIL_EVENTS`: the stock sample scripts' five, plus doshutdown.
-    pub const MAIL_EVENTS: &str = "onbattery offbattery changeme commfailure commok doshutdown";
-    /// `SMTP_HOST` when only `MAIL_TO` is set.
-    pub const SMTP_HOST: &str = "localhost";
-    /// The `SMTP_HOST` value that selects the local sendmail program.
-    pub const SENDMAIL_WORD: &str = "sendmail";
-    /// The sendmail program (every MTA, and msmtp-mta, install one here).
-    pub const SENDMAIL_PROGRAM: &str = "/usr/sbin/sendmail";
-    /// `SMTP_TIMEOUT`, seconds, for connecting and for each SMTP step.
-    pub const SMTP_TIMEOUT_SECS: u64 = 10;
-    /// The largest `SMTP_TIMEOUT` accepted.
-    pub const SMTP_TIMEOUT_MAX_SECS: u64 = 300;
-    /// `OUTBOX_DIR`.
-    pub const OUTBOX_DIR: &str = "/var/spool/apccontrol";
-    /// The local part of the default `MAIL_FROM` (`apccontrol@<hostname>`).
-    pub const FROM_LOCAL_PART: &str = "apccontrol";
-}
+/// Every default of the mail settings (defined in [`crate::config::defaults::mail`]).
+pub use crate::config::defaults::mail as defaults;
 
 /// The variables this module reads, for the handler's `--check` typo finder.
 pub fn known_variables() -> &'static [&'static str] {
