@@ -388,16 +388,31 @@ fn check_commands(
     }
 }
 
+/// Why a command named in the config or a `#!` line cannot be run. The
+/// message completes a sentence that starts with the command's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+enum Unrunnable {
+    /// A path that names no file.
+    #[error("does not exist")]
+    Missing,
+    /// A file without an execute bit.
+    #[error("is not executable")]
+    NotExecutable,
+    /// A bare name that no directory of PATH holds.
+    #[error("is not on PATH")]
+    NotOnPath,
+}
+
 /// Whether a command can be run: a path must be an executable file, a bare
 /// name must be found on `path_var` (else our PATH).
-fn resolve(program: &str, path_var: Option<&str>) -> Result<PathBuf, String> {
+fn resolve(program: &str, path_var: Option<&str>) -> Result<PathBuf, Unrunnable> {
     if program.contains('/') {
         let path = PathBuf::from(program);
         if !path.is_file() {
-            return Err("does not exist".into());
+            return Err(Unrunnable::Missing);
         }
         if !executable_by_root(&path) {
-            return Err("is not executable".into());
+            return Err(Unrunnable::NotExecutable);
         }
         Ok(path)
     } else {
@@ -407,7 +422,7 @@ fn resolve(program: &str, path_var: Option<&str>) -> Result<PathBuf, String> {
                 .and_then(|cwd| which::which_in(program, Some(path), cwd).ok()),
             None => which::which(program).ok(),
         };
-        found.ok_or_else(|| "is not on PATH".to_string())
+        found.ok_or(Unrunnable::NotOnPath)
     }
 }
 

@@ -138,6 +138,24 @@ pub enum FileStep {
     Remove,
 }
 
+/// Why a dry run shows no `apccontrol --dry-run` output for an event.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NoDryRun {
+    /// SCRIPTDIR/apccontrol is a script (the stock one) or missing: running
+    /// it would carry the event out, so it is not run at all.
+    #[error("{} is not our apccontrol binary (a script, or missing), so it is not run at all in a dry run", program.display())]
+    NotOurBinary {
+        /// SCRIPTDIR/apccontrol.
+        program: PathBuf,
+    },
+    /// Our apccontrol could not be started.
+    #[error("could not run `apccontrol --dry-run`: {reason}")]
+    NotStarted {
+        /// The process runner's reason (see [`process::SpawnError`]).
+        reason: String,
+    },
+}
+
 /// One step a [`DryRun`] took or only described.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Note {
@@ -149,7 +167,7 @@ pub enum Note {
         /// The event.
         event: Event,
         /// The dry run's output, or why there is none.
-        dry_run: Result<String, String>,
+        dry_run: Result<String, NoDryRun>,
     },
     /// A file step; `done` when it was carried out inside the scratch directory.
     File {
@@ -310,12 +328,11 @@ fn is_elf(program: &Path) -> bool {
 }
 
 /// Run `program --dry-run EVENT UPSNAME 1 1` and return what it printed.
-fn apccontrol_dry_run(program: &Path, event: Event, upsname: &str) -> Result<String, String> {
+fn apccontrol_dry_run(program: &Path, event: Event, upsname: &str) -> Result<String, NoDryRun> {
     if !is_elf(program) {
-        return Err(format!(
-            "{} is not our apccontrol binary (a script, or missing), so it is not run at all in a dry run",
-            program.display()
-        ));
+        return Err(NoDryRun::NotOurBinary {
+            program: program.to_path_buf(),
+        });
     }
     let spec = Spec::new(program)
         .args(["--dry-run", event.name(), upsname, "1", "1"])
@@ -323,7 +340,9 @@ fn apccontrol_dry_run(program: &Path, event: Event, upsname: &str) -> Result<Str
         .output_cap(16 * 1024);
     match process::run(&spec, Some(crate::deadline::after(DRY_RUN_DEADLINE))) {
         Ok(done) => Ok(String::from_utf8_lossy(&done.stdout).into_owned()),
-        Err(e) => Err(format!("could not run `apccontrol --dry-run`: {e}")),
+        Err(e) => Err(NoDryRun::NotStarted {
+            reason: e.to_string(),
+        }),
     }
 }
 
@@ -451,7 +470,7 @@ mod tests {
         assert!(!witness.exists());
         let notes = dry.take_notes();
         assert!(
-            matches!(&notes[..], [Note::Apccontrol { dry_run: Err(why), .. }] if why.contains("not our apccontrol")),
+            matches!(&notes[..], [Note::Apccontrol { dry_run: Err(why), .. }] if matches!(why, NoDryRun::NotOurBinary { .. })),
             "{notes:?}"
         );
     }
