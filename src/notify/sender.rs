@@ -37,7 +37,7 @@ use lettre::transport::smtp::client::{
 use lettre::transport::smtp::extension::ClientId;
 use lettre::Message;
 
-use super::lettre_error::{classify, has_io_source, reason};
+use super::lettre_error::{classify, failed_to_connect, reason};
 use super::mail_error::{MailError, Stage};
 use super::message::Composed;
 use super::settings::{MailSettings, SmtpSettings, TlsMode, Transport};
@@ -287,8 +287,7 @@ fn open_smtp(
             // lettre reports a failed TCP connect as a "Connection error" over
             // an I/O error; anything later is the greeting, EHLO or (with
             // implicit TLS) the handshake, which rustls does lazily.
-            let connect_failed = e.to_string().starts_with("Connection error") && has_io_source(&e);
-            let stage = if connect_failed {
+            let stage = if failed_to_connect(&e) {
                 Stage::Connect
             } else {
                 Stage::Greeting
