@@ -82,7 +82,7 @@ fn serve<E: Effects>(
     let now = || boot_clock.now();
     let boot_id = clock::boot_id();
     let start_time = chrono::Local::now().fixed_offset();
-    let (mut monitor, _resumed) = start_monitor(conf, now(), boot_id.as_deref(), &mut effector.log);
+    let mut monitor = start_monitor(conf, now(), boot_id.as_deref(), &mut effector.log);
     clear_stale_flags(conf, &monitor, &mut effector);
     // The preflight checks of `--check`, logged (the NIS port is checked by
     // binding it, below).

@@ -42,20 +42,20 @@ pub(super) fn start_monitor(
     now: Mono,
     boot_id: Option<&str>,
     log: &mut Log,
-) -> (Monitor, Option<OutageState>) {
+) -> Monitor {
     let thresholds = Thresholds::from_conf(conf);
     // Bytes, not a string: a state file that is not UTF-8 is corrupt, and
     // says so below, rather than silently ignored.
     // Only a file of ours, never through a link (crate::trust): someone
     // else's file planted at its name must not be read, nor quoted below.
     match crate::trust::read_own(&conf.state_file, 64 * 1024) {
-        Ok(None) => (Monitor::new(thresholds, now), None),
+        Ok(None) => Monitor::new(thresholds, now),
         Err(e) => {
             log.warning(&format!(
                 "cannot read the state file {}: {e}; starting fresh",
                 conf.state_file.display()
             ));
-            (Monitor::new(thresholds, now), None)
+            Monitor::new(thresholds, now)
         }
         Ok(Some(bytes)) => match OutageState::parse(&String::from_utf8_lossy(&bytes)) {
             Ok(state) => {
@@ -78,17 +78,14 @@ pub(super) fn start_monitor(
                 for note in &restored.notes {
                     log.notice(&format!("{}: {note}", conf.state_file.display()));
                 }
-                (
-                    Monitor::resume_from(thresholds, now, &restored),
-                    Some(state),
-                )
+                Monitor::resume_from(thresholds, now, &restored)
             }
             Err(e) => {
                 log.warning(&format!(
                     "ignoring the corrupt state file {}: {e}",
                     conf.state_file.display()
                 ));
-                (Monitor::new(thresholds, now), None)
+                Monitor::new(thresholds, now)
             }
         },
     }

@@ -113,6 +113,13 @@ fn one_word(s: &str) -> String {
         .collect()
 }
 
+/// One `Attachment: NAME TYPE BYTES` header.
+struct AttachmentHeader {
+    name: String,
+    content_type: String,
+    len: usize,
+}
+
 /// Parse a message in the spool format. Attachments (`Attachment: NAME
 /// TYPE BYTES` headers) follow the body in the order of their headers: the
 /// body is what comes before them.
@@ -126,7 +133,7 @@ pub fn decode(text: &str) -> Result<Composed, SpoolFormatError> {
         return Err(SpoolFormatError::Magic);
     }
     let (mut event, mut report, mut date, mut subject) = (None, None, None, None);
-    let mut attachments: Vec<(String, String, usize)> = Vec::new();
+    let mut attachments: Vec<AttachmentHeader> = Vec::new();
     for (i, line) in lines.enumerate() {
         let (name, value) = line
             .split_once(": ")
@@ -139,10 +146,13 @@ pub fn decode(text: &str) -> Result<Composed, SpoolFormatError> {
             "Attachment" => {
                 let mut words = value.split(' ');
                 let parsed = match (words.next(), words.next(), words.next(), words.next()) {
-                    (Some(n), Some(t), Some(len), None) => len
-                        .parse()
-                        .ok()
-                        .map(|len| (n.to_string(), t.to_string(), len)),
+                    (Some(n), Some(t), Some(len), None) => {
+                        len.parse().ok().map(|len| AttachmentHeader {
+                            name: n.to_string(),
+                            content_type: t.to_string(),
+                            len,
+                        })
+                    }
                     _ => None,
                 };
                 attachments.push(parsed.ok_or(SpoolFormatError::HeaderLine { line: i + 2 })?);
@@ -171,7 +181,7 @@ pub fn decode(text: &str) -> Result<Composed, SpoolFormatError> {
         value: date.to_string(),
     })?;
     let subject = subject.ok_or(SpoolFormatError::Missing { name: "Subject" })?;
-    let attached: usize = attachments.iter().map(|(_, _, len)| len).sum();
+    let attached: usize = attachments.iter().map(|a| a.len).sum();
     let body_len = body
         .len()
         .checked_sub(attached)
@@ -179,7 +189,12 @@ pub fn decode(text: &str) -> Result<Composed, SpoolFormatError> {
         .ok_or(SpoolFormatError::Attachments)?;
     let (body, mut rest) = body.split_at(body_len);
     let mut parts = Vec::new();
-    for (name, content_type, len) in attachments {
+    for AttachmentHeader {
+        name,
+        content_type,
+        len,
+    } in attachments
+    {
         if !rest.is_char_boundary(len) {
             return Err(SpoolFormatError::Attachments);
         }
