@@ -387,6 +387,21 @@ pub fn load(path: &Path) -> Result<Parsed, ConfError> {
     })
 }
 
+/// [`load`], or apcupsd's defaults when nothing is at `path`: how the modes
+/// that work without a config (`laptop-upsd --status`, `--poke`,
+/// `--killpower`) read it. A file that is there but unreadable, untrusted or
+/// wrong is still an error.
+pub fn load_or_default(path: &Path) -> Result<Parsed, ConfError> {
+    if path.exists() {
+        load(path)
+    } else {
+        Ok(Parsed {
+            conf: ApcupsdConf::default(),
+            warnings: Vec::new(),
+        })
+    }
+}
+
 /// Parse apcupsd.conf text.
 pub fn parse(text: &str) -> Result<Parsed, ConfError> {
     let mut conf = ApcupsdConf::default();

@@ -6,7 +6,7 @@
 //! stderr, so scripts that parse stdout get the same format either way.
 
 use std::net::Ipv4Addr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::config::apcupsd_conf::{self, ApcupsdConf};
 use crate::hostname::hostname;
@@ -14,7 +14,7 @@ use crate::log::{Level, Log};
 use crate::nis::client;
 use crate::power::{Monitor, Mono, Source, Thresholds};
 
-use super::startup::{load_config, ups_name};
+use super::startup::{load_config_or_default, ups_name};
 use super::{status, DaemonError, Options};
 
 /// How long the daemon may take to answer.
@@ -42,17 +42,13 @@ pub fn nis_host(conf: &ApcupsdConf) -> Ipv4Addr {
 pub fn status(options: &Options) -> Result<Answer, DaemonError> {
     let mut log = Log::silent("laptop-upsd");
     log.echo_to_stderr(Level::Warning);
-    let conf = if options.config.exists() {
-        apcupsd_conf::load(&options.config)?.conf
-    } else {
-        ApcupsdConf::default()
-    };
+    let conf = apcupsd_conf::load_or_default(&options.config)?.conf;
     let note = if conf.net_server {
         let host = nis_host(&conf);
         match client::fetch_status(
             &host.to_string(),
             conf.nis_port,
-            Instant::now() + ASK_TIMEOUT,
+            crate::deadline::after(ASK_TIMEOUT),
         ) {
             Ok(text) => return Ok(Answer { text, note: None }),
             Err(e) => format!(
@@ -78,11 +74,7 @@ pub fn status(options: &Options) -> Result<Answer, DaemonError> {
 fn status_text(options: &Options) -> Result<String, DaemonError> {
     let mut log = Log::silent("laptop-upsd");
     log.echo_to_stderr(Level::Warning);
-    let conf = if options.config.exists() {
-        load_config(&options.config, &mut log)?
-    } else {
-        ApcupsdConf::default()
-    };
+    let conf = load_config_or_default(&options.config, &mut log)?;
     let mut monitor = Monitor::new(Thresholds::from_conf(&conf), Mono::ZERO);
     let reading = Source::new(&options.root).read()?;
     // One step to take the reading in; its effects are not carried out.

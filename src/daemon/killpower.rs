@@ -25,7 +25,7 @@
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
-use crate::config::apcupsd_conf::{self, ApcupsdConf, ConfError};
+use crate::config::apcupsd_conf::{self, ConfError};
 
 use super::effects::{DryRun, Effects, Live};
 use super::Options;
@@ -178,15 +178,11 @@ pub enum KillpowerError {
 /// `laptop-upsd --killpower`: read the config (its defaults if the file is
 /// missing), then decide and arm.
 pub fn run(options: &Options) -> Result<Done, KillpowerError> {
-    let conf = if options.config.exists() {
-        let parsed = apcupsd_conf::load(&options.config)?;
-        for warning in &parsed.warnings {
-            eprintln!("laptop-upsd: {}: {warning}", options.config.display());
-        }
-        parsed.conf
-    } else {
-        ApcupsdConf::default()
-    };
+    let parsed = apcupsd_conf::load_or_default(&options.config)?;
+    for warning in &parsed.warnings {
+        eprintln!("laptop-upsd: {}: {warning}", options.config.display());
+    }
+    let conf = parsed.conf;
     let powerfail = conf.powerfail_path();
     let wakealarm = options.root.join(WAKEALARM);
     let now = super::clock::epoch_secs();

@@ -17,7 +17,7 @@ use nix::fcntl::{Flock, FlockArg};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use crate::config::apcupsd_conf::{self, ApcupsdConf, ConfError};
+use crate::config::apcupsd_conf::{self, ConfError};
 
 use super::Options;
 
@@ -93,11 +93,7 @@ fn is_laptop_upsd(pid: i32) -> bool {
 
 /// Poke the daemon configured by `options`; returns its pid.
 pub fn run(options: &Options) -> Result<i32, PokeError> {
-    let conf = if options.config.exists() {
-        apcupsd_conf::load(&options.config)?.conf
-    } else {
-        ApcupsdConf::default()
-    };
+    let conf = apcupsd_conf::load_or_default(&options.config)?.conf;
     let Some(pid) = running_pid(&conf.pid_file)? else {
         return Err(PokeError::NotRunning {
             path: conf.pid_file,

@@ -19,11 +19,24 @@ use super::{DaemonError, Effector};
 
 /// Load the config, the way every mode does: warnings go to the log.
 pub fn load_config(path: &Path, log: &mut Log) -> Result<ApcupsdConf, DaemonError> {
-    let parsed = apcupsd_conf::load(path)?;
+    Ok(warnings_logged(path, apcupsd_conf::load(path)?, log))
+}
+
+/// [`load_config`], or the defaults when there is no file
+/// ([`apcupsd_conf::load_or_default`]).
+pub fn load_config_or_default(path: &Path, log: &mut Log) -> Result<ApcupsdConf, DaemonError> {
+    Ok(warnings_logged(
+        path,
+        apcupsd_conf::load_or_default(path)?,
+        log,
+    ))
+}
+
+fn warnings_logged(path: &Path, parsed: apcupsd_conf::Parsed, log: &mut Log) -> ApcupsdConf {
     for warning in &parsed.warnings {
         log.warning(&format!("{}: {warning}", path.display()));
     }
-    Ok(parsed.conf)
+    parsed.conf
 }
 
 /// The UPS name: UPSNAME, else the host name, else `default` (as apcupsd).

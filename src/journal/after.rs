@@ -269,7 +269,7 @@ pub fn at_mainsback(
     mail: Option<&MailSettings>,
     log: &mut Log,
 ) -> Closings {
-    let deadline = Instant::now() + OFFBATTERY_WAIT;
+    let deadline = crate::deadline::after(OFFBATTERY_WAIT);
     loop {
         let contents = journal.read();
         let found = outages(&contents.records);
