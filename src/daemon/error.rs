@@ -7,6 +7,10 @@ use std::path::PathBuf;
 
 use crate::config::apcupsd_conf::ConfError;
 
+use super::demo::DemoError;
+use super::killpower::KillpowerError;
+use super::poke::PokeError;
+
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -35,4 +39,35 @@ pub enum DaemonError {
     /// Signal handling could not be set up.
     #[error("cannot set up signal handling: {0}")]
     Signals(nix::errno::Errno),
+}
+
+/// Every way a mode of `laptop-upsd` can fail: what its `main` prints after
+/// `laptop-upsd: `, and the exit status, decided here and nowhere else.
+#[derive(Debug, thiserror::Error)]
+pub enum ModeError {
+    /// The daemon, `--dry-run` or `--status`.
+    #[error(transparent)]
+    Daemon(#[from] DaemonError),
+    /// `--killpower`.
+    #[error(transparent)]
+    Killpower(#[from] KillpowerError),
+    /// `--poke`.
+    #[error(transparent)]
+    Poke(#[from] PokeError),
+    /// `--demo`.
+    #[error(transparent)]
+    Demo(#[from] DemoError),
+}
+
+impl ModeError {
+    /// The exit status: 1 for every failure, as laptop-upsd(8) says. (`--check`'s
+    /// findings are not errors; it exits 1 on its own when it finds a problem.)
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ModeError::Daemon(_)
+            | ModeError::Killpower(_)
+            | ModeError::Poke(_)
+            | ModeError::Demo(_) => 1,
+        }
+    }
 }

@@ -42,7 +42,7 @@ pub mod wake;
 use std::path::PathBuf;
 
 pub use effector::Effector;
-pub use error::DaemonError;
+pub use error::{DaemonError, ModeError};
 pub use main_loop::run;
 pub use pid_lock::PidLock;
 pub use reaper::reap_children;
