@@ -2,20 +2,31 @@
 //! and the library behind `laptop-upsd`, which makes a laptop battery behave
 //! like an apcupsd UPS.
 //!
-//! Pure decisions, thin side effects:
+//! Pure decisions, thin side effects. Every module, in the order an event
+//! meets them:
 //!
 //! - [`event`]: the 21 apcupsd events and every exact text that goes with them.
-//! - [`config`]: `SCRIPTDIR/config` (shell variables) and apcupsd.conf.
-//! - [`plan`]: pure; invocation + settings + hooks found → the [`plan::Plan`].
+//! - [`config`]: `SCRIPTDIR/config` (shell variables) and apcupsd.conf, and
+//!   every default ([`config::defaults`]).
+//! - [`trust`]: every file root runs, sources, writes or reads on a user's
+//!   behalf is opened there, never through a planted link.
 //! - [`hooks`]: finding hooks (legacy and hooks.d) and what their outcomes mean.
+//! - [`plan`]: pure; invocation + settings + hooks found → the [`plan::Plan`].
 //! - [`process`]: the one way a child process is started and stopped.
+//! - [`deadline`]: the one way an `Instant` deadline is made, without panics.
 //! - [`actions`]: the side effects of a plan, behind a trait `--dry-run` swaps.
 //! - [`handler`]: one apccontrol run, end to end.
 //! - [`check`]: `apccontrol --check`, every problem visible without running anything.
 //! - [`log`]: syslog, log file and stderr lines.
-//! - [`nis`]: apcupsd's network information server protocol: framing, status text, client and server.
+//! - [`hostname`]: this machine's name, read in one place.
 //! - [`notify`]: built-in mail with an on-disk outbox that never delays a shutdown.
 //! - [`journal`]: the outage journal, its report and chart, and the post-outage mail.
+//! - [`nis`]: apcupsd's network information server protocol: framing, status
+//!   text, client and server.
+//! - [`power`]: laptop-upsd's pure core: power supply readings, apcupsd's
+//!   thresholds, and the monitor that turns them into events.
+//! - [`daemon`]: laptop-upsd's thin shell around [`power`]: the main loop,
+//!   its effects, the NIS server thread, and the binary's other modes.
 
 pub mod actions;
 pub mod check;
