@@ -2,7 +2,7 @@
 //! connect, a server's refusal), turned into a [`MailError`] that says what
 //! to fix. lettre 0.11's error is opaque apart from its predicates
 //! (`is_permanent`, `is_transient`, `is_tls`, `is_response`, `is_client`,
-//! `status`); [`kind_of`] reads them in one place, and nothing else in the
+//! `status`); `kind_of` reads them in one place, and nothing else in the
 //! crate looks inside a lettre error.
 
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! Why a mail could not be handed over: one error per way it fails, each
 //! naming the server, the step ([`Stage`]) and the setting to fix. Also
 //! whether a failure concerns one message or every message alike, which
-//! decides whether a flush goes on ([`super::flush`]).
+//! decides whether a flush goes on ([`mod@super::flush`]).
 
 use std::fmt;
 use std::path::PathBuf;

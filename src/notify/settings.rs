@@ -8,9 +8,11 @@
 //! Two layers of checking:
 //! - [`MailSettings::from_vars`] rejects values that make mail impossible
 //!   (an unknown `SMTP_TLS` mode, a bad port, an address that does not parse).
-//! - [`super::check()`] (in [`super::check`]) looks at the world around valid settings (is the password file
-//!   readable, does the CA file hold a certificate, can the outbox be written)
-//!   for `apccontrol --check`. Nothing in this module touches the network.
+//! - [`super::check()`], in its own module ([`mod@super::check`]), looks at
+//!   the world around valid settings (is the password file readable, does
+//!   the CA file hold a certificate, can the outbox be written) for
+//!   `apccontrol --check`. This module touches neither the file system nor
+//!   the network, and uses nothing else of [`crate::notify`].
 //!
 //! # The variables (shell syntax, in `SCRIPTDIR/config`)
 //!
@@ -50,6 +52,12 @@ use crate::event::Event;
 
 /// Every default of the mail settings (defined in [`crate::config::defaults::mail`]).
 pub use crate::config::defaults::mail as defaults;
+
+/// This machine's host name, as `hostname` prints it (the sample scripts use
+/// it in subjects); `localhost` if it cannot be read.
+pub fn local_hostname() -> String {
+    crate::hostname::hostname().unwrap_or_else(|| "localhost".to_string())
+}
 
 /// The variables this module reads, for the handler's `--check` typo finder.
 pub fn known_variables() -> &'static [&'static str] {
@@ -266,7 +274,7 @@ impl MailSettings {
     pub fn from_vars(
         vars: &BTreeMap<String, String>,
     ) -> Result<Option<MailSettings>, SettingsError> {
-        Self::from_vars_on(vars, &crate::notify::local_hostname())
+        Self::from_vars_on(vars, &local_hostname())
     }
 
     /// [`MailSettings::from_vars`] with the host name given (pure).

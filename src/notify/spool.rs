@@ -1,7 +1,7 @@
 //! The spool format: how one queued notification is written to a file of
 //! the outbox and read back. Pure (strings in, strings out), so the codec
 //! is tested and fuzzed without a directory; [`super::outbox`] owns the
-//! files, [`super::flush`] reads them back to send.
+//! files, [`mod@super::flush`] reads them back to send.
 //!
 //! One file per message, `<nanoseconds since 1970, 20 digits>-<pid, 10 digits>-<n>.msg`,
 //! so names sort by time and are unique across processes (`n` counts up on a
