@@ -28,6 +28,8 @@
 //! - [`daemon`]: laptop-upsd's thin shell around [`power`]: the main loop,
 //!   its effects, the NIS server thread, and the binary's other modes.
 
+#![warn(unreachable_pub)]
+
 pub mod actions;
 pub mod check;
 pub mod config;

@@ -18,7 +18,7 @@ use super::startup::{load_config_or_default, ups_name};
 use super::{status, DaemonError, Options};
 
 /// How long the daemon may take to answer.
-pub const ASK_TIMEOUT: Duration = Duration::from_secs(3);
+pub(crate) const ASK_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The status text, and a note for stderr when it is not the daemon's.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,7 +30,7 @@ pub struct Answer {
 }
 
 /// Where to ask: NISIP, with the wildcard asked on loopback.
-pub fn nis_host(conf: &ApcupsdConf) -> Ipv4Addr {
+pub(crate) fn nis_host(conf: &ApcupsdConf) -> Ipv4Addr {
     if conf.nis_ip.is_unspecified() {
         Ipv4Addr::LOCALHOST
     } else {

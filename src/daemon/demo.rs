@@ -38,9 +38,9 @@ pub enum DemoError {
     /// Setting up the temporary tree failed.
     #[error("cannot build the demo tree in {}: {source}", path.display())]
     Setup {
-        /// Where.
+        /// The file or directory of the fake tree being made.
         path: PathBuf,
-        /// Why.
+        /// The system's error.
         source: std::io::Error,
     },
     /// The demo's own config did not parse (a bug).

@@ -23,7 +23,7 @@ use super::{clock, startup::ups_name};
 /// Carries out the monitor's effects through an [`Effects`] implementation
 /// ([`Live`] in the daemon, [`DryRun`] in the demo). Every failure is logged
 /// and survived.
-pub struct Effector<E: Effects> {
+pub(crate) struct Effector<E: Effects> {
     conf: ApcupsdConf,
     upsname: String,
     events: Option<EventsFile>,
@@ -43,7 +43,7 @@ pub struct Effector<E: Effects> {
 
 impl<E: Effects> Effector<E> {
     /// An effector for this config.
-    pub fn new(conf: &ApcupsdConf, log: Log, effects: E) -> Effector<E> {
+    pub(crate) fn new(conf: &ApcupsdConf, log: Log, effects: E) -> Effector<E> {
         Effector {
             conf: conf.clone(),
             upsname: ups_name(conf),
@@ -62,7 +62,7 @@ impl<E: Effects> Effector<E> {
     }
 
     /// The outage journal, if JOURNALDIR is set.
-    pub fn journal(&self) -> Option<&Journal> {
+    pub(crate) fn journal(&self) -> Option<&Journal> {
         self.journal.as_ref()
     }
 
@@ -73,7 +73,7 @@ impl<E: Effects> Effector<E> {
     /// and changes nothing else.
     /// `at` is when the step began (before its apccontrol runs started),
     /// unless the effector runs in virtual time.
-    pub fn journal_step(
+    pub(crate) fn journal_step(
         &mut self,
         effects: &[Effect],
         snapshot: &Snapshot,
@@ -114,7 +114,7 @@ impl<E: Effects> Effector<E> {
     }
 
     /// A line for syslog and the events file, as apcupsd's `log_event`.
-    pub fn event_line(&mut self, level: Level, text: &str) {
+    pub(crate) fn event_line(&mut self, level: Level, text: &str) {
         self.log.line(level, text);
         if let Some(events) = &self.events {
             let at = self
@@ -130,7 +130,7 @@ impl<E: Effects> Effector<E> {
     }
 
     /// Do one effect. `state` gives the text for [`Effect::SaveState`].
-    pub fn apply(&mut self, effect: &Effect, state: impl FnOnce() -> String) {
+    pub(crate) fn apply(&mut self, effect: &Effect, state: impl FnOnce() -> String) {
         match effect {
             Effect::Log { text, severity } => self.event_line((*severity).into(), text),
             Effect::Explain(why) => self.log.line(why.level(), &why.to_string()),

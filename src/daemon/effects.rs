@@ -26,11 +26,11 @@ use crate::trust;
 use super::events_file::EventsFile;
 
 /// How long a dry run of apccontrol may take before it is stopped.
-pub const DRY_RUN_DEADLINE: Duration = Duration::from_secs(10);
+pub(crate) const DRY_RUN_DEADLINE: Duration = Duration::from_secs(10);
 
 /// The side effects the daemon has. Each returns what happened; the caller
 /// logs failures and carries on.
-pub trait Effects {
+pub(crate) trait Effects {
     /// Start `program EVENT UPSNAME 1 1` with `/` as its working directory,
     /// without waiting for it. `Ok` says how it was started (e.g. `pid 42`).
     fn start_apccontrol(
@@ -67,7 +67,7 @@ pub trait Effects {
 
 /// The real thing: what the daemon does on a real machine.
 #[derive(Debug, Default)]
-pub struct Live;
+pub(crate) struct Live;
 
 impl Effects for Live {
     fn start_apccontrol(
@@ -129,7 +129,7 @@ impl Effects for Live {
 
 /// What a file step did, or would have done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FileStep {
+pub(crate) enum FileStep {
     /// Created or truncated and written.
     Write,
     /// Replaced atomically.
@@ -140,7 +140,7 @@ pub enum FileStep {
 
 /// Why a dry run shows no `apccontrol --dry-run` output for an event.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum NoDryRun {
+pub(crate) enum NoDryRun {
     /// SCRIPTDIR/apccontrol is a script (the stock one) or missing: running
     /// it would carry the event out, so it is not run at all.
     #[error("{} is not our apccontrol binary (a script, or missing), so it is not run at all in a dry run", program.display())]
@@ -158,7 +158,7 @@ pub enum NoDryRun {
 
 /// One step a [`DryRun`] took or only described.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Note {
+pub(crate) enum Note {
     /// apccontrol for an event: the command a live run would start, and
     /// what `apccontrol --dry-run` printed (or why it was not asked).
     Apccontrol {
@@ -248,7 +248,7 @@ impl fmt::Display for Note {
 /// mainsback looks for the powerfail file, the demo prints the events file)
 /// sees them; nothing outside it is touched.
 #[derive(Debug, Default)]
-pub struct DryRun {
+pub(crate) struct DryRun {
     scratch: Option<PathBuf>,
     echo: bool,
     notes: Vec<Note>,
@@ -256,12 +256,12 @@ pub struct DryRun {
 
 impl DryRun {
     /// A dry run that touches no file at all.
-    pub fn new() -> DryRun {
+    pub(crate) fn new() -> DryRun {
         DryRun::default()
     }
 
     /// A dry run that really writes files under `dir` (and only there).
-    pub fn with_scratch(dir: &Path) -> DryRun {
+    pub(crate) fn with_scratch(dir: &Path) -> DryRun {
         DryRun {
             scratch: Some(dir.to_path_buf()),
             ..DryRun::default()
@@ -269,13 +269,13 @@ impl DryRun {
     }
 
     /// Also print every note on stdout as it is made (`laptop-upsd --dry-run`).
-    pub fn echo(mut self, echo: bool) -> DryRun {
+    pub(crate) fn echo(mut self, echo: bool) -> DryRun {
         self.echo = echo;
         self
     }
 
     /// The notes made since the last call.
-    pub fn take_notes(&mut self) -> Vec<Note> {
+    pub(crate) fn take_notes(&mut self) -> Vec<Note> {
         std::mem::take(&mut self.notes)
     }
 

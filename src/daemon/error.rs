@@ -30,7 +30,7 @@ pub enum DaemonError {
     PidFile {
         /// The pid file.
         path: PathBuf,
-        /// Why.
+        /// The system's or the trust check's error.
         source: std::io::Error,
     },
     /// The power supplies could not be read (`--status`).

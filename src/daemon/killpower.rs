@@ -31,7 +31,7 @@ use super::effects::{DryRun, Effects, Live};
 use super::Options;
 
 /// The RTC wake alarm, relative to `--root`.
-pub const WAKEALARM: &str = "sys/class/rtc/rtc0/wakealarm";
+pub(crate) const WAKEALARM: &str = "sys/class/rtc/rtc0/wakealarm";
 
 /// How often the clear-then-set pair is tried when the kernel says another
 /// alarm was armed in between (`EBUSY`), e.g. by a second killpower.
@@ -39,24 +39,24 @@ const ATTEMPTS: usize = 3;
 
 /// What the pure part sees.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Situation {
+pub(crate) struct Situation {
     /// `<PWRFAILDIR>/powerfail`.
-    pub powerfail: PathBuf,
+    pub(crate) powerfail: PathBuf,
     /// Whether it exists.
-    pub powerfail_exists: bool,
+    pub(crate) powerfail_exists: bool,
     /// The wake alarm file.
-    pub wakealarm: PathBuf,
+    pub(crate) wakealarm: PathBuf,
     /// Whether it exists.
-    pub wakealarm_exists: bool,
+    pub(crate) wakealarm_exists: bool,
     /// WAKEDELAY, seconds; 0 is off.
-    pub wake_delay: u32,
+    pub(crate) wake_delay: u32,
     /// Now, seconds since the Unix epoch.
-    pub now: i64,
+    pub(crate) now: i64,
 }
 
 /// What to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
+pub(crate) enum Decision {
     /// No powerfail file: refuse, as apcupsd does.
     Refuse,
     /// WAKEDELAY is 0: nothing to arm.
@@ -73,7 +73,7 @@ pub enum Decision {
 }
 
 /// Decide, without touching anything.
-pub fn decide(s: &Situation) -> Decision {
+pub(crate) fn decide(s: &Situation) -> Decision {
     if !s.powerfail_exists {
         Decision::Refuse
     } else if s.wake_delay == 0 {
@@ -168,7 +168,7 @@ pub enum KillpowerError {
         path: PathBuf,
         /// What was being written.
         value: String,
-        /// Why.
+        /// The system's error, which `advice` was chosen from.
         source: std::io::Error,
         /// What to do about it.
         advice: &'static str,

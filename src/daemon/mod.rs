@@ -20,33 +20,30 @@
 //! [`demo`]. Errors: [`error`].
 
 pub mod ask;
-pub mod clock;
+pub(crate) mod clock;
 pub mod demo;
-pub mod effector;
-pub mod effects;
-pub mod error;
-pub mod events_file;
+pub(crate) mod effector;
+pub(crate) mod effects;
+pub(crate) mod error;
+pub(crate) mod events_file;
 pub mod killpower;
-pub mod main_loop;
-pub mod nis_bind;
-pub mod nis_service;
-pub mod pid_lock;
+pub(crate) mod main_loop;
+pub(crate) mod nis_bind;
+pub(crate) mod nis_service;
+pub(crate) mod pid_lock;
 pub mod poke;
 pub mod preflight;
-pub mod reaper;
-pub mod startup;
-pub mod status;
+pub(crate) mod reaper;
+pub(crate) mod startup;
+pub(crate) mod status;
 pub mod uevent;
-pub mod wake;
+pub(crate) mod wake;
 
 use std::path::PathBuf;
 
-pub use effector::Effector;
+pub(crate) use effector::Effector;
 pub use error::{DaemonError, ModeError};
 pub use main_loop::run;
-pub use pid_lock::PidLock;
-pub use reaper::reap_children;
-pub use startup::{load_config, ups_name};
 
 /// What the binary parsed.
 #[derive(Debug, Clone)]

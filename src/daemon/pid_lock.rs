@@ -11,14 +11,14 @@ use super::DaemonError;
 /// The single-instance lock: the pid file, held with `flock` for the
 /// daemon's lifetime. Released (and the file removed) on drop.
 #[derive(Debug)]
-pub struct PidLock {
+pub(crate) struct PidLock {
     path: PathBuf,
     _lock: nix::fcntl::Flock<fs::File>,
 }
 
 impl PidLock {
     /// Take the lock or say who holds it.
-    pub fn acquire(path: &Path) -> Result<PidLock, DaemonError> {
+    pub(crate) fn acquire(path: &Path) -> Result<PidLock, DaemonError> {
         // Never through a planted link or into someone else's file: a pid
         // file is written as root (crate::trust). What someone planted at
         // its name (a link, their file, a second hard link) is removed, and

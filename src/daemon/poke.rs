@@ -22,7 +22,7 @@ use crate::config::apcupsd_conf::{self, ConfError};
 use super::Options;
 
 /// The signal that makes the daemon read now.
-pub const POKE_SIGNAL: Signal = Signal::SIGUSR1;
+pub(crate) const POKE_SIGNAL: Signal = Signal::SIGUSR1;
 
 /// Why the poke did not reach a daemon. Every variant exits 1.
 #[derive(Debug, thiserror::Error)]
@@ -47,7 +47,7 @@ pub enum PokeError {
     Signal {
         /// The daemon's pid.
         pid: i32,
-        /// Why.
+        /// The system's error (EPERM when not run as the daemon's user).
         errno: nix::errno::Errno,
     },
 }
@@ -56,7 +56,7 @@ pub enum PokeError {
 /// opened without following a link, and the pid must be a process named
 /// `laptop-upsd`: a planted pid file must not make root signal (and with
 /// SIGUSR1's default action, kill) another process.
-pub fn running_pid(path: &std::path::Path) -> Result<Option<i32>, PokeError> {
+pub(crate) fn running_pid(path: &std::path::Path) -> Result<Option<i32>, PokeError> {
     use std::os::unix::fs::OpenOptionsExt;
     let opened = fs::OpenOptions::new()
         .read(true)

@@ -280,16 +280,16 @@ const STOPS_THE_MACHINE: &[&str] = &[
 
 /// What logind does when the lid closes, by power source.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LidActions {
+pub(crate) struct LidActions {
     /// `HandleLidSwitch` (default `suspend`): on battery, among others.
-    pub on_battery: String,
+    pub(crate) on_battery: String,
     /// `HandleLidSwitchExternalPower` (default: `HandleLidSwitch`'s value).
-    pub on_mains: String,
+    pub(crate) on_mains: String,
 }
 
 /// The lid settings logind would use, from `logind.conf` and its drop-ins
 /// (later files win) under `root`.
-pub fn lid_actions(root: &Path) -> LidActions {
+pub(crate) fn lid_actions(root: &Path) -> LidActions {
     let mut files = vec![root.join("etc/systemd/logind.conf")];
     let mut dropins: Vec<PathBuf> = [
         "usr/lib/systemd/logind.conf.d",

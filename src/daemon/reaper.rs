@@ -7,7 +7,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use crate::log::Log;
 
 /// Reap every finished child without blocking.
-pub fn reap_children(log: &mut Log) {
+pub(crate) fn reap_children(log: &mut Log) {
     loop {
         match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::StillAlive) => return,

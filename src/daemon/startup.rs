@@ -18,13 +18,16 @@ use super::clock::epoch_secs;
 use super::{DaemonError, Effector};
 
 /// Load the config, the way every mode does: warnings go to the log.
-pub fn load_config(path: &Path, log: &mut Log) -> Result<ApcupsdConf, DaemonError> {
+pub(crate) fn load_config(path: &Path, log: &mut Log) -> Result<ApcupsdConf, DaemonError> {
     Ok(warnings_logged(path, apcupsd_conf::load(path)?, log))
 }
 
 /// [`load_config`], or the defaults when there is no file
 /// ([`apcupsd_conf::load_or_default`]).
-pub fn load_config_or_default(path: &Path, log: &mut Log) -> Result<ApcupsdConf, DaemonError> {
+pub(crate) fn load_config_or_default(
+    path: &Path,
+    log: &mut Log,
+) -> Result<ApcupsdConf, DaemonError> {
     Ok(warnings_logged(
         path,
         apcupsd_conf::load_or_default(path)?,
@@ -40,7 +43,7 @@ fn warnings_logged(path: &Path, parsed: apcupsd_conf::Parsed, log: &mut Log) -> 
 }
 
 /// The UPS name: UPSNAME, else the host name, else `default` (as apcupsd).
-pub fn ups_name(conf: &ApcupsdConf) -> String {
+pub(crate) fn ups_name(conf: &ApcupsdConf) -> String {
     conf.ups_name
         .clone()
         .filter(|n| !n.is_empty())

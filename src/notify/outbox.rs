@@ -126,7 +126,7 @@ pub struct MovedAside {
     pub id: String,
     /// Where it is now.
     pub to: PathBuf,
-    /// Why.
+    /// What made it unreadable, as the flush saw it.
     pub reason: String,
 }
 

@@ -52,13 +52,13 @@ pub enum SpoolFormatError {
     /// The event name is unknown.
     #[error("`{value}` is not an apcupsd event")]
     Event {
-        /// The value.
+        /// The `Event` header as written.
         value: String,
     },
     /// The date does not parse.
     #[error("the date `{value}` is not an RFC 2822 date")]
     Date {
-        /// The value.
+        /// The `Date` header as written.
         value: String,
     },
     /// The file is not UTF-8.
