@@ -73,7 +73,7 @@ fn one_line(s: &str) -> String {
 }
 
 /// The subject for an event, from [`Event::mail_subject`].
-pub fn subject(event: Event, host: &str, ups: &str) -> String {
+pub(crate) fn subject(event: Event, host: &str, ups: &str) -> String {
     crate::event::fill_placeholders(
         event.mail_subject(),
         &[("host", &one_line(host)), ("ups", &one_line(ups))],

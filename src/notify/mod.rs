@@ -69,17 +69,17 @@
 //! [`mod@test_mail`] (`--test-mail`), [`event_mail`] (what an event's run does
 //! with mail).
 
-pub mod check;
-pub mod event_mail;
-pub mod flush;
-pub mod lettre_error;
-pub mod mail_error;
+pub(crate) mod check;
+pub(crate) mod event_mail;
+pub(crate) mod flush;
+pub(crate) mod lettre_error;
+pub(crate) mod mail_error;
 pub mod message;
 pub mod outbox;
-pub mod sender;
-pub mod settings;
-pub mod spool;
-pub mod test_mail;
+pub(crate) mod sender;
+pub(crate) mod settings;
+pub(crate) mod spool;
+pub(crate) mod test_mail;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -109,7 +109,7 @@ pub fn notice_now(event: Event, ups: &str, connected: &str, powered: &str) -> No
 }
 
 /// The outbox the settings name (`OUTBOX_DIR`).
-pub fn outbox_of(settings: &MailSettings) -> Outbox {
+pub(crate) fn outbox_of(settings: &MailSettings) -> Outbox {
     Outbox::new(settings.outbox_dir.clone())
 }
 

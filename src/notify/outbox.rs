@@ -29,19 +29,19 @@ use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 
 use super::message::Composed;
-pub use super::spool::{decode, encode, SpoolFormatError, MAGIC, REPORT_OUTAGE};
+pub use super::spool::{decode, encode, SpoolFormatError};
 
 /// The suffix of queued messages.
-pub const QUEUED_SUFFIX: &str = ".msg";
+pub(crate) const QUEUED_SUFFIX: &str = ".msg";
 /// The suffix given to files that could not be read or parsed.
-pub const BAD_SUFFIX: &str = ".bad";
+pub(crate) const BAD_SUFFIX: &str = ".bad";
 /// The prefix of half-written messages.
-pub const TEMP_PREFIX: &str = ".tmp-";
+pub(crate) const TEMP_PREFIX: &str = ".tmp-";
 /// How old a temporary file must be before a flush removes it.
-pub const STALE_TEMP_AGE: Duration = Duration::from_secs(600);
+pub(crate) const STALE_TEMP_AGE: Duration = Duration::from_secs(600);
 /// The largest message the flush reads (a report with its chart is a few
 /// hundred KiB); a larger file is moved aside, never read whole.
-pub const MAX_MESSAGE_BYTES: u64 = 4 << 20;
+pub(crate) const MAX_MESSAGE_BYTES: u64 = 4 << 20;
 
 /// The spool directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,7 +165,7 @@ impl Outbox {
     /// Whether the directory is root's alone ([`crate::trust::private_dir`]):
     /// owned by root (the caller, when not root), mode 0700, reached through
     /// a path only root can change. Nothing is queued or sent otherwise.
-    pub fn check_trusted(&self) -> Result<(), OutboxError> {
+    pub(crate) fn check_trusted(&self) -> Result<(), OutboxError> {
         crate::trust::private_dir(&self.dir)
             .map(|_| ())
             .map_err(|e| OutboxError::Untrusted {
@@ -284,7 +284,7 @@ impl Outbox {
     }
 
     /// Files moved aside by earlier flushes (`*.bad`), sorted.
-    pub fn bad_files(&self) -> Vec<PathBuf> {
+    pub(crate) fn bad_files(&self) -> Vec<PathBuf> {
         let Ok(entries) = fs::read_dir(&self.dir) else {
             return Vec::new();
         };

@@ -43,7 +43,7 @@ use super::message::Composed;
 use super::settings::{MailSettings, SmtpSettings, TlsMode, Transport};
 
 /// Read the password: the first line of the file, trailing newline stripped.
-pub fn read_password(path: &Path) -> Result<String, MailError> {
+pub(crate) fn read_password(path: &Path) -> Result<String, MailError> {
     let text = std::fs::read_to_string(path).map_err(|e| MailError::PasswordFile {
         path: path.to_path_buf(),
         reason: e.to_string(),
@@ -58,7 +58,7 @@ pub fn read_password(path: &Path) -> Result<String, MailError> {
 }
 
 /// Load the extra CA certificates of `SMTP_CA_FILE`.
-pub fn load_ca_file(path: &Path) -> Result<Certificate, MailError> {
+pub(crate) fn load_ca_file(path: &Path) -> Result<Certificate, MailError> {
     let ca_error = |reason: String| MailError::CaFile {
         path: path.to_path_buf(),
         reason,
@@ -74,7 +74,7 @@ pub fn load_ca_file(path: &Path) -> Result<Certificate, MailError> {
 /// Build the RFC 5322 message for a queued notification, addressed with the
 /// current settings. `id` (the spool file's name) makes the Message-ID, which
 /// stays the same on every retry, so a rare duplicate can be recognised.
-pub fn build_message(
+pub(crate) fn build_message(
     settings: &MailSettings,
     mail: &Composed,
     id: &str,
@@ -111,7 +111,7 @@ pub fn build_message(
 }
 
 /// One step that worked, for [`super::test_mail()`]'s report.
-pub type StepLog<'a> = &'a mut dyn FnMut(String);
+pub(crate) type StepLog<'a> = &'a mut dyn FnMut(String);
 
 /// The time a step may take: SMTP_TIMEOUT, cut to what is left before the deadline.
 fn step_timeout(

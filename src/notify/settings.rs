@@ -51,7 +51,7 @@ use lettre::Address;
 use crate::event::Event;
 
 /// Every default of the mail settings (defined in [`crate::config::defaults::mail`]).
-pub use crate::config::defaults::mail as defaults;
+pub(crate) use crate::config::defaults::mail as defaults;
 
 /// This machine's host name, as `hostname` prints it (the sample scripts use
 /// it in subjects); `localhost` if it cannot be read.
@@ -99,7 +99,7 @@ impl TlsMode {
     }
 
     /// The usual port for this mode.
-    pub fn default_port(self) -> u16 {
+    pub(crate) fn default_port(self) -> u16 {
         match self {
             TlsMode::None => 25,
             TlsMode::StartTls => 587,
@@ -369,7 +369,7 @@ impl MailSettings {
     }
 
     /// A one-line description of where mail goes, for logs and `--test-mail`.
-    pub fn describe_transport(&self) -> String {
+    pub(crate) fn describe_transport(&self) -> String {
         match &self.transport {
             Transport::Sendmail { program } => {
                 format!("the local sendmail program {}", program.display())

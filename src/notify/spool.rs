@@ -29,7 +29,7 @@ use super::message::{Attachment, Composed};
 use crate::event::Event;
 
 /// The first line of every spool file.
-pub const MAGIC: &str = "apccontrol-outbox 1";
+pub(crate) const MAGIC: &str = "apccontrol-outbox 1";
 
 /// Why a spool file is not a message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -52,7 +52,7 @@ pub enum SpoolFormatError {
     /// The event name is unknown.
     #[error("`{value}` is not an apcupsd event")]
     Event {
-        /// The `Event` header as written.
+        /// The `Event` (or `Report`) header as written.
         value: String,
     },
     /// The date does not parse.
@@ -71,7 +71,7 @@ pub enum SpoolFormatError {
 
 /// The `Report` header's value for the post-outage report (which has no
 /// `Event` header).
-pub const REPORT_OUTAGE: &str = "outage";
+pub(crate) const REPORT_OUTAGE: &str = "outage";
 
 /// Render a message in the spool format.
 pub fn encode(mail: &Composed) -> String {

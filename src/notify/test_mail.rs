@@ -42,7 +42,7 @@ impl fmt::Display for TestReport {
 }
 
 /// The subject of the `--test-mail` message.
-pub fn test_subject(host: &str) -> String {
+pub(crate) fn test_subject(host: &str) -> String {
     format!("{host} apccontrol test mail")
 }
 
