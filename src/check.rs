@@ -33,17 +33,19 @@ pub enum Severity {
     Note,
 }
 
-/// One finding.
+/// One thing `--check` found, printed as one line: the file it is about,
+/// what is wrong and what to do, and what apcupsd's run as root will do
+/// about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
     /// Problem or note.
     pub severity: Severity,
     /// The file it is about, if any.
-    pub path: Option<PathBuf>,
+    pub(crate) path: Option<PathBuf>,
     /// What is wrong and what to do.
-    pub message: String,
+    pub(crate) message: String,
     /// What apcupsd's run, as root, will do about it.
-    pub at_run_time: Option<String>,
+    pub(crate) at_run_time: Option<String>,
 }
 
 impl fmt::Display for Finding {

@@ -5,7 +5,7 @@
 //! caller says what stands in for it.
 
 /// The host name as `hostname` prints it, or `None` when there is none to use.
-pub fn hostname() -> Option<String> {
+pub(crate) fn hostname() -> Option<String> {
     nix::unistd::gethostname()
         .ok()
         .and_then(|h| h.into_string().ok())

@@ -18,7 +18,7 @@
 //! - [`handler`]: one apccontrol run, end to end.
 //! - [`check`]: `apccontrol --check`, every problem visible without running anything.
 //! - [`log`]: syslog, log file and stderr lines.
-//! - [`hostname`]: this machine's name, read in one place.
+//! - `hostname` (crate-private): this machine's name, read in one place.
 //! - [`notify`]: built-in mail with an on-disk outbox that never delays a shutdown.
 //! - [`journal`]: the outage journal, its report and chart, and the post-outage mail.
 //! - [`nis`]: apcupsd's network information server protocol: framing, status
@@ -38,7 +38,7 @@ pub mod deadline;
 pub mod event;
 pub mod handler;
 pub mod hooks;
-pub mod hostname;
+pub(crate) mod hostname;
 pub mod journal;
 pub mod log;
 pub mod nis;

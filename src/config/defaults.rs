@@ -37,7 +37,7 @@ pub const MAIL_DELIVERY_DEADLINE: Duration = Duration::from_secs(20);
 pub const MAIL_DELIVERY_AFTER_SHUTDOWN: Duration = Duration::from_secs(10);
 
 /// Every default of the mail settings of `SCRIPTDIR/config`
-/// (see [`crate::notify::settings`]).
+/// (see `crate::notify::settings`).
 pub mod mail {
     /// `SYSADMIN`, as the stock apccontrol exports it; `MAIL_TO` defaults to it.
     pub const SYSADMIN: &str = "root";

@@ -5,7 +5,7 @@
 //! battery) and a SCRIPTDIR in a temporary directory, then plays a scripted
 //! outage in virtual time: the tree is edited second by second, read by the
 //! real sysfs source, stepped through the real monitor, and its effects go
-//! through the daemon's [`DryRun`] effects: each event is handed to our
+//! through the daemon's `DryRun` effects: each event is handed to our
 //! apccontrol with `--dry-run` (never a live run), whose output is shown;
 //! the events file and the powerfail flag are written only because they lie
 //! inside the temporary directory, which is removed at the end.

@@ -12,12 +12,12 @@
 //! systems are already read-only and syslog is gone: it writes nothing but
 //! the wake alarm, and reports on stdout and stderr only.
 //!
-//! The delay is bounded (see [`super::wake`]): when the daemon planned this
+//! The delay is bounded (see `super::wake`): when the daemon planned this
 //! shutdown's wake-up (`<PWRFAILDIR>/laptop-upsd.wake`, written in the last
 //! hour), its delay is used, doubled each round the laptop woke into a
 //! still-dead mains, and nothing is armed below the documented charge.
 //!
-//! Split in two: [`decide`] is pure (what exists, the clock and the delay in;
+//! Split in two: `decide` is pure (what exists, the clock and the delay in;
 //! what to write out); [`run`] looks at the files, reads the clock and does
 //! the writes. The kernel wants `0` written first to clear an armed alarm,
 //! then the absolute epoch time of the wake-up.

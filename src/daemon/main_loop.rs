@@ -27,7 +27,7 @@ use crate::hostname::hostname;
 use super::clock::epoch_secs;
 use super::{DaemonError, Effector, Options};
 
-/// Run the daemon until SIGTERM or SIGINT: with [`Live`] effects, or with
+/// Run the daemon until SIGTERM or SIGINT: with `Live` effects, or with
 /// `--dry-run` watching the real supplies but only printing what it would do
 /// (no pid file, no apccontrol run, no file written).
 pub fn run(options: &Options) -> Result<(), DaemonError> {

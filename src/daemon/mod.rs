@@ -10,14 +10,14 @@
 //! missing apccontrol or a broken sysfs file must not stop the next reading,
 //! because the next reading may be the one that needs a shutdown.
 //!
-//! The rooms: [`startup`] (config, resumed state, stale flags, closing the
-//! last outage), [`main_loop`] (the loop and its wait), [`effector`] and
-//! [`effects`] (carrying effects out, live or dry), [`pid_lock`],
-//! [`reaper`], [`nis_service`] and [`nis_bind`] (the NIS server thread),
-//! [`status`] (the NIS status record), [`events_file`], [`wake`] and
-//! [`killpower`] (the RTC alarm), [`clock`], [`uevent`], and the other modes
+//! The rooms: `startup` (config, resumed state, stale flags, closing the
+//! last outage), `main_loop` (the loop and its wait), `effector` and
+//! `effects` (carrying effects out, live or dry), `pid_lock`,
+//! `reaper`, `nis_service` and `nis_bind` (the NIS server thread),
+//! `status` (the NIS status record), `events_file`, `wake` and
+//! [`killpower`] (the RTC alarm), `clock`, [`uevent`], and the other modes
 //! of the binary: [`ask`] (`--status`), [`poke`], [`preflight`] (`--check`),
-//! [`demo`]. Errors: [`error`].
+//! [`demo`]. Errors: `error`.
 
 pub mod ask;
 pub(crate) mod clock;
@@ -54,6 +54,6 @@ pub struct Options {
     pub root: PathBuf,
     /// Every log line on stderr too.
     pub verbose: bool,
-    /// Watch and decide, but only print what would be done ([`effects::DryRun`]).
+    /// Watch and decide, but only print what would be done (`effects::DryRun`).
     pub dry_run: bool,
 }

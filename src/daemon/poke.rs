@@ -7,7 +7,7 @@
 //!
 //! The daemon is found by its pid file: it holds an exclusive `flock` on
 //! PIDFILE while it runs, so a file nobody has locked is stale and nothing
-//! is signalled. The signal is [`POKE_SIGNAL`] (SIGUSR1), which the daemon
+//! is signalled. The signal is `POKE_SIGNAL` (SIGUSR1), which the daemon
 //! reads from its signalfd; `kill -USR1` does the same.
 
 use std::fs;

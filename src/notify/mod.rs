@@ -4,7 +4,7 @@
 //! default Debian install lacks, and during an outage the router is usually
 //! down too, so the "power failure" mail is lost. Here every notification is
 //! first written to a spool directory ([`outbox`]), then delivered with lettre
-//! over SMTP (or the local sendmail) when the network allows ([`sender`], [`mod@flush`]). A
+//! over SMTP (or the local sendmail) when the network allows (`sender`, `flush`). A
 //! message leaves the outbox only once a server has accepted it.
 //!
 //! # The contract: never in front of the shutdown
@@ -30,7 +30,7 @@
 //! are already read-only: queueing then fails, which is expected and harmless.
 //!
 //! [`deliver`] and [`flush()`] return by their deadline even when the SMTP server
-//! greets and then never answers, or the DNS is down (see [`mod@flush`]). A failed
+//! greets and then never answers, or the DNS is down (see `flush`). A failed
 //! [`queue`] (full disk, unwritable directory) is an error to log; it must not
 //! stop the shutdown.
 //!
@@ -60,13 +60,13 @@
 //! }
 //! ```
 //!
-//! Modules: [`settings`] (config variables and defaults, pure), [`mod@check`]
+//! Modules: `settings` (config variables and defaults, pure), `check`
 //! (`--check` for mail: the files around the settings), [`message`]
-//! (subjects and bodies, pure), [`spool`] (one message as a file, pure),
-//! [`outbox`] (the spool directory and its locks), [`mod@flush`] (delivering
-//! what is queued by a deadline), [`sender`] (SMTP and sendmail),
-//! [`lettre_error`] and [`mail_error`] (what went wrong, and what to fix),
-//! [`mod@test_mail`] (`--test-mail`), [`event_mail`] (what an event's run does
+//! (subjects and bodies, pure), `spool` (one message as a file, pure),
+//! [`outbox`] (the spool directory and its locks), `flush` (delivering
+//! what is queued by a deadline), `sender` (SMTP and sendmail),
+//! `lettre_error` and `mail_error` (what went wrong, and what to fix),
+//! `test_mail` (`--test-mail`), `event_mail` (what an event's run does
 //! with mail).
 
 pub(crate) mod check;
@@ -130,7 +130,7 @@ pub fn queue(
 }
 
 /// Deliver what is queued in the settings' outbox, returning by `deadline`.
-/// The same as [`flush()`] on [`outbox_of`]; what `--flush-outbox` calls too.
+/// The same as [`flush()`] on `outbox_of`; what `--flush-outbox` calls too.
 pub fn deliver(settings: &MailSettings, deadline: Instant) -> FlushReport {
     flush(&outbox_of(settings), settings, deadline)
 }

@@ -8,7 +8,7 @@
 //! a timer, at the next boot.
 //!
 //!
-//! The format of one file is [`super::spool`]'s; sending is [`mod@super::flush`]'s.
+//! The format of one file is `super::spool`'s; sending is `super::flush`'s.
 //!
 //! # Writing: atomic
 //!

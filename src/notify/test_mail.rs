@@ -13,7 +13,7 @@ use super::settings::{MailSettings, Transport};
 /// What `apccontrol --test-mail` found, step by step.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TestReport {
-    /// Where the test mail went (see [`MailSettings::describe_transport`]).
+    /// Where the test mail went (see `MailSettings::describe_transport`).
     pub transport: String,
     /// The steps that worked, in order, as sentences.
     pub steps: Vec<String>,
