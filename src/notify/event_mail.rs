@@ -70,7 +70,7 @@ impl EventMail {
 
     /// Mark the mail as sent by `apccontrol --test`, in its subject and
     /// its first body line.
-    pub(crate) fn as_test(mut self) -> EventMail {
+    pub(crate) fn into_test(mut self) -> EventMail {
         self.test = true;
         self
     }
