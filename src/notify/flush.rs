@@ -242,7 +242,7 @@ fn work(
                 continue;
             }
             Ok(Lock::Unopenable(reason)) => {
-                match outbox.move_aside(path, format!("cannot be opened: {reason}")) {
+                match outbox.move_aside(path, Unreadable::Unopenable { reason }.to_string()) {
                     Ok(moved) => emit(Progress::MovedAside(moved)),
                     Err(e) => emit(Progress::Error(e)),
                 }
@@ -253,27 +253,11 @@ fn work(
                 continue;
             }
         };
-        let mut bytes = Vec::new();
-        let parsed = (&*held)
-            .take(MAX_MESSAGE_BYTES + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| format!("cannot be read: {e}"))
-            .and_then(|n| {
-                if n as u64 > MAX_MESSAGE_BYTES {
-                    Err(format!("is larger than {MAX_MESSAGE_BYTES} bytes"))
-                } else {
-                    Ok(n)
-                }
-            })
-            .and_then(|_| {
-                String::from_utf8(bytes)
-                    .map_err(|_| format!("is not a message: {}", SpoolFormatError::NotText))
-            })
-            .and_then(|text| decode(&text).map_err(|e| format!("is not a message: {e}")));
+        let parsed = read_message(&held);
         let mail = match parsed {
             Ok(mail) => mail,
-            Err(reason) => {
-                match outbox.move_aside(path, reason) {
+            Err(unreadable) => {
+                match outbox.move_aside(path, unreadable.to_string()) {
                     Ok(moved) => emit(Progress::MovedAside(moved)),
                     Err(e) => emit(Progress::Error(e)),
                 }
@@ -328,4 +312,41 @@ fn work(
     if let Some(open) = sender {
         open.quit();
     }
+}
+
+/// Why a queued file is moved aside instead of sent. The message completes
+/// a sentence about the file (`MovedAside::reason`).
+#[derive(Debug, thiserror::Error)]
+enum Unreadable {
+    /// It could not be opened (a FIFO, a directory, no permission).
+    #[error("cannot be opened: {reason}")]
+    Unopenable {
+        /// What the open or the file's type said.
+        reason: String,
+    },
+    /// Reading it failed.
+    #[error("cannot be read: {0}")]
+    Read(std::io::Error),
+    /// It is larger than any message the outbox writes.
+    #[error("is larger than {MAX_MESSAGE_BYTES} bytes")]
+    TooLarge,
+    /// It is not in the spool format.
+    #[error("is not a message: {0}")]
+    NotAMessage(SpoolFormatError),
+}
+
+/// Read and decode a locked spool file, reading at most
+/// [`MAX_MESSAGE_BYTES`] of it.
+fn read_message(file: &std::fs::File) -> Result<super::message::Composed, Unreadable> {
+    let mut bytes = Vec::new();
+    let n = file
+        .take(MAX_MESSAGE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(Unreadable::Read)?;
+    if n as u64 > MAX_MESSAGE_BYTES {
+        return Err(Unreadable::TooLarge);
+    }
+    let text =
+        String::from_utf8(bytes).map_err(|_| Unreadable::NotAMessage(SpoolFormatError::NotText))?;
+    decode(&text).map_err(Unreadable::NotAMessage)
 }
