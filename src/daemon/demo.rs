@@ -20,7 +20,7 @@ use crate::event::Event;
 use crate::log::Log;
 use crate::power::{Effect, Explanation, Monitor, Mono, Source, Thresholds};
 
-use super::effects::{DryRun, FileStep, Note};
+use super::dry_run::{DryRun, FileStep, Note};
 use super::{status, Effector};
 
 /// The battery's full energy, in µWh (50 Wh).

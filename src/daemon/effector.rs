@@ -14,9 +14,11 @@ use crate::journal::{Appended, Journal, Record, Writer};
 use crate::log::{Level, Log};
 use crate::power::{Effect, Mono, Snapshot};
 
+#[cfg(doc)]
+use super::dry_run::DryRun;
 use super::effects::Effects;
 #[cfg(doc)]
-use super::effects::{DryRun, Live};
+use super::effects::Live;
 use super::events_file::{self, EventsFile};
 use super::{clock, startup::ups_name};
 

@@ -27,7 +27,8 @@ use std::path::{Path, PathBuf};
 
 use crate::config::apcupsd_conf::{self, ConfError};
 
-use super::effects::{DryRun, Effects, Live};
+use super::dry_run::DryRun;
+use super::effects::{Effects, Live};
 use super::Options;
 
 /// The RTC wake alarm, relative to `--root`.

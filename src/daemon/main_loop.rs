@@ -16,7 +16,8 @@ use crate::log::{Level, Log};
 use crate::nis::published::Published;
 use crate::power::{Effect, Source};
 
-use super::effects::{DryRun, Effects, Live};
+use super::dry_run::DryRun;
+use super::effects::{Effects, Live};
 use super::nis_service::start_nis;
 use super::pid_lock::PidLock;
 use super::reaper::reap_children;

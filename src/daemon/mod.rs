@@ -12,7 +12,7 @@
 //!
 //! The rooms: `startup` (config, resumed state, stale flags, closing the
 //! last outage), `main_loop` (the loop and its wait), `effector` and
-//! `effects` (carrying effects out, live or dry), `pid_lock`,
+//! `effects` and `dry_run` (carrying effects out, live or dry), `pid_lock`,
 //! `reaper`, `nis_service` and `nis_bind` (the NIS server thread),
 //! `status` (the NIS status record), `events_file`, `wake` and
 //! [`killpower`] (the RTC alarm), `clock`, [`uevent`], and the other modes
@@ -22,6 +22,7 @@
 pub mod ask;
 pub(crate) mod clock;
 pub mod demo;
+pub(crate) mod dry_run;
 pub(crate) mod effector;
 pub(crate) mod effects;
 pub(crate) mod error;
@@ -54,6 +55,6 @@ pub struct Options {
     pub root: PathBuf,
     /// Every log line on stderr too.
     pub verbose: bool,
-    /// Watch and decide, but only print what would be done (`effects::DryRun`).
+    /// Watch and decide, but only print what would be done (`dry_run::DryRun`).
     pub dry_run: bool,
 }
