@@ -244,7 +244,6 @@ fn check_config(config: &ScriptConfig, findings: &mut Findings) {
     }
 }
 
-/// What a missing command means at run time.
 /// JOURNAL_DIR: a directory (created by the first event when missing)
 /// whose journal files are regular files, never links.
 fn check_journal(settings: &Settings, findings: &mut Findings) {
@@ -287,6 +286,7 @@ fn check_journal(settings: &Settings, findings: &mut Findings) {
     }
 }
 
+/// What a missing command means at run time.
 fn consequence_of_missing(variable: &str, settings: &Settings) -> String {
     match variable {
         "WALL" => "no message is broadcast; apccontrol writes it to stdout (lost under apcupsd) \
