@@ -66,7 +66,7 @@ pub(crate) enum Note {
     File {
         /// Which step.
         step: FileStep,
-        /// The file.
+        /// The file as the live run would name it.
         path: PathBuf,
         /// Whether it was really done (inside the scratch directory).
         done: bool,
@@ -89,7 +89,7 @@ pub(crate) enum Note {
     WakeAlarm {
         /// The wake alarm file.
         path: PathBuf,
-        /// The value.
+        /// Seconds since 1970, or `0` to clear the alarm.
         value: String,
     },
 }

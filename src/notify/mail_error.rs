@@ -43,21 +43,21 @@ pub enum MailError {
     /// The password file could not be read.
     #[error("cannot read the SMTP password file {path}: {reason}; check SMTP_PASSWORD_FILE and that root can read it")]
     PasswordFile {
-        /// The file.
+        /// SMTP_PASSWORD_FILE.
         path: PathBuf,
-        /// The system's reason.
+        /// The system's error, as text (`MailError` is `Clone`).
         reason: String,
     },
     /// The password file's first line is empty.
     #[error("the SMTP password file {path} is empty; put the password on its first line")]
     EmptyPassword {
-        /// The file.
+        /// SMTP_PASSWORD_FILE.
         path: PathBuf,
     },
     /// The CA file could not be read or holds no certificate.
     #[error("cannot use SMTP_CA_FILE {path}: {reason}; it must be a readable PEM file with at least one -----BEGIN CERTIFICATE----- block")]
     CaFile {
-        /// The file.
+        /// SMTP_CA_FILE.
         path: PathBuf,
         /// What is wrong.
         reason: String,
@@ -75,7 +75,7 @@ pub enum MailError {
     Connect {
         /// host:port.
         server: String,
-        /// The system's reason.
+        /// The system's error, as text (`MailError` is `Clone`).
         reason: String,
     },
     /// The server did not answer in time.
@@ -83,7 +83,7 @@ pub enum MailError {
     Timeout {
         /// host:port.
         server: String,
-        /// The step.
+        /// The SMTP step it happened in.
         stage: Stage,
         /// The timeout that expired.
         waited: Duration,
@@ -101,7 +101,7 @@ pub enum MailError {
     Tls {
         /// host:port.
         server: String,
-        /// The step.
+        /// The SMTP step it happened in.
         stage: Stage,
         /// What went wrong.
         reason: String,
@@ -133,7 +133,7 @@ pub enum MailError {
     Refused {
         /// host:port.
         server: String,
-        /// The step.
+        /// The SMTP step it happened in.
         stage: Stage,
         /// The server's answer.
         reason: String,
@@ -143,7 +143,7 @@ pub enum MailError {
     Smtp {
         /// host:port.
         server: String,
-        /// The step.
+        /// The SMTP step it happened in.
         stage: Stage,
         /// What went wrong.
         reason: String,

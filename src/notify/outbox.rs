@@ -72,15 +72,15 @@ pub enum OutboxError {
     CreateDir {
         /// The spool directory.
         dir: PathBuf,
-        /// The system's reason.
+        /// The system's error, as text (`OutboxError` is `Clone`).
         reason: String,
     },
     /// A message could not be written.
     #[error("cannot write {path} in the outbox: {reason}; check OUTBOX_DIR and its permissions")]
     Write {
-        /// The file.
+        /// The temporary or final name being written.
         path: PathBuf,
-        /// The system's reason.
+        /// The system's error, as text (`OutboxError` is `Clone`).
         reason: String,
     },
     /// The directory could not be listed.
@@ -88,23 +88,23 @@ pub enum OutboxError {
     ReadDir {
         /// The spool directory.
         dir: PathBuf,
-        /// The system's reason.
+        /// The system's error, as text (`OutboxError` is `Clone`).
         reason: String,
     },
     /// A delivered message could not be removed: it will be sent again.
     #[error("the server accepted {path} but it could not be removed ({reason}), so it will be sent again; remove it by hand")]
     Remove {
-        /// The file.
+        /// The delivered message.
         path: PathBuf,
-        /// The system's reason.
+        /// The system's error, as text (`OutboxError` is `Clone`).
         reason: String,
     },
     /// A message could not be locked.
     #[error("cannot lock {path}: {reason}")]
     Lock {
-        /// The file.
+        /// The queued message.
         path: PathBuf,
-        /// The system's reason.
+        /// The system's error, as text (`OutboxError` is `Clone`).
         reason: String,
     },
     /// A broken message could not be moved aside.
@@ -112,9 +112,9 @@ pub enum OutboxError {
         "cannot move the unreadable message {path} aside: {reason}; move or remove it by hand"
     )]
     MoveAside {
-        /// The file.
+        /// The unreadable file, still under its queued name.
         path: PathBuf,
-        /// The system's reason.
+        /// The system's error, as text (`OutboxError` is `Clone`).
         reason: String,
     },
 }
