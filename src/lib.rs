@@ -20,7 +20,7 @@
 //! - [`log`]: syslog, log file and stderr lines.
 //! - `hostname` (crate-private): this machine's name, read in one place.
 //! - [`notify`]: built-in mail with an on-disk outbox that never delays a shutdown.
-//! - [`journal`]: the outage journal, its report and chart, and the post-outage mail.
+//! - `journal` (crate-private): the outage journal, its report and chart, and the post-outage mail.
 //! - [`nis`]: apcupsd's network information server protocol: framing, status
 //!   text, client and server.
 //! - [`power`]: laptop-upsd's pure core: power supply readings, apcupsd's
@@ -39,7 +39,7 @@ pub mod event;
 pub mod handler;
 pub mod hooks;
 pub(crate) mod hostname;
-pub mod journal;
+pub(crate) mod journal;
 pub mod log;
 pub mod nis;
 pub mod notify;

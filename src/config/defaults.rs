@@ -18,7 +18,7 @@ pub const SCRIPT_DIR: &str = "/etc/apcupsd";
 pub const PWRFAIL_DIR: &str = "/etc/apcupsd";
 
 /// Where the outage journal lives: `JOURNAL_DIR` in `SCRIPTDIR/config`
-/// and `JOURNALDIR` in apcupsd.conf (see [`crate::journal`]).
+/// and `JOURNALDIR` in apcupsd.conf (see `crate::journal`).
 pub const JOURNAL_DIR: &str = "/var/lib/apccontrol";
 
 /// How long `wall` may take before apccontrol gives up on it and prints

@@ -53,7 +53,7 @@ pub struct Attachment {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Composed {
     /// The event it reports; `None` for the post-outage report
-    /// ([`crate::journal::after`]).
+    /// (`crate::journal::after`).
     pub event: Option<Event>,
     /// The Date of the mail: when the event was handled.
     pub date: DateTime<FixedOffset>,
