@@ -36,7 +36,7 @@ pub mod poke;
 pub mod preflight;
 pub(crate) mod reaper;
 pub(crate) mod startup;
-pub(crate) mod status;
+pub mod status;
 pub mod uevent;
 pub(crate) mod wake;
 

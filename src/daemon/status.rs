@@ -19,7 +19,7 @@ use crate::power::{Mono, Snapshot};
 
 /// The VERSION line: apcupsd's, so parsers that read it see what they know,
 /// followed by who really answers.
-pub(crate) const VERSION: &str = concat!(
+pub const VERSION: &str = concat!(
     "3.14.14 (31 May 2016) laptop-upsd ",
     env!("CARGO_PKG_VERSION")
 );
@@ -30,11 +30,11 @@ pub(crate) const VERSION: &str = concat!(
 /// "notch or blackout" and "spike or blackout" to `Low line voltage`).
 /// Never `Automatic or explicit self test`: an apcupsd slave would then run
 /// startselftest instead of powerout.
-pub(crate) const LAST_TRANSFER_CAUSE: LastTransfer = LastTransfer::LowLineVoltage;
+pub const LAST_TRANSFER_CAUSE: LastTransfer = LastTransfer::LowLineVoltage;
 
 /// What the status needs besides the snapshot.
 #[derive(Debug, Clone)]
-pub(crate) struct Context<'a> {
+pub struct Context<'a> {
     /// The configuration (limits, UPS name).
     pub conf: &'a ApcupsdConf,
     /// The UPS name in use (UPSNAME, else the host name).
@@ -58,7 +58,7 @@ impl Context<'_> {
 }
 
 /// The status record for this snapshot.
-pub(crate) fn ups_status(snapshot: &Snapshot, ctx: &Context<'_>) -> UpsStatus {
+pub fn ups_status(snapshot: &Snapshot, ctx: &Context<'_>) -> UpsStatus {
     let battery = snapshot
         .last_reading
         .as_ref()
