@@ -11,13 +11,13 @@
 //! - [`trust`]: every file root runs, sources, writes or reads on a user's
 //!   behalf is opened there, never through a planted link.
 //! - [`hooks`]: finding hooks (legacy and hooks.d) and what their outcomes mean.
-//! - [`plan`]: pure; invocation + settings + hooks found → the [`plan::Plan`].
+//! - `plan` (crate-private): pure; invocation + settings + hooks found → the plan.
 //! - [`process`]: the one way a child process is started and stopped.
 //! - [`deadline`]: the one way an `Instant` deadline is made, without panics.
-//! - [`actions`]: the side effects of a plan, behind a trait `--dry-run` swaps.
+//! - `actions` (crate-private): the side effects of a plan, behind a trait `--dry-run` swaps.
 //! - [`handler`]: one apccontrol run, end to end.
 //! - [`check`]: `apccontrol --check`, every problem visible without running anything.
-//! - [`log`]: syslog, log file and stderr lines.
+//! - `log` (crate-private): syslog, log file and stderr lines.
 //! - `hostname` (crate-private): this machine's name, read in one place.
 //! - [`notify`]: built-in mail with an on-disk outbox that never delays a shutdown.
 //! - `journal` (crate-private): the outage journal, its report and chart, and the post-outage mail.
@@ -30,7 +30,7 @@
 
 #![warn(unreachable_pub)]
 
-pub mod actions;
+pub(crate) mod actions;
 pub mod check;
 pub mod config;
 pub mod daemon;
@@ -40,10 +40,10 @@ pub mod handler;
 pub mod hooks;
 pub(crate) mod hostname;
 pub(crate) mod journal;
-pub mod log;
+pub(crate) mod log;
 pub mod nis;
 pub mod notify;
-pub mod plan;
+pub(crate) mod plan;
 pub mod power;
 pub mod process;
 pub mod trust;

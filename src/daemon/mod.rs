@@ -14,7 +14,7 @@
 //! last outage), `main_loop` (the loop and its wait), `effector` and
 //! `effects` and `dry_run` (carrying effects out, live or dry), `pid_lock`,
 //! `reaper`, `nis_service` and `nis_bind` (the NIS server thread),
-//! `status` (the NIS status record), `events_file`, `wake` and
+//! [`status`] (the NIS status record), `events_file`, `wake` and
 //! [`killpower`] (the RTC alarm), `clock`, [`uevent`], and the other modes
 //! of the binary: [`ask`] (`--status`), [`poke`], [`preflight`] (`--check`),
 //! [`demo`]. Errors: `error`.
