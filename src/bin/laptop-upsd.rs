@@ -27,7 +27,7 @@ struct Cli {
         short = 'f',
         long = "config",
         value_name = "FILE",
-        default_value = "/etc/apcupsd/apcupsd.conf"
+        default_value = apccontrol::config::defaults::APCUPSD_CONF
     )]
     config: PathBuf,
 

@@ -117,7 +117,7 @@ impl Default for ApcupsdConf {
             ups_name: None,
             script_dir: PathBuf::from(super::defaults::SCRIPT_DIR),
             pwrfail_dir: PathBuf::from(super::defaults::PWRFAIL_DIR),
-            nologin_dir: PathBuf::from("/etc"),
+            nologin_dir: PathBuf::from(super::defaults::NOLOGIN_DIR),
             nologon: NoLogon::Always,
             on_battery_delay: 6,
             battery_level: 10,

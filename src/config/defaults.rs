@@ -13,6 +13,10 @@ use std::time::Duration;
 /// apccontrol looks for its config when nothing else says (apcupsd 3.14.14's
 /// default, and Debian's).
 pub const SCRIPT_DIR: &str = "/etc/apcupsd";
+/// apcupsd's configuration file, which laptop-upsd reads (`-f`).
+pub const APCUPSD_CONF: &str = "/etc/apcupsd/apcupsd.conf";
+/// apcupsd's NOLOGINDIR: where the `nologin` file is written during an outage.
+pub const NOLOGIN_DIR: &str = "/etc";
 /// apcupsd's PWRFAILDIR (Debian's): where the powerfail flag is written, and
 /// where the mainsback check looks for it.
 pub const PWRFAIL_DIR: &str = "/etc/apcupsd";
