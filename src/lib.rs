@@ -28,6 +28,9 @@
 //! - [`daemon`]: laptop-upsd's thin shell around [`power`]: the main loop,
 //!   its effects, the NIS server thread, and the binary's other modes.
 
+// Public only what a binary, a test (tests/ is its own crate), a bench or a
+// fuzz target names; everything else is `pub(crate)`, so `missing_docs`
+// asks for docs only where someone outside reads them.
 #![warn(unreachable_pub)]
 
 pub(crate) mod actions;
