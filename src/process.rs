@@ -238,8 +238,9 @@ impl Spec {
     /// with `posix_spawn` (a `vfork`-like clone: no copy of our page tables,
     /// a few hundred microseconds less per child on a busy machine). That
     /// holds when none of TERM, INT, HUP, QUIT and CHLD is ignored in our
-    /// process (handled ones are reset by exec, std resets PIPE and empties
-    /// the signal mask), the umask is ours, no descriptor must be kept, and
+    /// process (handled ones are reset by exec, std resets PIPE), no signal
+    /// is blocked (std passes the mask on), the umask is ours, no descriptor
+    /// must be kept, and
     /// a program without `/` is found on absolute PATH entries (we search
     /// the child's PATH as `execvp` would). Otherwise a `pre_exec` hook does
     /// it all in the forked child, as before.
@@ -278,7 +279,8 @@ impl Spec {
     fn without_hook(&self) -> Option<Option<PathBuf>> {
         let simple = self.keep_fds.is_empty()
             && self.umask.is_none_or(|mask| mask == current_umask())
-            && !any_reset_signal_ignored();
+            && !any_reset_signal_ignored()
+            && no_signal_blocked();
         if !simple {
             return None;
         }
@@ -390,6 +392,15 @@ fn any_reset_signal_ignored() -> bool {
         // SAFETY: on success the kernel filled it; zeroed is valid anyway.
         rc != 0 || unsafe { old.assume_init() }.sa_sigaction == libc::SIG_IGN
     })
+}
+
+/// Whether this thread blocks no signal. std's `posix_spawn` path passes
+/// the mask on to the child (apcupsd starts apccontrol with HUP, INT, PIPE
+/// and TERM blocked, and a hook that blocks TERM outlives its timeout's
+/// TERM), so a blocked signal means the `pre_exec` path, which empties it.
+fn no_signal_blocked() -> bool {
+    nix::sys::signal::SigSet::thread_get_mask()
+        .is_ok_and(|mask| mask == nix::sys::signal::SigSet::empty())
 }
 
 /// This process's umask (read by setting it and putting it back).
@@ -1107,12 +1118,13 @@ mod tests {
         assert_eq!(done.outcome, Outcome::Exited(3));
     }
 
-    /// SigBlk and SigIgn of a child, from its /proc/self/status.
+    /// SigBlk and SigIgn of a child (a shell), from its own status: not
+    /// from a grep it starts, whose mask the shell would have emptied.
     fn child_signals(spec: Spec) -> (u64, u64) {
         let done = run(
-            &spec
-                .arg("-c")
-                .arg("grep -E '^Sig(Blk|Ign)' /proc/self/status"),
+            &spec.arg("-c").arg(
+                "while IFS= read -r l; do case $l in Sig*) echo \"$l\";; esac; done < /proc/$$/status",
+            ),
             None,
         )
         .unwrap();
@@ -1144,9 +1156,10 @@ mod tests {
         nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&blocked), Some(&mut old))
             .unwrap();
         let pipe_bit = 1u64 << (Signal::SIGPIPE as i32 - 1);
-        // posix_spawn: /bin/sh found on PATH, nothing else asked.
+        // /bin/sh found on PATH, nothing else asked: posix_spawn, but not
+        // with signals blocked (std's posix_spawn passes the mask on).
         let fast = Spec::new("sh").env_clear_and_set(vec![("PATH".into(), "/usr/bin:/bin".into())]);
-        assert!(matches!(fast.without_hook(), Some(Some(_))));
+        assert!(fast.without_hook().is_none());
         // fork + pre_exec: an umask other than ours.
         let mask = current_umask() ^ 0o002;
         let slow = Spec::new("/bin/sh").within(&Context {
@@ -1160,6 +1173,15 @@ mod tests {
             assert_eq!(ign & pipe_bit, 0, "SIGPIPE must be back at its default");
         }
         nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None).unwrap();
+        // Nothing blocked: posix_spawn, and the child's mask is still empty.
+        if old == SigSet::empty() {
+            let fast =
+                Spec::new("sh").env_clear_and_set(vec![("PATH".into(), "/usr/bin:/bin".into())]);
+            assert!(matches!(fast.without_hook(), Some(Some(_))));
+            let (blk, ign) = child_signals(fast);
+            assert_eq!(blk, 0, "the child's signal mask must be empty");
+            assert_eq!(ign & pipe_bit, 0, "SIGPIPE must be back at its default");
+        }
     }
 
     #[test]

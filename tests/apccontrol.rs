@@ -1,48 +1,48 @@
 //! apccontrol on its own: arguments, SCRIPTDIR, config, wall fallback,
 //! failures, dry run, and the way apcupsd launches it.
 
+use std::time::Duration;
+
 use crate::support::{apccontrol_bin, Scene};
 
 #[test]
 fn onbattery_walls_the_stock_text() {
     let scene = Scene::new();
     let run = scene.run(&["onbattery", "myups", "1", "1"]);
-    assert_eq!(run.status, 0, "{}", run.dump());
-    let walls = run.calls_to("wall");
-    assert_eq!(walls.len(), 1, "{}", run.dump());
-    assert_eq!(
-        walls[0].stdin,
-        b"Power failure on UPS myups. Running on batteries.\n"
-    );
-    assert!(
-        run.log.contains("event `onbattery` args [myups] [1] [1]"),
-        "{}",
-        run.dump()
-    );
+    run.expect_status(0)
+        .expect_calls("wall", 1)
+        .expect_eq(
+            &run.calls_to("wall")[0].stdin,
+            b"Power failure on UPS myups. Running on batteries.\n",
+            "wall's stdin",
+        )
+        .expect_log("event `onbattery` args [myups] [1] [1]");
 }
 
 #[test]
 fn killpower_with_no_ups_name_runs_the_whole_sequence() {
     let scene = Scene::new();
     let run = scene.run(&["killpower"]);
-    assert_eq!(run.status, 0, "{}", run.dump());
-    let names: Vec<_> = run.calls.iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(names, ["wall", "apcupsd", "wall"], "{}", run.dump());
-    let apcupsd = &run.calls[1];
-    assert_eq!(apcupsd.argv, ["--killpower"]);
     let bin = scene.bin.display();
-    assert_eq!(
-        String::from_utf8_lossy(&run.calls[0].stdin),
-        format!("Apccontrol doing: {bin}/apcupsd --killpower on UPS \n")
-    );
+    run.expect_status(0)
+        .expect_call_names(&["wall", "apcupsd", "wall"])
+        .expect_eq(&run.calls[1].argv, &["--killpower"], "apcupsd's argv")
+        .expect_eq(
+            String::from_utf8_lossy(&run.calls[0].stdin),
+            format!("Apccontrol doing: {bin}/apcupsd --killpower on UPS \n"),
+            "the first wall",
+        );
 }
 
 #[test]
 fn killpower_waits_killpower_delay() {
     let scene = Scene::new().config("KILLPOWER_DELAY=1");
     let run = scene.run(&["killpower", "u"]);
-    assert!(run.elapsed.as_millis() >= 1000, "{}", run.dump());
-    assert_eq!(run.calls_to("apcupsd").len(), 1);
+    run.expect(
+        run.elapsed >= Duration::from_secs(1),
+        "killpower came before KILLPOWER_DELAY=1",
+    )
+    .expect_calls("apcupsd", 1);
 }
 
 #[test]
@@ -54,10 +54,19 @@ fn a_hook_gets_its_arguments_and_the_exported_variables() {
         0o755,
     );
     let run = scene.run(&["commok", "my ups", "1", "1"]);
-    assert_eq!(run.status, 0, "{}", run.dump());
-    assert_eq!(run.calls_to("hook:commok")[0].argv, ["my ups", "1", "1"]);
-    let seen = std::fs::read_to_string(scene.sd.join("seen")).unwrap();
-    assert_eq!(seen, "ops@example.org|mail|yes|commok");
+    let seen = std::fs::read_to_string(scene.sd.join("seen")).unwrap_or_default();
+    run.expect_status(0)
+        .expect_calls("hook:commok", 1)
+        .expect_eq(
+            &run.calls_to("hook:commok")[0].argv,
+            &["my ups", "1", "1"],
+            "the hook's arguments",
+        )
+        .expect_eq(
+            seen.as_str(),
+            "ops@example.org|mail|yes|commok",
+            "what the hook saw",
+        );
 }
 
 #[test]
@@ -65,9 +74,9 @@ fn veto_skips_the_default_and_exits_0() {
     let scene = Scene::new();
     scene.hook("doshutdown", "exit 99", 0o755);
     let run = scene.run(&["doshutdown", "u", "1", "1"]);
-    assert_eq!(run.status, 0);
-    assert!(run.calls_to("shutdown").is_empty(), "{}", run.dump());
-    assert!(run.log.contains("vetoed by"), "{}", run.dump());
+    run.expect_status(0)
+        .expect_calls("shutdown", 0)
+        .expect_log("vetoed by");
 }
 
 #[test]
@@ -75,9 +84,10 @@ fn unknown_event_runs_its_hook_then_prints_usage() {
     let scene = Scene::new();
     scene.hook("bogus", "exit 0", 0o755);
     let run = scene.run(&["bogus", "u"]);
-    assert_eq!(run.status, 1);
-    assert_eq!(run.calls_to("hook:bogus").len(), 1);
-    assert!(String::from_utf8_lossy(&run.stdout).starts_with("Usage: apccontrol command\n"));
+    run.expect_status(1).expect_calls("hook:bogus", 1).expect(
+        run.stdout.starts_with(b"Usage: apccontrol command\n"),
+        "stdout does not start with the usage",
+    );
 }
 
 #[test]
@@ -96,30 +106,30 @@ fn a_path_as_event_name_is_refused_before_any_hook_lookup() {
         .status()
         .unwrap();
     let run = scene.run(&["../evil", "u"]);
-    assert_eq!(run.status, 1);
-    assert!(!scene.dir.path().join("evil.ran").exists());
-    assert!(String::from_utf8_lossy(&run.stdout).starts_with("Usage:"));
+    run.expect_status(1)
+        .expect(
+            !scene.dir.path().join("evil.ran").exists(),
+            "the script outside SCRIPTDIR ran",
+        )
+        .expect(
+            run.stdout.starts_with(b"Usage:"),
+            "stdout does not start with the usage",
+        );
 }
 
 #[test]
 fn missing_wall_prints_the_message_and_fails_clearly() {
     let scene = Scene::new().config("WALL=/nonexistent/wall");
     let run = scene.run(&["onbattery", "u", "1", "1"]);
-    assert_eq!(run.status, 127, "{}", run.dump());
-    assert_eq!(
-        run.stdout,
-        b"Power failure on UPS u. Running on batteries.\n"
-    );
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(
-        stderr.contains("/nonexistent/wall") && stderr.contains("not found"),
-        "{stderr}"
-    );
-    assert!(
-        run.log.contains("wall failed, message not broadcast"),
-        "{}",
-        run.dump()
-    );
+    run.expect_status(127)
+        .expect_eq(
+            run.stdout.as_slice(),
+            b"Power failure on UPS u. Running on batteries.\n",
+            "stdout",
+        )
+        .expect_stderr("/nonexistent/wall")
+        .expect_stderr("not found")
+        .expect_log("wall failed, message not broadcast");
 }
 
 #[test]
@@ -127,8 +137,7 @@ fn failing_wall_still_lets_shutdown_run() {
     let scene = Scene::new();
     scene.stub("wall", "exit 3");
     let run = scene.run(&["doshutdown", "u", "1", "1"]);
-    assert_eq!(run.calls_to("shutdown").len(), 1, "{}", run.dump());
-    assert_eq!(run.status, 3);
+    run.expect_calls("shutdown", 1).expect_status(3);
 }
 
 #[test]
@@ -138,9 +147,7 @@ fn a_failing_shutdown_is_a_clear_error_and_non_zero() {
     let scene = Scene::new().config("SHUTDOWN_FALLBACK=");
     scene.stub("shutdown", "echo 'Failed to talk to init' >&2; exit 1");
     let run = scene.run(&["doshutdown", "u", "1", "1"]);
-    assert_eq!(run.status, 1, "{}", run.dump());
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(stderr.contains("Failed to talk to init"), "{stderr}");
+    run.expect_status(1).expect_stderr("Failed to talk to init");
 }
 
 #[test]
@@ -149,7 +156,8 @@ fn wall_may_carry_arguments() {
     let bin = scene.bin.display().to_string();
     let scene = scene.config(&format!("WALL=\"{bin}/wall -n\""));
     let run = scene.run(&["commfailure", "u"]);
-    assert_eq!(run.calls_to("wall")[0].argv, ["-n"], "{}", run.dump());
+    run.expect_calls("wall", 1)
+        .expect_eq(&run.calls_to("wall")[0].argv, &["-n"], "wall's argv");
 }
 
 #[test]
@@ -160,27 +168,23 @@ fn a_broken_config_falls_back_to_defaults_and_says_so() {
     // real wall: point PATH's wall at the stub by name instead.
     let scene = scene.config("if then fi (");
     let run = scene.run(&["commok", "u"]);
-    assert!(
-        String::from_utf8_lossy(&run.stderr).contains("failed to evaluate"),
-        "{}",
-        run.dump()
-    );
-    // Defaults: WALL=wall, found on PATH, which the scene puts on the stubs.
-    assert_eq!(run.calls_to("wall").len(), 1, "{}", run.dump());
-    assert!(bin.len() > 1);
+    run.expect_stderr("failed to evaluate")
+        // Defaults: WALL=wall, found on PATH, which the scene puts on the stubs.
+        .expect_calls("wall", 1)
+        .expect_eq(
+            run.calls_to("wall")[0].argv.len(),
+            0,
+            format!("the default wall ({bin}/wall by PATH) got arguments").as_str(),
+        );
 }
 
 #[test]
 fn a_hanging_config_is_stopped() {
     let scene = Scene::new().config("sleep 60");
     let run = scene.run(&["commok", "u"]);
-    assert!(run.elapsed.as_secs() < 12, "{}", run.dump());
-    assert!(
-        String::from_utf8_lossy(&run.stderr).contains("took longer than"),
-        "{}",
-        run.dump()
-    );
-    assert_eq!(run.calls_to("wall").len(), 1, "{}", run.dump());
+    run.expect_within(Duration::from_secs(12))
+        .expect_stderr("took longer than")
+        .expect_calls("wall", 1);
 }
 
 #[test]
@@ -191,8 +195,7 @@ fn explicit_scriptdir_wins_over_argv0() {
     cmd.arg("--scriptdir")
         .arg(&scene.sd)
         .args(["powerout", "u", "1", "1"]);
-    let run = scene.execute(cmd);
-    assert_eq!(run.calls_to("hook:powerout").len(), 1, "{}", run.dump());
+    scene.execute(cmd).expect_calls("hook:powerout", 1);
 }
 
 #[test]
@@ -201,19 +204,13 @@ fn dry_run_prints_the_plan_and_does_nothing() {
     scene.hook("doshutdown", "exit 0", 0o755);
     let mut cmd = crate::support::command(scene.sd.join("apccontrol"));
     cmd.args(["--dry-run", "doshutdown", "myups", "1", "1"]);
-    let run = scene.execute(cmd);
-    assert_eq!(run.status, 0, "{}", run.dump());
-    assert!(run.calls.is_empty(), "{}", run.dump());
-    let out = String::from_utf8_lossy(&run.stdout);
-    assert!(out.contains("would run hook:"), "{out}");
-    assert!(
-        out.contains("\"UPS myups initiated Shutdown Sequence\""),
-        "{out}"
-    );
-    assert!(
-        out.contains("/shutdown -h now \"apcupsd UPS myups initiated shutdown\""),
-        "{out}"
-    );
+    scene
+        .execute(cmd)
+        .expect_status(0)
+        .expect_call_names(&[])
+        .expect_stdout("would run hook:")
+        .expect_stdout("\"UPS myups initiated Shutdown Sequence\"")
+        .expect_stdout("/shutdown -h now \"apcupsd UPS myups initiated shutdown\"");
 }
 
 #[test]
@@ -266,15 +263,19 @@ os.execv(sys.argv[1], sys.argv[1:])
         .arg(scene.sd.join("apccontrol"))
         .args(["onbattery", "myups", "1", "1"]);
     let run = scene.execute(cmd);
-    assert_eq!(run.status, 0, "{}", run.dump());
-    assert_eq!(run.calls_to("wall").len(), 1, "{}", run.dump());
-    let hook = run.calls_to("hook:onbattery")[0];
-    assert!(
-        hook.status.contains("SigBlk:\t0000000000000000"),
-        "hook mask: {}",
-        hook.status
-    );
-    assert!(run.log.contains("hook output"), "{}", run.dump());
+    run.expect_status(0)
+        .expect_calls("wall", 1)
+        .expect_calls("hook:onbattery", 1)
+        .expect(
+            run.calls_to("hook:onbattery")[0]
+                .status
+                .contains("SigBlk:\t0000000000000000"),
+            format!(
+                "the hook ran with signals blocked: {:?}",
+                run.calls_to("hook:onbattery")[0].status
+            ),
+        )
+        .expect_log("hook output");
 }
 
 /// A relative `--scriptdir` is made absolute before anything else (issue
@@ -293,20 +294,17 @@ fn a_relative_scriptdir_reads_the_config_there() {
         "1",
         "1",
     ]);
-    let run = scene.execute(dry);
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(stdout.contains("config read"), "{}", run.dump());
-    assert!(
-        stdout.contains(&format!("would run: {}/shutdown", scene.bin.display())),
-        "{}",
-        run.dump()
-    );
-    assert!(!stdout.contains("/sbin/shutdown"), "{}", run.dump());
+    scene
+        .execute(dry)
+        .expect_stdout("config read")
+        .expect_stdout(&format!("would run: {}/shutdown", scene.bin.display()))
+        .expect_no_stdout("/sbin/shutdown");
 
     let mut live = crate::support::command(crate::support::apccontrol_bin());
     live.current_dir(scene.dir.path())
         .args(["--scriptdir", "sd", "doshutdown", "u", "1", "1"]);
-    let run = scene.execute(live);
-    assert_eq!(run.status, 0, "{}", run.dump());
-    assert_eq!(run.calls_to("shutdown").len(), 1, "{}", run.dump());
+    scene
+        .execute(live)
+        .expect_status(0)
+        .expect_calls("shutdown", 1);
 }

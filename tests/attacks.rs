@@ -133,15 +133,13 @@ fn survive_rounds(
     let mut refused = 0;
     for round in 0..ROUNDS {
         let run = scene.run(&["powerout", "ups", "1", "1"]);
-        assert!(
+        run.expect(
             !evil.exists(),
-            "round {round}: nobody's file ran or was sourced as root\n{}",
-            run.dump()
+            format!("round {round}: nobody's file ran or was sourced as root"),
         );
-        assert!(
+        run.expect(
             !good.exists(),
-            "round {round}: a file reached through nobody's directory was used\n{}",
-            run.dump()
+            format!("round {round}: a file reached through nobody's directory was used"),
         );
         refused += usize::from(said(&run).contains(refusal));
     }
@@ -209,7 +207,7 @@ fn a_group_writable_scriptdir_runs_nothing_a_group_member_planted() {
         "rm -rf {sd}/hooks.d 2>/dev/null; ln -s {p} {sd}/hooks.d && ln -s {p}/powerout {sd}/powerout"
     ));
     let run = scene.run(&["powerout", "ups", "1", "1"]);
-    assert!(!ran.exists(), "a planted hook ran\n{}", run.dump());
+    run.expect(!ran.exists(), "a planted hook ran");
     let check = command(crate::support::apccontrol_bin())
         .args(["--check", "--scriptdir"])
         .arg(&scene.sd)
@@ -258,31 +256,30 @@ fn laptop_upsd_never_writes_or_serves_through_planted_links() {
         "EVENTSFILE {pb}/events\nPIDFILE {pb}/pid\nSTATEFILE {pb}/state\nPWRFAILDIR {pb}\n"
     ));
     fs::write(&laptop.conf, conf).unwrap();
-    laptop.start();
-    std::thread::sleep(Duration::from_millis(1500));
+    laptop.start_and_wait();
     laptop.sysfs(false, 80);
     laptop.wait_for("doshutdown", Duration::from_secs(20));
-    let stderr = fs::read_to_string(laptop.path("stderr")).unwrap_or_default();
-    assert_eq!(fs::read_to_string(&victim).unwrap(), secret, "{stderr}");
-    assert!(
-        stderr.contains(&format!("cannot write events file {pb}/events")),
-        "{stderr}"
-    );
-    assert!(stderr.contains("is a symbolic link"), "{stderr}");
-    // Nothing of the victim was read into a log line either.
-    assert!(!stderr.contains("secret"), "{stderr}");
-    // The pid file was made afresh in place of the planted link.
-    let pid = fs::symlink_metadata(public.join("pid")).unwrap();
-    assert!(pid.is_file(), "{stderr}");
-    // The state file replaced the link (rename), never wrote through it.
-    assert!(fs::symlink_metadata(public.join("state"))
-        .unwrap()
-        .is_file());
-    // NIS `events` reads the file without following the link.
-    assert!(apccontrol::nis::events::tail_records(&public.join("events")).is_err());
-    // And the daemon is still there.
-    let child = laptop.daemon.as_mut().unwrap();
-    assert!(child.try_wait().unwrap().is_none(), "{stderr}");
+    let is_file = |name: &str| fs::symlink_metadata(public.join(name)).is_ok_and(|m| m.is_file());
+    laptop
+        .expect(
+            fs::read_to_string(&victim).is_ok_and(|v| v == secret),
+            "the victim was written",
+        )
+        .expect_stderr(&format!("cannot write events file {pb}/events"))
+        .expect_stderr("is a symbolic link")
+        // Nothing of the victim was read into a log line either.
+        .expect_no_stderr("secret")
+        // The pid file was made afresh in place of the planted link.
+        .expect(is_file("pid"), "the pid file is not a file")
+        // The state file replaced the link (rename), never wrote through it.
+        .expect(is_file("state"), "the state file is not a file")
+        // NIS `events` reads the file without following the link.
+        .expect(
+            apccontrol::nis::events::tail_records(&public.join("events")).is_err(),
+            "NIS events followed the link",
+        )
+        // And the daemon is still there.
+        .expect_running();
     laptop.stop();
 }
 
@@ -296,11 +293,12 @@ fn uevents_from_a_process_do_not_wake_laptop_upsd() {
         eprintln!("skipped: needs root to send to the uevent group");
         return;
     }
-    let mut laptop = Laptop::new("POLLTIME 60");
+    let (mut laptop, nis) = Laptop::with_nis("POLLTIME 60");
     laptop.start();
-    std::thread::sleep(Duration::from_millis(1500));
-    let stderr = || fs::read_to_string(laptop.path("stderr")).unwrap_or_default();
-    if stderr().contains("no kernel uevents") {
+    // The first reading (on mains) is made, and the uevent socket opened,
+    // before NIS is served.
+    laptop.wait_until("NIS", Duration::from_secs(10), |_| nis.status().is_ok());
+    if laptop.stderr().contains("no kernel uevents") {
         eprintln!("skipped: no netlink uevent socket here");
         return;
     }
@@ -327,12 +325,9 @@ fn uevents_from_a_process_do_not_wake_laptop_upsd() {
             MsgFlags::empty(),
         );
     }
+    // Nothing to wait for: the daemon must stay asleep for these seconds.
     std::thread::sleep(Duration::from_secs(3));
-    assert!(
-        !laptop.events().iter().any(|e| e == "powerout"),
-        "a process's uevent woke the daemon\n{}",
-        laptop.dump()
-    );
+    laptop.expect_none_of(&["powerout"]);
     laptop.stop();
 }
 

@@ -13,12 +13,11 @@ use std::time::{Duration, Instant};
 
 use apccontrol::config::apcupsd_conf;
 use apccontrol::event::Event;
-use apccontrol::nis::client;
 use apccontrol::nis::StatusReport;
 use apccontrol::power::{Effect, Monitor, Mono, Source, Thresholds};
 
 use crate::daemon::{laptop_upsd_bin, Laptop};
-use crate::notify::free_port;
+use crate::support::NisAddress;
 
 // ----- the fixtures --------------------------------------------------------
 
@@ -385,59 +384,6 @@ fn every_fixture_replays_in_virtual_time() {
 
 // ----- replay end to end ---------------------------------------------------------
 
-/// Where a test's laptop-upsd serves NIS: an address of its own in
-/// 127.77.0.0/16 (all of 127/8 is loopback), so that daemons started at once
-/// by parallel tests never meet on one address even if two free ports
-/// collide, and other tests (on 127.0.0.1) never answer for them.
-#[derive(Debug, Clone)]
-struct Nis {
-    ip: String,
-    port: u16,
-}
-
-impl Nis {
-    fn fresh() -> Nis {
-        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Nis {
-            ip: format!("127.77.{}.{}", (n >> 8) & 0xff, n & 0xff),
-            port: free_port(),
-        }
-    }
-
-    /// The apcupsd.conf lines.
-    fn conf(&self) -> String {
-        format!("NETSERVER on\nNISIP {}\nNISPORT {}\n", self.ip, self.port)
-    }
-
-    /// Ask the daemon for its status.
-    fn status(&self) -> Result<StatusReport, String> {
-        client::fetch_status(&self.ip, self.port, Instant::now() + Duration::from_secs(2))
-            .map(|text| StatusReport::parse(&text))
-            .map_err(|e| e.to_string())
-    }
-
-    /// Poll the status until `check` passes (or explain why not).
-    fn until(
-        &self,
-        within: Duration,
-        what: &str,
-        check: impl Fn(&StatusReport) -> bool,
-    ) -> Result<StatusReport, String> {
-        let end = Instant::now() + within;
-        let mut last = String::from("no answer");
-        while Instant::now() < end {
-            match self.status() {
-                Ok(report) if check(&report) => return Ok(report),
-                Ok(report) => last = format!("{:?}", report.fields()),
-                Err(e) => last = e,
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Err(format!("NIS never showed {what}; last: {last}"))
-    }
-}
-
 fn every_reply_has_timeleft_and_lastxfer(report: &StatusReport) -> Result<(), String> {
     for key in ["TIMELEFT", "LASTXFER"] {
         if report.get(key).is_none() {
@@ -474,13 +420,26 @@ fn wait_event(laptop: &Laptop, event: &str, within: Duration) -> Result<(), Stri
     ))
 }
 
-/// How long every fixture stays unplugged: past the 5 s hold of a limit and
-/// the 5 polls of the blind rule.
-const ON_BATTERY_FOR: Duration = Duration::from_secs(7);
+/// How long every fixture stays unplugged, as the daemon counts it
+/// (TONBATT): past the 5 s hold of a limit and the 5 polls of the blind rule.
+const ON_BATTERY_SECS: u64 = 7;
+
+/// The time on battery a report gives (TONBATT), in seconds.
+fn on_battery_secs(report: &StatusReport) -> Option<u64> {
+    report
+        .get("TONBATT")?
+        .trim_end_matches(" Seconds")
+        .parse()
+        .ok()
+}
+
+/// The time of the daemon's last poll, from a report's DATE.
+fn polled_at(report: &StatusReport) -> Option<chrono::DateTime<chrono::FixedOffset>> {
+    chrono::DateTime::parse_from_str(report.get("DATE")?.trim(), "%Y-%m-%d %H:%M:%S %z").ok()
+}
 
 fn replay_end_to_end(f: &Fixture) -> Result<(), String> {
-    let nis = Nis::fresh();
-    let mut laptop = Laptop::new(&nis.conf());
+    let (mut laptop, nis) = Laptop::with_nis("");
     fs::remove_dir_all(laptop.root.join("sys")).map_err(|e| e.to_string())?;
     write_tree(&laptop.root, &f.blocks);
     laptop.start();
@@ -505,7 +464,12 @@ fn replay_end_to_end(f: &Fixture) -> Result<(), String> {
         wait_event(&laptop, "onbattery", Duration::from_secs(5)).map_err(ctx)?;
     } else {
         // Two more polls (POLLTIME 1), and still nothing.
-        std::thread::sleep(Duration::from_millis(2100));
+        let first =
+            polled_at(&report).ok_or_else(|| ctx(format!("no DATE in {:?}", report.fields())))?;
+        nis.until(Duration::from_secs(10), "two more polls", |r| {
+            polled_at(r).is_some_and(|at| at - first >= chrono::Duration::seconds(2))
+        })
+        .map_err(ctx)?;
         if !laptop.events().is_empty() {
             return Err(ctx(format!("as found: events {:?}", laptop.events())));
         }
@@ -527,7 +491,13 @@ fn replay_end_to_end(f: &Fixture) -> Result<(), String> {
             report.get("LASTXFER")
         )));
     }
-    std::thread::sleep(ON_BATTERY_FOR);
+    let unplugged_at = on_battery_secs(&report).unwrap_or(0);
+    nis.until(
+        Duration::from_secs(ON_BATTERY_SECS + 10),
+        "the time on battery",
+        |r| on_battery_secs(r).is_some_and(|secs| secs >= unplugged_at + ON_BATTERY_SECS),
+    )
+    .map_err(ctx)?;
     let events = laptop.events();
     let shutdown = [
         "failing",
@@ -604,22 +574,21 @@ fn every_fixture_replays_end_to_end_through_the_daemon() {
 
 // ----- restarts --------------------------------------------------------------
 
-fn stderr_of(laptop: &Laptop) -> String {
-    fs::read_to_string(laptop.path("stderr")).unwrap_or_default()
-}
-
-fn nis_laptop(extra: &str) -> (Laptop, Nis) {
-    let nis = Nis::fresh();
-    let laptop = Laptop::new(&format!("{}{extra}", nis.conf()));
-    (laptop, nis)
-}
-
+/// Also the daemon's smoke test of a whole outage (the timeline itself is
+/// tested in virtual time in `power.rs`): the events in apcupsd's order with
+/// its arguments, the powerfail file made before doshutdown runs, the
+/// events file in apcupsd's words, and a clean exit on SIGTERM.
 #[test]
 fn a_vetoed_shutdown_ends_with_the_mains_and_a_restart_starts_clean() {
-    let (mut laptop, nis) = nis_laptop("");
+    let (mut laptop, nis) = Laptop::with_nis("");
     laptop.start();
-    nis.until(Duration::from_secs(10), "a status", |_| true)
+    let first = nis
+        .until(Duration::from_secs(10), "a status", |_| true)
         .unwrap();
+    laptop.expect(
+        first.get("STATUS").map(str::trim) == Some("ONLINE") && laptop.calls().is_empty(),
+        format!("on mains at start: {:?}", first.fields()),
+    );
     // An outage down to 8 % (BATTERYLEVEL 10): doshutdown, which the stub
     // apccontrol does not carry out (a veto, or a failed shutdown).
     laptop.sysfs(false, 8);
@@ -630,6 +599,37 @@ fn a_vetoed_shutdown_ends_with_the_mains_and_a_restart_starts_clean() {
     .unwrap();
     laptop.sysfs(true, 9);
     laptop.wait_for("mainsback", Duration::from_secs(5));
+    laptop.expect_events(&[
+        "powerout",
+        "onbattery",
+        "loadlimit",
+        "doshutdown",
+        "offbattery",
+        "mainsback",
+    ]);
+    let calls = laptop.calls();
+    laptop
+        .expect(
+            calls[0] == "powerout testups 1 1 -",
+            "powerout's arguments are apcupsd's",
+        )
+        .expect(
+            calls
+                .iter()
+                .any(|c| c.starts_with("doshutdown ") && c.ends_with(" powerfail")),
+            "the powerfail file must exist before doshutdown runs",
+        );
+    for text in [
+        "startup succeeded",
+        "  Power failure.",
+        "  Running on UPS batteries.",
+        "  Battery charge below low limit.",
+        "  Initiating system shutdown!",
+        "  Mains returned. No longer on UPS batteries.",
+        "  Power is back. UPS running on mains.",
+    ] {
+        laptop.expect_events_file(text);
+    }
     // Back on mains the outage's shutdown has ended: a slave must not see
     // SHUTTING DOWN (it would run remotedown at once).
     let report = nis
@@ -641,7 +641,13 @@ fn a_vetoed_shutdown_ends_with_the_mains_and_a_restart_starts_clean() {
     assert_eq!(report.get("NUMXFERS"), Some("1"));
 
     // Restart with no outage under way: clean, statistics kept whole.
-    laptop.stop();
+    let stopped = laptop.stop();
+    laptop
+        .expect(
+            stopped.and_then(|s| s.code()) == Some(0),
+            format!("SIGTERM ended the daemon with {stopped:?}"),
+        )
+        .expect_events_file("laptop-upsd exiting, signal 15");
     let state = fs::read_to_string(laptop.path("state")).unwrap();
     assert!(
         state.contains("version=2") && state.contains("last_transfer_on="),
@@ -651,11 +657,9 @@ fn a_vetoed_shutdown_ends_with_the_mains_and_a_restart_starts_clean() {
     let report = nis
         .until(Duration::from_secs(10), "a status", |_| true)
         .unwrap();
-    assert_eq!(
-        report.get("STATUS").map(str::trim),
-        Some("ONLINE"),
-        "{}",
-        laptop.dump()
+    laptop.expect(
+        report.get("STATUS").map(str::trim) == Some("ONLINE"),
+        format!("after the restart: {:?}", report.fields()),
     );
     assert_eq!(report.get("NUMXFERS"), Some("1"));
     assert_eq!(report.get("XONBATT"), Some(xonbatt.as_str()));
@@ -664,21 +668,9 @@ fn a_vetoed_shutdown_ends_with_the_mains_and_a_restart_starts_clean() {
 
     // The next outage shuts down at its limits again.
     laptop.sysfs(false, 8);
-    let end = Instant::now() + Duration::from_secs(12);
-    while laptop
-        .events()
-        .iter()
-        .filter(|e| *e == "doshutdown")
-        .count()
-        < 2
-    {
-        assert!(
-            Instant::now() < end,
-            "no second doshutdown\n{}",
-            laptop.dump()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    laptop.wait_until("a second doshutdown", Duration::from_secs(12), |l| {
+        l.events().iter().filter(|e| *e == "doshutdown").count() >= 2
+    });
 }
 
 #[test]
@@ -690,26 +682,15 @@ fn a_version_1_state_that_kept_a_shutdown_without_an_outage_starts_clean() {
          cumulative_on_battery=40\ntransfers=2\n",
     )
     .unwrap();
-    laptop.start();
-    std::thread::sleep(Duration::from_millis(1200));
-    let stderr = stderr_of(&laptop);
-    assert!(
-        stderr.contains("resuming from") && stderr.contains("(version 1)"),
-        "{stderr}"
-    );
-    assert!(stderr.contains("starting clean"), "{stderr}");
-    assert!(
-        stderr.contains("NUMXFERS and CUMONBATT start from zero"),
-        "{stderr}"
-    );
+    laptop.start_and_wait();
+    laptop
+        .expect_stderr("resuming from")
+        .expect_stderr("(version 1)")
+        .expect_stderr("starting clean")
+        .expect_stderr("NUMXFERS and CUMONBATT start from zero");
     laptop.sysfs(false, 8);
     laptop.wait_for("doshutdown", Duration::from_secs(12));
-    assert_eq!(
-        laptop.settled_events(),
-        ["powerout", "onbattery", "loadlimit", "doshutdown"],
-        "{}",
-        laptop.dump()
-    );
+    laptop.expect_events(&["powerout", "onbattery", "loadlimit", "doshutdown"]);
 }
 
 /// Seconds since boot, on CLOCK_BOOTTIME (`/proc/uptime`).
@@ -725,7 +706,7 @@ fn uptime() -> f64 {
 
 #[test]
 fn the_learnt_drain_gives_timeleft_from_the_first_poll_after_a_restart() {
-    let (mut laptop, nis) = nis_laptop("");
+    let (mut laptop, nis) = Laptop::with_nis("");
     laptop.battery_file("voltage_min_design", "11400000\n");
     laptop.start();
     let report = nis
@@ -760,8 +741,11 @@ fn the_learnt_drain_gives_timeleft_from_the_first_poll_after_a_restart() {
         r.get("TIMELEFT") == Some("96.0 Minutes")
     })
     .unwrap();
-    // Enough samples (3, one a second) for the drain to count as learnt.
-    std::thread::sleep(Duration::from_secs(4));
+    // Enough samples (3, one a second) for the drain to count as learnt,
+    // which the daemon saves at once.
+    laptop.wait_until("the drain is learnt", Duration::from_secs(10), |l| {
+        fs::read_to_string(l.path("state")).is_ok_and(|s| s.contains("drain=20"))
+    });
     laptop.sysfs(true, 80);
     laptop.wait_for("mainsback", Duration::from_secs(5));
     laptop.stop();
@@ -775,11 +759,9 @@ fn the_learnt_drain_gives_timeleft_from_the_first_poll_after_a_restart() {
     let report = nis
         .until(Duration::from_secs(10), "a status", |_| true)
         .unwrap();
-    assert_eq!(
-        report.get("TIMELEFT"),
-        Some("96.0 Minutes"),
-        "{}",
-        laptop.dump()
+    laptop.expect(
+        report.get("TIMELEFT") == Some("96.0 Minutes"),
+        format!("after the restart: {:?}", report.fields()),
     );
 }
 
@@ -798,13 +780,16 @@ fn laptop_cmd(laptop: &Laptop, args: &[&str]) -> std::process::Output {
 
 #[test]
 fn status_asks_the_running_daemon_first_then_reads_once() {
-    let (mut laptop, nis) = nis_laptop("");
+    let (mut laptop, nis) = Laptop::with_nis("");
     laptop.start();
     nis.until(Duration::from_secs(10), "a status", |_| true)
         .unwrap();
     laptop.sysfs(false, 80);
     laptop.wait_for("onbattery", Duration::from_secs(5));
-    std::thread::sleep(Duration::from_millis(1100));
+    nis.until(Duration::from_secs(5), "time on battery", |r| {
+        r.get("TONBATT").is_some_and(|t| t != "0 Seconds")
+    })
+    .unwrap();
     let out = laptop_cmd(&laptop, &["--status"]);
     assert!(out.status.success(), "{out:?}");
     let text = String::from_utf8_lossy(&out.stdout);
@@ -863,7 +848,7 @@ fn acpid_action(laptop: &Laptop) -> std::process::Command {
 fn the_acpid_rule_makes_the_daemon_read_at_once() {
     // POLLTIME 60 and no kernel uevents for a fake tree: without the poke
     // an unplugged adapter would be seen up to a minute late.
-    let mut laptop = Laptop::new("POLLTIME 60");
+    let (mut laptop, nis) = Laptop::with_nis("POLLTIME 60");
     let out = acpid_action(&laptop).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(
@@ -871,7 +856,9 @@ fn the_acpid_rule_makes_the_daemon_read_at_once() {
         "{out:?}"
     );
     laptop.start();
-    std::thread::sleep(Duration::from_millis(1500));
+    // The first reading (on mains) is made before NIS is served.
+    nis.until(Duration::from_secs(10), "a status", |_| true)
+        .unwrap();
     laptop.sysfs(false, 80);
     let poked = Instant::now();
     let out = acpid_action(&laptop).output().unwrap();
@@ -882,21 +869,17 @@ fn the_acpid_rule_makes_the_daemon_read_at_once() {
         took < Duration::from_secs(3),
         "powerout {took:?} after the poke"
     );
-    assert!(stderr_of(&laptop).contains("poked"), "{}", laptop.dump());
+    laptop.expect_stderr("poked");
 }
 
 #[test]
 fn a_taken_nis_port_is_retried_and_each_failure_says_why() {
-    let nis = Nis::fresh();
+    let nis = NisAddress::fresh();
     let squatter = std::net::TcpListener::bind((nis.ip.as_str(), nis.port)).unwrap();
     let mut laptop = Laptop::new(&nis.conf());
     laptop.start();
-    let end = Instant::now() + Duration::from_secs(10);
-    while !stderr_of(&laptop).contains("(attempt 2)") {
-        assert!(Instant::now() < end, "{}", laptop.dump());
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let stderr = stderr_of(&laptop);
+    laptop.wait_for_stderr("(attempt 2)", Duration::from_secs(10));
+    let stderr = laptop.stderr();
     assert!(
         stderr.contains(&format!(
             "cannot serve NIS on {}:{} (attempt 1)",
@@ -914,19 +897,15 @@ fn a_taken_nis_port_is_retried_and_each_failure_says_why() {
         r.get("UPSNAME") == Some("testups")
     })
     .unwrap();
-    assert!(
-        stderr_of(&laptop).contains("failed attempts"),
-        "{}",
-        laptop.dump()
-    );
+    laptop.expect_stderr("failed attempts");
 }
 
 // ----- --check ----------------------------------------------------------------
 
 /// A machine where everything is right: a lid, logind told to ignore it,
 /// an RTC wake alarm, a trusted apccontrol, a free NIS port.
-fn well_set_up() -> (Laptop, Nis) {
-    let (laptop, nis) = nis_laptop("WAKEDELAY 600");
+fn well_set_up() -> (Laptop, NisAddress) {
+    let (laptop, nis) = Laptop::with_nis("WAKEDELAY 600");
     let root = &laptop.root;
     for (path, text) in [
         ("proc/acpi/button/lid/LID0/state", "state:      open\n"),
@@ -991,12 +970,8 @@ fn check_passes_only_when_all_is_well_and_names_what_is_not() {
 fn the_daemon_logs_the_preflight_problems_at_start() {
     let mut laptop = Laptop::new("WAKEDEALY 60\nSCRIPTDIR /nonexistent/sd");
     laptop.start();
-    let end = Instant::now() + Duration::from_secs(5);
-    while !stderr_of(&laptop).contains("startup succeeded") {
-        assert!(Instant::now() < end, "{}", laptop.dump());
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let stderr = stderr_of(&laptop);
+    laptop.wait_for_stderr("startup succeeded", Duration::from_secs(5));
+    let stderr = laptop.stderr();
     assert!(
         stderr.contains("preflight: ")
             && stderr.contains("did you mean `WAKEDELAY`?")
@@ -1020,16 +995,13 @@ fn a_power_failure_shutdown_plans_the_wake_and_killpower_follows_the_plan() {
     let rtc = laptop.root.join("sys/class/rtc/rtc0");
     fs::create_dir_all(&rtc).unwrap();
     fs::write(rtc.join("wakealarm"), "").unwrap();
-    laptop.start();
-    std::thread::sleep(Duration::from_millis(1200));
+    laptop.start_and_wait();
     laptop.sysfs(false, 8);
     laptop.wait_for("doshutdown", Duration::from_secs(12));
     // Written right after doshutdown is started, which the stub may finish first.
-    let end = Instant::now() + Duration::from_secs(5);
-    while !laptop.path("laptop-upsd.wake").exists() {
-        assert!(Instant::now() < end, "no wake plan\n{}", laptop.dump());
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    laptop.wait_until("the wake plan", Duration::from_secs(5), |l| {
+        l.path("laptop-upsd.wake").exists()
+    });
     let plan = fs::read_to_string(laptop.path("laptop-upsd.wake")).unwrap();
     assert!(plan.contains("round=1\ndelay=600\narm=true"), "{plan}");
     laptop.stop();

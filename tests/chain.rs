@@ -10,7 +10,7 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::daemon::Laptop;
-use crate::notify::free_port;
+use crate::support::NisAddress;
 
 const APCUPSD: &str = "/sbin/apcupsd";
 const APCACCESS: &str = "/sbin/apcaccess";
@@ -27,10 +27,12 @@ fn require(path: &str) {
 struct Slave {
     child: Child,
     dir: tempfile::TempDir,
+    /// Its own NIS server, to see what it has read from its master.
+    nis: NisAddress,
 }
 
 impl Slave {
-    fn start(master_port: u16) -> Slave {
+    fn start(master: &NisAddress) -> Slave {
         require(APCUPSD);
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().display();
@@ -42,13 +44,16 @@ impl Slave {
         )
         .unwrap();
         let conf = dir.path().join("apcupsd.conf");
+        let master = master.host();
+        let nis = NisAddress::fresh();
+        let own_nis = nis.conf();
         fs::write(
             &conf,
             format!(
                 "## apcupsd.conf v1.1 ##\nUPSNAME slaveups\nUPSCABLE ether\nUPSTYPE net\n\
-                 DEVICE 127.0.0.1:{master_port}\nPOLLTIME 1\nLOCKFILE {d}\nSCRIPTDIR {d}\nPWRFAILDIR {d}\n\
+                 DEVICE {master}\nPOLLTIME 1\nLOCKFILE {d}\nSCRIPTDIR {d}\nPWRFAILDIR {d}\n\
                  NOLOGINDIR {d}\nNOLOGON disable\nONBATTERYDELAY 1\nBATTERYLEVEL 1\nMINUTES 0\nTIMEOUT 0\n\
-                 NETSERVER off\nEVENTSFILE {d}/events\nSTATTIME 0\nKILLDELAY 0\n"
+                 {own_nis}EVENTSFILE {d}/events\nSTATTIME 0\nKILLDELAY 0\n"
             ),
         )
         .unwrap();
@@ -63,7 +68,7 @@ impl Slave {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        Slave { child, dir }
+        Slave { child, dir, nis }
     }
 
     fn calls(&self) -> Vec<String> {
@@ -81,20 +86,20 @@ impl Slave {
             .collect()
     }
 
-    fn wait_for(&self, event: &str, within: Duration, laptop: &Laptop) {
-        let end = Instant::now() + within;
-        while Instant::now() < end {
-            if self.events().iter().any(|e| e == event) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!(
-            "the apcupsd slave sent no `{event}` within {within:?}\nslave calls: {:#?}\nslave events file:\n{}\nlaptop:\n{}",
+    /// Everything about the slave, for a failure message.
+    fn dump(&self) -> String {
+        format!(
+            "slave calls: {:#?}\nslave events file:\n{}",
             self.calls(),
             fs::read_to_string(self.dir.path().join("events")).unwrap_or_default(),
-            laptop.dump()
-        );
+        )
+    }
+
+    #[track_caller]
+    fn wait_for(&self, event: &str, within: Duration, laptop: &Laptop) {
+        laptop.wait_until(&format!("the apcupsd slave's `{event}`"), within, |_| {
+            self.events().iter().any(|e| e == event)
+        });
     }
 }
 
@@ -102,6 +107,9 @@ impl Drop for Slave {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("{}", self.dump());
+        }
     }
 }
 
@@ -117,33 +125,25 @@ fn apcaccess(args: &[&str]) -> (i32, String) {
     )
 }
 
-fn nis_laptop() -> (Laptop, u16) {
-    let port = free_port();
-    let laptop = Laptop::new(&format!(
-        "NETSERVER on\nNISIP 127.0.0.1\nNISPORT {port}\nBATTERYLEVEL 30"
-    ));
-    (laptop, port)
+fn nis_laptop() -> (Laptop, NisAddress) {
+    Laptop::with_nis("BATTERYLEVEL 30")
 }
 
-fn wait_for_server(port: u16) {
-    let end = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < end,
-            "laptop-upsd's NIS server never listened on {port}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+/// Wait until the daemon serves NIS (after its first reading).
+fn wait_for_server(laptop: &Laptop, nis: &NisAddress) {
+    laptop.wait_until("laptop-upsd serves NIS", Duration::from_secs(10), |_| {
+        nis.status().is_ok()
+    });
 }
 
 #[test]
 fn apcaccess_and_aioapcaccess_read_laptop_upsd() {
-    let (mut laptop, port) = nis_laptop();
+    let (mut laptop, nis) = nis_laptop();
     laptop.sysfs(false, 64);
     laptop.start();
-    wait_for_server(port);
+    wait_for_server(&laptop, &nis);
     laptop.wait_for("onbattery", Duration::from_secs(5));
-    let host = format!("127.0.0.1:{port}");
+    let host = nis.host();
 
     let (code, text) = apcaccess(&["-h", &host, "status"]);
     assert_eq!(code, 0, "{text}");
@@ -165,12 +165,11 @@ fn apcaccess_and_aioapcaccess_read_laptop_upsd() {
         "plugged and battery present: {flags:#x}"
     );
 
-    let (code, events) = apcaccess(&["-h", &host, "events"]);
-    let _ = code;
     let script = format!(
         "import asyncio, aioapcaccess\n\
-         d = asyncio.run(aioapcaccess.request_status('127.0.0.1', {port}))\n\
-         print(d['UPSNAME']); print(d['STATUS']); print(d['BCHARGE'])\n"
+         d = asyncio.run(aioapcaccess.request_status('{}', {}))\n\
+         print(d['UPSNAME']); print(d['STATUS']); print(d['BCHARGE'])\n",
+        nis.ip, nis.port
     );
     let out = crate::support::command("python3")
         .arg("-c")
@@ -184,19 +183,18 @@ fn apcaccess_and_aioapcaccess_read_laptop_upsd() {
     );
     let got = String::from_utf8_lossy(&out.stdout);
     assert_eq!(got, "testups\nONBATT\n64.0 Percent\n");
-    let _ = events;
 }
 
 #[test]
 fn nis_events_serves_the_events_file() {
-    let (mut laptop, port) = nis_laptop();
+    let (mut laptop, nis) = nis_laptop();
     laptop.start();
-    wait_for_server(port);
+    wait_for_server(&laptop, &nis);
     laptop.sysfs(false, 80);
     laptop.wait_for("onbattery", Duration::from_secs(5));
     let text = apccontrol::nis::client::fetch_events(
-        "127.0.0.1",
-        port,
+        &nis.ip,
+        nis.port,
         Instant::now() + Duration::from_secs(2),
     )
     .unwrap();
@@ -217,16 +215,24 @@ fn nis_events_serves_the_events_file() {
 /// laptop-upsd starts fresh.
 #[test]
 fn a_real_apcupsd_slave_follows_laptop_upsd_through_an_outage() {
-    let (mut laptop, port) = nis_laptop();
+    let (mut laptop, nis) = nis_laptop();
     laptop.start();
-    wait_for_server(port);
-    let slave = Slave::start(port);
-    // Let the slave make its first good poll on mains.
-    std::thread::sleep(Duration::from_secs(3));
-    assert!(
+    wait_for_server(&laptop, &nis);
+    let slave = Slave::start(&nis);
+    // Let the slave make its first good poll on mains: its own NIS then
+    // serves what it read from its master.
+    laptop.wait_until(
+        &format!("the slave reads its master\n{}", slave.dump()),
+        Duration::from_secs(15),
+        |_| {
+            slave.nis.status().is_ok_and(|r| {
+                r.get("STATUS").is_some_and(|s| s.contains("ONLINE")) && r.get("BCHARGE").is_some()
+            })
+        },
+    );
+    laptop.expect(
         slave.events().is_empty(),
-        "slave on mains: {:?}",
-        slave.calls()
+        format!("the slave acted on mains\n{}", slave.dump()),
     );
 
     laptop.sysfs(false, 60);
@@ -243,7 +249,10 @@ fn a_real_apcupsd_slave_follows_laptop_upsd_through_an_outage() {
     fs::remove_file(laptop.path("state")).unwrap();
     laptop.sysfs(true, 26);
     laptop.start();
+    // apcupsd starts offbattery and mainsback together; the stub logs each
+    // as it ends, in either order.
     slave.wait_for("mainsback", Duration::from_secs(15), &laptop);
+    slave.wait_for("offbattery", Duration::from_secs(5), &laptop);
     assert!(
         !laptop.path("powerfail").exists(),
         "a fresh start clears the stale powerfail file"

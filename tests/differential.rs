@@ -96,19 +96,24 @@ fn the_matrix_really_exercises_the_stubs() {
     // must reach the stubs with the texts we expect.
     let scene = Scene::new();
     let stock = scene.run_stock(&["doshutdown", "myups", "1", "1"]);
-    let walls = stock.calls_to("wall");
-    assert_eq!(walls.len(), 1, "{}", stock.dump());
-    assert_eq!(walls[0].stdin, b"UPS myups initiated Shutdown Sequence\n");
-    assert_eq!(
-        stock.calls_to("shutdown")[0].argv,
-        ["-h", "now", "apcupsd UPS myups initiated shutdown"]
-    );
+    stock
+        .expect_calls("wall", 1)
+        .expect_calls("shutdown", 1)
+        .expect_eq(
+            &stock.calls_to("wall")[0].stdin,
+            b"UPS myups initiated Shutdown Sequence\n",
+            "the stock script's wall",
+        )
+        .expect_eq(
+            &stock.calls_to("shutdown")[0].argv,
+            &["-h", "now", "apcupsd UPS myups initiated shutdown"],
+            "the stock script's shutdown",
+        );
     scene.powerfail(true);
     let ours = scene.run(&["mainsback", "myups", "1", "1"]);
-    assert_eq!(
-        ours.calls_to("wall")[0].stdin,
+    ours.expect_calls("wall", 1).expect_eq(
+        &ours.calls_to("wall")[0].stdin,
         b"Continuing with shutdown.",
-        "{}",
-        ours.dump()
+        "our wall",
     );
 }

@@ -102,7 +102,7 @@ fn scene_with(example: &str, config: &[&str], curl_status: i32) -> Scene {
     scene.stub(
         "curl",
         &format!(
-            "cat > \"$d/stdin\"\n[ {curl_status} -eq 0 ] || echo 'curl: ({curl_status}) Failed to connect' >&2\nexit {curl_status}"
+            "cat > \"$r.stdin\"\n[ {curl_status} -eq 0 ] || echo 'curl: ({curl_status}) Failed to connect' >&2\nexit {curl_status}"
         ),
     );
     scene
@@ -119,7 +119,7 @@ fn stdin_text(call: &Call) -> String {
 /// The single curl call of a run, or a panic showing everything recorded.
 fn one_curl(run: &Run) -> &Call {
     let curls = run.calls_to("curl");
-    assert_eq!(curls.len(), 1, "expected one curl call\n{}", run.dump());
+    run.expect_calls("curl", 1);
     curls[0]
 }
 
@@ -133,30 +133,23 @@ fn argv_with(extra: &[&str]) -> Vec<String> {
 
 /// The hook ran, exited 0 (not a veto) and the default action went ahead.
 fn assert_ran_and_not_vetoed(run: &Run, hook: &str) {
-    assert_eq!(run.status, 0, "{}", run.dump());
-    assert!(
-        !run.log.contains("vetoed"),
-        "{hook} vetoed the default action\n{}",
-        run.dump()
-    );
-    assert!(
-        run.log
-            .lines()
-            .any(|l| l.contains(&format!("hooks.d/{hook} for `"))
-                && l.contains(": exit status 0 after")),
-        "no 'exit status 0' log line for {hook}\n{}",
-        run.dump()
+    run.expect_status(0);
+    run.expect_no_log("vetoed");
+    run.expect(
+        run.log.lines().any(|l| {
+            l.contains(&format!("hooks.d/{hook} for `")) && l.contains(": exit status 0 after")
+        }),
+        format!("no 'exit status 0' log line for {hook}"),
     );
 }
 
 fn assert_walled(run: &Run, text: &str) {
     let walls = run.calls_to("wall");
-    assert_eq!(walls.len(), 1, "{}", run.dump());
-    assert_eq!(
-        String::from_utf8_lossy(&walls[0].stdin),
-        format!("{text}\n"),
-        "{}",
-        run.dump()
+    run.expect_calls("wall", 1);
+    run.expect_eq(
+        &String::from_utf8_lossy(&walls[0].stdin),
+        &format!("{text}\n"),
+        "the wall",
     );
 }
 
@@ -244,9 +237,9 @@ fn ntfy_sends_title_priority_and_text_with_the_url_and_token_on_stdin() {
     let run = scene.run(&["onbattery", "myups", "1", "1"]);
     assert_ran_and_not_vetoed(&run, "ntfy");
     let curl = one_curl(&run);
-    assert_eq!(
-        curl.argv,
-        argv_with(&[
+    run.expect_eq(
+        &curl.argv,
+        &argv_with(&[
             "--header",
             "Title: testhost: UPS myups onbattery",
             "--header",
@@ -256,8 +249,7 @@ fn ntfy_sends_title_priority_and_text_with_the_url_and_token_on_stdin() {
             "--data-raw",
             "testhost: Power failure on UPS myups. Running on batteries.",
         ]),
-        "{}",
-        run.dump()
+        "curl's arguments",
     );
     assert_eq!(
         stdin_text(curl),
@@ -277,27 +269,24 @@ fn ntfy_priority_is_high_for_doshutdown_and_default_otherwise_and_token_is_optio
     let run = scene.run(&["doshutdown", "myups", "1", "1"]);
     assert_ran_and_not_vetoed(&run, "ntfy");
     let curl = one_curl(&run);
-    assert!(
+    run.expect(
         curl.argv.iter().any(|a| a == "Priority: high"),
-        "{}",
-        run.dump()
+        "curl was not given `Priority: high`",
     );
-    assert!(
+    run.expect(
         curl.argv
             .iter()
             .any(|a| a == "testhost: UPS myups initiated shutdown."),
-        "{}",
-        run.dump()
+        "curl was not given the message",
     );
     assert_eq!(stdin_text(curl), "url = \"https://ntfy.example/t\"\n");
-    assert_eq!(run.calls_to("shutdown").len(), 1, "{}", run.dump());
+    run.expect_calls("shutdown", 1);
 
     let run = scene.run(&["commok", "myups", "1", "1"]);
     let curl = one_curl(&run);
-    assert!(
+    run.expect(
         curl.argv.iter().any(|a| a == "Priority: default"),
-        "{}",
-        run.dump()
+        "curl was not given `Priority: default`",
     );
 }
 
@@ -306,20 +295,18 @@ fn ntfy_keeps_a_hostile_ups_name_out_of_other_headers() {
     let scene = scene_for("ntfy", &["export NTFY_URL=https://ntfy.example/t"]);
     let run = scene.run(&["onbattery", "ups\r\nX-Evil: 1", "1", "1"]);
     let curl = one_curl(&run);
-    assert!(
+    run.expect(
         curl.argv
             .iter()
             .any(|a| a == "Title: testhost: UPS ups  X-Evil: 1 onbattery"),
-        "{}",
-        run.dump()
+        "the title does not hold the hostile name on one line",
     );
-    assert!(
+    run.expect(
         curl.argv
             .iter()
             .filter(|a| a.starts_with("Title:"))
             .all(|a| !a.contains('\n') && !a.contains('\r')),
-        "{}",
-        run.dump()
+        "a title holds a line break",
     );
 }
 
@@ -337,9 +324,9 @@ fn gotify_posts_title_message_and_priority_with_the_token_in_a_header_on_stdin()
     let run = scene.run(&["onbattery", "myups", "1", "1"]);
     assert_ran_and_not_vetoed(&run, "gotify");
     let curl = one_curl(&run);
-    assert_eq!(
-        curl.argv,
-        argv_with(&[
+    run.expect_eq(
+        &curl.argv,
+        &argv_with(&[
             "--form-string",
             "title=testhost: UPS myups onbattery",
             "--form-string",
@@ -347,8 +334,7 @@ fn gotify_posts_title_message_and_priority_with_the_token_in_a_header_on_stdin()
             "--form-string",
             "priority=8",
         ]),
-        "{}",
-        run.dump()
+        "curl's arguments",
     );
     assert_eq!(
         stdin_text(curl),
@@ -359,14 +345,13 @@ fn gotify_posts_title_message_and_priority_with_the_token_in_a_header_on_stdin()
 
     let run = scene.run(&["offbattery", "myups", "1", "1"]);
     let curl = one_curl(&run);
-    assert!(
+    run.expect(
         curl.argv.iter().any(|a| a == "priority=5")
             && curl
                 .argv
                 .iter()
                 .any(|a| a == "message=Power has returned on UPS myups."),
-        "{}",
-        run.dump()
+        "curl was not given priority 5 and the message",
     );
 }
 
@@ -385,23 +370,22 @@ fn telegram_posts_chat_id_and_text_to_the_bot_url_given_on_stdin() {
     assert_ran_and_not_vetoed(&run, "telegram");
     let curl = one_curl(&run);
     // curl's --data-urlencode does the URL encoding of each `name=value`.
-    assert_eq!(
-        curl.argv,
-        argv_with(&[
+    run.expect_eq(
+        &curl.argv,
+        &argv_with(&[
             "--data-urlencode",
             "chat_id=-1001234",
             "--data-urlencode",
             "text=testhost: UPS my ups & co initiated shutdown.",
         ]),
-        "{}",
-        run.dump()
+        "curl's arguments",
     );
     assert_eq!(
         stdin_text(curl),
         "url = \"https://api.telegram.org/bot123456:ABC-secret/sendMessage\"\n"
     );
     assert!(curl.argv.iter().all(|a| !a.contains("ABC-secret")));
-    assert_eq!(run.calls_to("shutdown").len(), 1, "{}", run.dump());
+    run.expect_calls("shutdown", 1);
 }
 
 #[test]
@@ -467,10 +451,9 @@ for k, v in d.items():
 fn webhook_body(run: &Run) -> String {
     let curl = one_curl(run);
     let n = curl.argv.len();
-    assert!(
+    run.expect(
         n >= 2 && curl.argv[n - 2] == "--data-raw",
-        "body is not the last --data-raw: {}",
-        run.dump()
+        "body is not the last --data-raw",
     );
     curl.argv[n - 1].clone()
 }
@@ -490,11 +473,10 @@ fn webhook_posts_valid_json_even_for_a_ups_name_with_quotes_backslashes_and_cont
     let after = chrono::Utc::now();
     assert_ran_and_not_vetoed(&run, "webhook");
     let curl = one_curl(&run);
-    assert_eq!(
-        curl.argv[..CURL_COMMON.len() + 2],
-        argv_with(&["--header", "Content-Type: application/json"])[..],
-        "{}",
-        run.dump()
+    run.expect_eq(
+        &curl.argv[..CURL_COMMON.len() + 2],
+        &argv_with(&["--header", "Content-Type: application/json"])[..],
+        "curl's first arguments",
     );
     assert_eq!(
         stdin_text(curl),
@@ -561,17 +543,12 @@ fn notifiers_ignore_the_events_they_do_not_handle() {
         });
         for event in ignored {
             let run = scene.run(&[event, "myups", "1", "1"]);
-            assert!(
+            run.expect(
                 run.calls_to("curl").is_empty(),
-                "{hook} sent something for {event}\n{}",
-                run.dump()
+                format!("{hook} sent something for {event}"),
             );
             assert_ran_and_not_vetoed(&run, hook);
-            assert!(
-                !run.log.contains(&format!("hooks.d/{hook}: stderr:")),
-                "{hook} complained about {event}\n{}",
-                run.dump()
-            );
+            run.expect_no_log(&format!("hooks.d/{hook}: stderr:"));
         }
     }
 }
@@ -596,11 +573,10 @@ fn notifiers_send_once_for_every_event_they_handle() {
         let scene = scene_for(hook, config);
         for event in handled {
             let run = scene.run(&[event, "myups", "1", "1"]);
-            assert_eq!(
-                run.calls_to("curl").len(),
-                1,
-                "{hook} on {event}\n{}",
-                run.dump()
+            run.expect_eq(
+                &run.calls_to("curl").len(),
+                &1,
+                format!("{hook} on {event}"),
             );
             assert_ran_and_not_vetoed(&run, hook);
         }
@@ -612,13 +588,9 @@ fn a_failing_curl_is_logged_and_the_hook_still_exits_0_and_wall_runs() {
     for (hook, config) in NOTIFIERS {
         let scene = scene_with(hook, config, 7);
         let run = scene.run(&["onbattery", "myups", "1", "1"]);
-        assert_eq!(run.calls_to("curl").len(), 1, "{}", run.dump());
+        run.expect_calls("curl", 1);
         assert_ran_and_not_vetoed(&run, hook);
-        assert!(
-            run.log.contains("(curl exit 7)"),
-            "{hook} did not log curl's failure\n{}",
-            run.dump()
-        );
+        run.expect_log("(curl exit 7)");
         assert_walled(&run, "Power failure on UPS myups. Running on batteries.");
     }
 }
@@ -628,13 +600,9 @@ fn an_unconfigured_notifier_says_so_and_sends_nothing() {
     for (hook, _) in NOTIFIERS {
         let scene = scene_for(hook, &[]);
         let run = scene.run(&["onbattery", "myups", "1", "1"]);
-        assert!(run.calls_to("curl").is_empty(), "{}", run.dump());
+        run.expect_calls("curl", 0);
         assert_ran_and_not_vetoed(&run, hook);
-        assert!(
-            run.log.contains("is not set, nothing sent"),
-            "{hook}\n{}",
-            run.dump()
-        );
+        run.expect_log("is not set, nothing sent");
         assert_walled(&run, "Power failure on UPS myups. Running on batteries.");
     }
 }
@@ -687,53 +655,43 @@ fn libvirt_guests_shuts_down_each_guest_and_destroys_the_one_that_never_stops() 
     let run = scene.run(&["doshutdown", "myups", "1", "1"]);
     assert_ran_and_not_vetoed(&run, "libvirt-guests");
     let calls = virsh_calls(&run);
-    assert_eq!(
-        calls[..4],
-        [
+    run.expect_eq(
+        &calls[..4],
+        &[
             v(&["list", "--name"]),
             v(&["shutdown", "--domain", "my vm"]),
             v(&["shutdown", "--domain", "stubborn"]),
             v(&["shutdown", "--domain", "web"]),
         ],
-        "{}",
-        run.dump()
+        "the first virsh calls",
     );
     let polls = &calls[4..calls.len() - 1];
-    assert!(
+    run.expect(
         !polls.is_empty() && polls.iter().all(|c| *c == v(&["list", "--name"])),
-        "{}",
-        run.dump()
+        "the hook did not poll `virsh list --name`",
     );
-    assert_eq!(
-        calls.last(),
-        Some(&v(&["destroy", "--domain", "stubborn"])),
-        "{}",
-        run.dump()
+    run.expect_eq(
+        &calls.last(),
+        &Some(&v(&["destroy", "--domain", "stubborn"])),
+        "the last virsh call",
     );
     let shutdowns = run.calls_to("virsh");
     let first = shutdowns[1].at_nanos;
     let destroy = shutdowns.last().unwrap().at_nanos;
     let waited = Duration::from_nanos((destroy - first) as u64);
-    assert!(
+    run.expect(
         waited >= Duration::from_secs(1) && waited < Duration::from_secs(5),
-        "destroy came {waited:?} after the first shutdown, LIBVIRT_SHUTDOWN_WAIT=2\n{}",
-        run.dump()
+        format!("destroy came {waited:?} after the first shutdown, LIBVIRT_SHUTDOWN_WAIT=2"),
     );
-    assert!(
-        run.log
-            .contains("stubborn still running after 2s, destroying it"),
-        "{}",
-        run.dump()
-    );
-    assert_eq!(
-        fs::read_dir(&state).unwrap().count(),
-        0,
-        "guests left running\n{}",
-        run.dump()
+    run.expect_log("stubborn still running after 2s, destroying it");
+    run.expect_eq(
+        &fs::read_dir(&state).unwrap().count(),
+        &0,
+        "guests left running",
     );
     // The host shutdown runs after the hook.
     let shutdown = run.calls_to("shutdown");
-    assert_eq!(shutdown.len(), 1, "{}", run.dump());
+    run.expect_calls("shutdown", 1);
     assert!(shutdown[0].at_nanos > destroy);
 }
 
@@ -743,16 +701,18 @@ fn libvirt_guests_that_all_stop_are_not_destroyed_nor_waited_for() {
     let run = scene.run(&["doshutdown", "myups", "1", "1"]);
     assert_ran_and_not_vetoed(&run, "libvirt-guests");
     let calls = virsh_calls(&run);
-    assert!(calls.iter().all(|c| c[0] != "destroy"), "{}", run.dump());
-    assert_eq!(
-        calls.iter().filter(|c| c[0] == "shutdown").count(),
-        2,
-        "{}",
-        run.dump()
+    run.expect(
+        calls.iter().all(|c| c[0] != "destroy"),
+        "a guest that stopped was destroyed",
     );
-    assert!(run.elapsed < Duration::from_secs(10), "{}", run.dump());
-    assert!(run.log.contains("all guests are off"), "{}", run.dump());
-    assert_eq!(run.calls_to("shutdown").len(), 1, "{}", run.dump());
+    run.expect_eq(
+        &calls.iter().filter(|c| c[0] == "shutdown").count(),
+        &2,
+        "virsh shutdowns",
+    );
+    run.expect_within(Duration::from_secs(10));
+    run.expect_log("all guests are off");
+    run.expect_calls("shutdown", 1);
 }
 
 #[test]
@@ -760,17 +720,15 @@ fn libvirt_guests_does_nothing_on_other_events_or_without_guests() {
     let (scene, _) = libvirt_scene(&["a"], 2);
     for event in ["onbattery", "loadlimit", "failing", "killpower", "commok"] {
         let run = scene.run(&[event, "myups", "1", "1"]);
-        assert!(virsh_calls(&run).is_empty(), "{event}\n{}", run.dump());
+        run.expect(
+            virsh_calls(&run).is_empty(),
+            format!("virsh ran on {event}"),
+        );
         assert_ran_and_not_vetoed(&run, "libvirt-guests");
     }
     let (scene, _) = libvirt_scene(&[], 2);
     let run = scene.run(&["doshutdown", "myups", "1", "1"]);
-    assert_eq!(
-        virsh_calls(&run),
-        [v(&["list", "--name"])],
-        "{}",
-        run.dump()
-    );
+    run.expect_eq(virsh_calls(&run), [v(&["list", "--name"])], "virsh calls");
     assert_ran_and_not_vetoed(&run, "libvirt-guests");
 }
 
@@ -783,8 +741,8 @@ fn libvirt_guests_without_a_working_virsh_lets_the_shutdown_proceed() {
     );
     let run = scene.run(&["doshutdown", "myups", "1", "1"]);
     assert_ran_and_not_vetoed(&run, "libvirt-guests");
-    assert!(run.log.contains("virsh list failed"), "{}", run.dump());
-    assert_eq!(run.calls_to("shutdown").len(), 1, "{}", run.dump());
+    run.expect_log("virsh list failed");
+    run.expect_calls("shutdown", 1);
 }
 
 // ----------------------------------------------------------- stop-database
@@ -801,25 +759,24 @@ fn stop_database_stops_the_service_on_doshutdown_only() {
         "offbattery",
     ] {
         let run = scene.run(&[event, "myups", "1", "1"]);
-        assert!(
+        run.expect(
             run.calls_to("systemctl").is_empty(),
-            "{event}\n{}",
-            run.dump()
+            format!("systemctl ran on {event}"),
         );
         assert_ran_and_not_vetoed(&run, "stop-database");
     }
     let run = scene.run(&["doshutdown", "myups", "1", "1"]);
     assert_ran_and_not_vetoed(&run, "stop-database");
     let calls = run.calls_to("systemctl");
-    assert_eq!(calls.len(), 1, "{}", run.dump());
+    run.expect_calls("systemctl", 1);
     assert_eq!(calls[0].argv, ["stop", "postgresql"]);
-    assert_eq!(run.calls_to("shutdown").len(), 1, "{}", run.dump());
+    run.expect_calls("shutdown", 1);
     assert!(calls[0].at_nanos < run.calls_to("shutdown")[0].at_nanos);
 
     let scene = scene.config("export DB_SERVICE=mariadb.service");
     let run = scene.run(&["doshutdown", "myups", "1", "1"]);
     let calls = run.calls_to("systemctl");
-    assert_eq!(calls.len(), 1, "{}", run.dump());
+    run.expect_calls("systemctl", 1);
     assert_eq!(calls[0].argv, ["stop", "mariadb.service"]);
 }
 
@@ -829,13 +786,9 @@ fn stop_database_gives_up_on_a_hung_stop_and_the_shutdown_proceeds() {
     scene.stub("systemctl", "exec sleep 30");
     let run = scene.run(&["doshutdown", "myups", "1", "1"]);
     assert_ran_and_not_vetoed(&run, "stop-database");
-    assert!(run.elapsed < Duration::from_secs(10), "{}", run.dump());
-    assert!(
-        run.log.contains("postgresql did not stop within 1s"),
-        "{}",
-        run.dump()
-    );
-    assert_eq!(run.calls_to("shutdown").len(), 1, "{}", run.dump());
+    run.expect_within(Duration::from_secs(10));
+    run.expect_log("postgresql did not stop within 1s");
+    run.expect_calls("shutdown", 1);
 
     let scene = scene_for("stop-database", &["export DB_SERVICE=nosuch"]);
     scene.stub(
@@ -844,8 +797,8 @@ fn stop_database_gives_up_on_a_hung_stop_and_the_shutdown_proceeds() {
     );
     let run = scene.run(&["doshutdown", "myups", "1", "1"]);
     assert_ran_and_not_vetoed(&run, "stop-database");
-    assert!(run.log.contains("failed (exit 5)"), "{}", run.dump());
-    assert_eq!(run.calls_to("shutdown").len(), 1, "{}", run.dump());
+    run.expect_log("failed (exit 5)");
+    run.expect_calls("shutdown", 1);
 }
 
 // --------------------------------------------------------------- audit-log
@@ -867,8 +820,7 @@ fn audit_log_appends_one_line_per_event_to_a_0640_file() {
     );
     let run = scene.run(&["killpower"]);
     assert_ran_and_not_vetoed(&run, "audit-log");
-    let text =
-        fs::read_to_string(&log).unwrap_or_else(|e| panic!("no audit log ({e})\n{}", run.dump()));
+    let text = fs::read_to_string(&log).unwrap_or_else(|e| run.fail(format!("no audit log ({e})")));
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 2, "{text}");
     let (time, rest) = lines[0]
@@ -905,12 +857,7 @@ fn audit_log_that_cannot_write_logs_why_and_the_event_goes_on() {
     );
     let run = scene.run(&["onbattery", "myups", "1", "1"]);
     assert_ran_and_not_vetoed(&run, "audit-log");
-    assert!(
-        run.log
-            .contains("audit-log: cannot append to /nonexistent-dir/apccontrol-audit.log"),
-        "{}",
-        run.dump()
-    );
+    run.expect_log("audit-log: cannot append to /nonexistent-dir/apccontrol-audit.log");
     assert_walled(&run, "Power failure on UPS myups. Running on batteries.");
 }
 
@@ -942,10 +889,10 @@ fn all_examples_together_on_doshutdown_finish_quickly_and_never_veto() {
     for name in EXAMPLES {
         assert_ran_and_not_vetoed(&run, name);
     }
-    assert_eq!(run.calls_to("curl").len(), 4, "{}", run.dump());
-    assert_eq!(run.calls_to("systemctl").len(), 1, "{}", run.dump());
-    assert_eq!(run.calls_to("shutdown").len(), 1, "{}", run.dump());
-    assert!(run.elapsed < Duration::from_secs(20), "{}", run.dump());
+    run.expect_calls("curl", 4);
+    run.expect_calls("systemctl", 1);
+    run.expect_calls("shutdown", 1);
+    run.expect_within(Duration::from_secs(20));
 }
 
 // ------------------------------------------- real curl, loopback server
@@ -1019,20 +966,16 @@ fn with_the_real_curl_telegram_text_arrives_url_encoded_and_webhook_json_intact(
     let ups = "a&b=c \"ü\"\\";
     let run = scene.run(&["onbattery", ups, "1", "1"]);
     let status = server.wait().unwrap();
-    assert!(
-        status.success(),
-        "loopback server: {status}\n{}",
-        run.dump()
-    );
+    run.expect(status.success(), format!("loopback server: {status}"));
     assert_ran_and_not_vetoed(&run, "telegram");
     assert_ran_and_not_vetoed(&run, "webhook");
     let text = fs::read(&record)
-        .unwrap_or_else(|e| panic!("the loopback server got nothing ({e})\n{}", run.dump()));
+        .unwrap_or_else(|e| run.fail(format!("the loopback server got nothing ({e})")));
     let parts: Vec<String> = text
         .split(|b| *b == 0)
         .map(|p| String::from_utf8_lossy(p).into_owned())
         .collect();
-    assert_eq!(parts.len(), 5, "{parts:?}\n{}", run.dump());
+    run.expect_eq(&parts.len(), &5, format!("{parts:?}"));
     assert_eq!(parts[0], "/bot1:AB/sendMessage");
     assert_eq!(
         parts[1],
@@ -1070,13 +1013,13 @@ fn when_hook_timeout_stops_stop_database_its_systemctl_is_stopped_too() {
         &format!("echo $$ > '{}'\nexec sleep 30", pidfile.display()),
     );
     let run = scene.run(&["doshutdown", "myups", "1", "1"]);
-    assert!(run.elapsed < Duration::from_secs(10), "{}", run.dump());
-    assert_eq!(run.calls_to("shutdown").len(), 1, "{}", run.dump());
+    run.expect_within(Duration::from_secs(10));
+    run.expect_calls("shutdown", 1);
     let pid: u32 = fs::read_to_string(&pidfile)
-        .unwrap_or_else(|e| panic!("systemctl never ran ({e})\n{}", run.dump()))
+        .unwrap_or_else(|e| run.fail(format!("systemctl never ran ({e})")))
         .trim()
         .parse()
-        .unwrap_or_else(|e| panic!("bad pid file ({e})\n{}", run.dump()));
+        .unwrap_or_else(|e| run.fail(format!("bad pid file ({e})")));
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while alive(pid) && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
@@ -1087,10 +1030,9 @@ fn when_hook_timeout_stops_stop_database_its_systemctl_is_stopped_too() {
             .arg(pid.to_string())
             .status();
     }
-    assert!(
+    run.expect(
         !still,
-        "systemctl (pid {pid}) outlived the hook apccontrol stopped\n{}",
-        run.dump()
+        format!("systemctl (pid {pid}) outlived the hook apccontrol stopped"),
     );
 }
 
@@ -1104,10 +1046,13 @@ fn apccontrol_check_finds_nothing_wrong_with_the_installed_examples() {
     cmd.arg("--check").arg("--scriptdir").arg(&scene.sd);
     let run = scene.execute(cmd);
     let out = String::from_utf8_lossy(&run.stdout);
-    assert!(
+    run.expect(
         crate::support::check_is_clean_but_for_ownership(&out),
-        "--check complains about an example:\n{}",
-        run.dump()
+        "--check complains about an example",
     );
-    assert_eq!(run.status == 0, crate::support::as_root(), "{}", run.dump());
+    run.expect_eq(
+        run.status == 0,
+        crate::support::as_root(),
+        "exit status 0 (as root)",
+    );
 }

@@ -13,7 +13,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::notify::{free_port, Smtpd};
+use crate::notify::{ReservedPort, Smtpd};
 use crate::support::{
     apccontrol_bin, as_root, check_is_clean_but_for_ownership, command, Call, Run, Scene,
 };
@@ -39,12 +39,10 @@ fn comparable(run: &Run) -> (i32, Vec<Call>) {
 fn same<S: AsRef<OsStr>>(scene: &Scene, args: &[S]) -> (Run, Run) {
     let stock = scene.run_stock_as_apcupsd(args);
     let ours = scene.run_as_apcupsd(args);
-    assert_eq!(
-        comparable(&stock),
+    ours.expect_eq(
         comparable(&ours),
-        "\n--- stock ---\n{}\n--- ours ---\n{}",
-        stock.dump(),
-        ours.dump()
+        comparable(&stock),
+        "ours against the stock script (status, stub calls; the stock run is dumped too)",
     );
     (stock, ours)
 }
@@ -54,12 +52,10 @@ fn same<S: AsRef<OsStr>>(scene: &Scene, args: &[S]) -> (Run, Run) {
 fn same_calls<S: AsRef<OsStr>>(scene: &Scene, args: &[S]) -> (Run, Run) {
     let stock = scene.run_stock_as_apcupsd(args);
     let ours = scene.run_as_apcupsd(args);
-    assert_eq!(
-        comparable(&stock).1,
+    ours.expect_eq(
         comparable(&ours).1,
-        "\n--- stock ---\n{}\n--- ours ---\n{}",
-        stock.dump(),
-        ours.dump()
+        comparable(&stock).1,
+        "ours against the stock script (stub calls; the stock run is dumped too)",
     );
     (stock, ours)
 }
@@ -84,7 +80,7 @@ fn ups_names_that_look_like_options_are_names() {
     for name in ["-n", "-v", "--scriptdir=/tmp", "--help", "--", "-"] {
         let (_, ours) = same(&scene, &["doshutdown", name, "1", "1"]);
         let shutdown = ours.calls_to("shutdown");
-        assert_eq!(shutdown.len(), 1, "{name}: {}", ours.dump());
+        ours.expect_eq(shutdown.len(), 1, format!("shutdowns for UPS {name:?}"));
         assert_eq!(
             shutdown[0].argv,
             [
@@ -114,12 +110,12 @@ fn a_ups_name_that_is_not_utf8_goes_through_byte_for_byte() {
         OsStr::new("1"),
     ];
     let (_, ours) = same(&scene, &args);
-    assert_eq!(ours.status, 0, "{}", ours.dump());
+    ours.expect_status(0);
     assert_eq!(
         ours.calls_to("wall")[0].stdin,
         b"UPS K\xfcche initiated Shutdown Sequence\n"
     );
-    assert_eq!(ours.calls_to("shutdown").len(), 1, "{}", ours.dump());
+    ours.expect_calls("shutdown", 1);
 }
 
 #[test]
@@ -127,9 +123,9 @@ fn extra_arguments_are_ignored_as_the_stock_script_ignores_them() {
     let scene = Scene::new();
     scene.hook("commok", "exit 0", 0o755);
     let (_, ours) = same(&scene, &["commok", "u", "1", "1", "extra", "--more"]);
-    assert_eq!(ours.status, 0);
+    ours.expect_status(0);
     assert_eq!(ours.calls_to("hook:commok")[0].argv, ["u", "1", "1"]);
-    assert_eq!(ours.calls_to("wall").len(), 1, "{}", ours.dump());
+    ours.expect_calls("wall", 1);
 }
 
 #[test]
@@ -140,12 +136,8 @@ fn options_before_the_event_still_work() {
         .arg(&scene.sd)
         .args(["-n", "doshutdown", "-v", "1", "1"]);
     let run = scene.execute(cmd);
-    assert_eq!(run.status, 0, "{}", run.dump());
-    assert!(
-        run.calls.is_empty(),
-        "a dry run calls nothing: {}",
-        run.dump()
-    );
+    run.expect_status(0);
+    run.expect(run.calls.is_empty(), "a dry run calls nothing");
     let out = String::from_utf8_lossy(&run.stdout);
     assert!(
         out.contains("\"apcupsd UPS -v initiated shutdown\""),
@@ -182,13 +174,7 @@ fn path_set_in_the_config_finds_commands_and_reaches_hooks() {
     ));
     scene.hook("doshutdown", "mycmd from-hook", 0o755);
     let (_, ours) = same(&scene, &["doshutdown", "u", "1", "1"]);
-    let names: Vec<&str> = ours.calls.iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(
-        names,
-        ["hook:doshutdown", "mycmd", "mywall", "myshutdown"],
-        "{}",
-        ours.dump()
-    );
+    ours.expect_call_names(&["hook:doshutdown", "mycmd", "mywall", "myshutdown"]);
     assert_eq!(ours.calls_to("mywall")[0].argv, ["-x"]);
 }
 
@@ -244,18 +230,9 @@ fn empty_or_colon_commands_do_what_the_stock_script_does() {
         let scene = scene.config(&fallback).config(config);
         scene.stub("fallback", "exit 0");
         let (stock, ours) = same(&scene, &[event, "u", "1", "1"]);
-        assert!(
-            ours.calls_to("fallback").is_empty(),
-            "{config} {event}: {}",
-            ours.dump()
-        );
+        ours.expect_calls("fallback", 0);
         if config.starts_with("WALL") {
-            assert!(
-                ours.calls_to("wall").is_empty(),
-                "{config}: {}",
-                ours.dump()
-            );
-            assert_eq!(ours.status, 0);
+            ours.expect_calls("wall", 0).expect_status(0);
         }
         if config == "SHUTDOWN=" {
             assert_eq!(stock.status, 127, "the stock script tries to run `-h`");
@@ -265,8 +242,8 @@ fn empty_or_colon_commands_do_what_the_stock_script_does() {
     // exits with the last wall's 0; ours reports the failed step (README).
     let scene = Scene::new().config("APCUPSD=");
     let (stock, ours) = same_calls(&scene, &["killpower", "u"]);
-    assert!(ours.calls_to("apcupsd").is_empty());
-    assert_eq!(ours.calls_to("wall").len(), 2, "{}", ours.dump());
+    ours.expect_calls("apcupsd", 0);
+    ours.expect_calls("wall", 2);
     assert_eq!((stock.status, ours.status), (0, 127));
 }
 
@@ -300,7 +277,7 @@ fn shell_functions_as_commands_are_called_as_the_stock_script_calls_them() {
         ours.calls_to("apcupsd")[0].argv,
         ["via-function", "--killpower"]
     );
-    assert_eq!(ours.calls_to("wall").len(), 2);
+    ours.expect_calls("wall", 2);
 }
 
 #[test]
@@ -309,17 +286,19 @@ fn the_configs_side_effects_run_once_per_event_and_never_for_check_or_flush() {
     let count = scene.dir.path().join("count");
     let outbox = scene.dir.path().join("outbox");
     let bin = scene.bin.display().to_string();
+    // No mail server: its port is held, nothing listens.
+    let nobody = ReservedPort::new();
     let scene = scene.config(&format!(
         "echo \"$1\" >> '{}'\nmywall() {{ {bin}/wall \"$@\"; }}\nWALL=mywall\n\
          MAIL_TO=admin@example.org\nSMTP_HOST=127.0.0.1\nSMTP_PORT={}\nSMTP_TLS=none\n\
          SMTP_TIMEOUT=1\nOUTBOX_DIR={}\nMAIL_EVENTS=commok",
         count.display(),
-        free_port(),
+        nobody.port,
         outbox.display()
     ));
     let lines = || fs::read_to_string(&count).unwrap_or_default();
     let (_, ours) = same(&scene, &["doshutdown", "u", "1", "1"]);
-    assert_eq!(ours.calls_to("wall").len(), 1, "{}", ours.dump());
+    ours.expect_calls("wall", 1);
     assert_eq!(
         lines(),
         "doshutdown\ndoshutdown\n",
@@ -363,14 +342,13 @@ fn a_background_job_a_hook_leaves_lives_on() {
         } else {
             scene.run_as_apcupsd(&["onbattery", "u", "1", "1"])
         };
-        assert!(run.elapsed < Duration::from_millis(900), "{}", run.dump());
-        assert!(
+        run.expect_within(Duration::from_millis(900));
+        run.expect(
             wait_for(&alive, Duration::from_secs(5)),
-            "stock={stock}: the job died before finishing\n{}",
-            run.dump()
+            format!("stock={stock}: the job died before finishing"),
         );
         if !stock {
-            assert!(run.log.contains("left a process running"), "{}", run.dump());
+            run.expect_log("left a process running");
         }
     }
 }
@@ -384,21 +362,13 @@ fn a_crlf_hook_fails_as_in_the_stock_script_and_the_log_names_the_interpreter() 
     fs::write(&hook, "#!/bin/sh\r\nexit 99\r\n").unwrap();
     fs::set_permissions(&hook, fs::Permissions::from_mode(0o755)).unwrap();
     let (_, ours) = same(&scene, &["doshutdown", "u", "1", "1"]);
-    assert_eq!(
-        ours.calls_to("shutdown").len(),
-        1,
-        "no veto: {}",
-        ours.dump()
-    );
-    assert!(
-        ours.log.contains(&format!(
-            "interpreter `/bin/sh^M` not found for hook {}",
-            hook.display()
-        )),
-        "{}",
-        ours.dump()
-    );
-    assert!(!ours.log.contains("was not found"), "{}", ours.dump());
+    // No veto: the shutdown runs.
+    ours.expect_calls("shutdown", 1);
+    ours.expect_log(&format!(
+        "interpreter `/bin/sh^M` not found for hook {}",
+        hook.display()
+    ));
+    ours.expect_no_log("was not found");
 }
 
 fn check(scene: &Scene) -> (i32, String) {
@@ -523,9 +493,9 @@ fn mail_config(scene: Scene, port: u16) -> Scene {
 
 #[test]
 fn test_runs_hooks_and_mail_for_real_and_prints_the_default_action() {
-    let port = free_port();
-    let scene = mail_config(Scene::new(), port);
-    let smtpd = Smtpd::start(port, &scene.dir.path().join("received"), &[]);
+    let scene = Scene::new();
+    let smtpd = Smtpd::start(&scene.dir.path().join("received"), &[]);
+    let scene = mail_config(scene, smtpd.port);
     let env_seen = scene.dir.path().join("env");
     scene.hook(
         "doshutdown",
@@ -539,10 +509,10 @@ fn test_runs_hooks_and_mail_for_real_and_prints_the_default_action() {
     cmd.args(["--test", "doshutdown", "myups"]);
     let run = scene.execute(cmd);
     let out = String::from_utf8_lossy(&run.stdout);
-    assert_eq!(run.status, 0, "{}", run.dump());
+    run.expect_status(0);
     assert_eq!(run.calls_to("hook:doshutdown")[0].argv, ["myups", "1", "1"]);
-    assert!(run.calls_to("shutdown").is_empty(), "{}", run.dump());
-    assert!(run.calls_to("wall").is_empty(), "{}", run.dump());
+    run.expect_calls("shutdown", 0);
+    run.expect_calls("wall", 0);
     assert_eq!(fs::read_to_string(&env_seen).unwrap(), "from the hook 1\n");
     for needle in [
         "exit status 0 after",
@@ -578,12 +548,13 @@ fn test_shows_a_veto_and_a_hook_stopped_at_the_deadline() {
     cmd.args(["--test", "doshutdown"]);
     let run = scene.execute(cmd);
     let out = String::from_utf8_lossy(&run.stdout);
-    assert_eq!(run.status, 1, "the slow hook timed out: {}", run.dump());
+    // The slow hook timed out.
+    run.expect_status(1);
     assert!(out.contains("VETO"), "{out}");
     assert!(out.contains("HOOK_TIMEOUT was reached"), "{out}");
     assert!(!out.contains("would run:"), "vetoed: {out}");
-    assert!(run.elapsed < Duration::from_secs(10), "{}", run.dump());
-    assert!(run.calls_to("shutdown").is_empty());
+    run.expect_within(Duration::from_secs(10));
+    run.expect_calls("shutdown", 0);
     let out = command(apccontrol_bin()).arg("--test").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--test needs an EVENT"));
@@ -591,18 +562,20 @@ fn test_shows_a_veto_and_a_hook_stopped_at_the_deadline() {
 
 #[test]
 fn dry_run_shows_the_mail_and_leaves_the_log_file_alone() {
-    let scene = mail_config(Scene::new(), free_port());
+    // Nothing is sent: the port is held, nothing listens.
+    let nobody = ReservedPort::new();
+    let scene = mail_config(Scene::new(), nobody.port);
     let mut cmd = command(scene.sd.join("apccontrol"));
     cmd.args(["--dry-run", "onbattery", "myups", "1", "1"]);
     let run = scene.execute(cmd);
     let out = String::from_utf8_lossy(&run.stdout);
-    assert_eq!(run.status, 0, "{}", run.dump());
+    run.expect_status(0);
     assert!(
         out.contains("would queue mail to admin@example.org")
             && out.contains("myups Power Failure !!!"),
         "{out}"
     );
-    assert!(run.log.is_empty(), "{}", run.dump());
+    run.expect(run.log.is_empty(), "the dry run wrote to LOGFILE");
     assert!(!scene.logfile().exists());
     assert!(!scene.dir.path().join("outbox").exists(), "nothing queued");
 }

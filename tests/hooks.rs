@@ -23,22 +23,22 @@ fn hooks_d_runs_after_the_legacy_hook_in_byte_order_with_four_arguments() {
     );
     scene.dir_hook("Z", "exit 0", 0o755);
     let run = scene.run(&["onbattery", "myups", "1", "1"]);
-    let order: Vec<_> = run.calls.iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(
-        order,
-        ["hook:onbattery", "hook:10-a", "hook:20-b", "hook:Z", "wall"],
-        "{}",
-        run.dump()
-    );
-    assert_eq!(
-        run.calls_to("hook:10-a")[0].argv,
-        ["onbattery", "myups", "1", "1"]
-    );
-    assert_eq!(run.calls_to("hook:onbattery")[0].argv, ["myups", "1", "1"]);
-    assert_eq!(
-        fs::read_to_string(scene.sd.join("event-seen")).unwrap(),
-        "onbattery"
-    );
+    run.expect_call_names(&["hook:onbattery", "hook:10-a", "hook:20-b", "hook:Z", "wall"])
+        .expect_eq(
+            &run.calls_to("hook:10-a")[0].argv,
+            &["onbattery", "myups", "1", "1"],
+            "hooks.d's arguments",
+        )
+        .expect_eq(
+            &run.calls_to("hook:onbattery")[0].argv,
+            &["myups", "1", "1"],
+            "the legacy hook's arguments",
+        )
+        .expect_eq(
+            fs::read_to_string(scene.sd.join("event-seen")).unwrap_or_default(),
+            "onbattery",
+            "APCCONTROL_EVENT in hooks.d",
+        );
 }
 
 #[test]
@@ -47,14 +47,11 @@ fn a_veto_in_hooks_d_skips_the_default_but_later_hooks_still_run() {
     scene.dir_hook("10-veto", "exit 99", 0o755);
     scene.dir_hook("20-after", "exit 0", 0o755);
     let run = scene.run(&["onbattery", "u", "1", "1"]);
-    assert_eq!(run.status, 0);
-    assert_eq!(run.calls_to("hook:20-after").len(), 1, "{}", run.dump());
-    assert!(run.calls_to("wall").is_empty(), "{}", run.dump());
-    assert!(
-        run.log.contains("vetoed by") && run.log.contains("10-veto"),
-        "{}",
-        run.log
-    );
+    run.expect_status(0)
+        .expect_calls("hook:20-after", 1)
+        .expect_calls("wall", 0)
+        .expect_log("vetoed by")
+        .expect_log("10-veto");
 }
 
 #[test]
@@ -69,12 +66,7 @@ fn files_that_are_not_hooks_are_skipped_with_a_reason() {
     fs::create_dir(hd.join("subdir")).unwrap();
     symlink(hd.join("nowhere"), hd.join("dangling")).unwrap();
     let run = scene.run(&["commok", "u"]);
-    let hooks: Vec<_> = run
-        .calls
-        .iter()
-        .filter(|c| c.name.starts_with("hook:"))
-        .collect();
-    assert_eq!(hooks.len(), 1, "{}", run.dump());
+    run.expect_call_names(&["hook:good", "wall"]);
     for (name, why) in [
         ("old.dpkg-old", "name does not match"),
         ("edit.swp", "name does not match"),
@@ -87,10 +79,9 @@ fn files_that_are_not_hooks_are_skipped_with_a_reason() {
             .log
             .lines()
             .find(|l| l.contains(&format!("hooks.d/{name}:")));
-        assert!(
+        run.expect(
             line.is_some_and(|l| l.contains(why)),
-            "no skip line for {name} ({why}):\n{}",
-            run.log
+            format!("no skip line for {name} ({why})"),
         );
     }
 }
@@ -104,10 +95,13 @@ fn hook_output_is_logged_line_by_line_and_bounded() {
         0o755,
     );
     let run = scene.run(&["commok", "u"]);
-    assert!(run.log.contains("commok: first line"), "{}", run.log);
-    assert!(run.log.contains("commok: stderr: second"), "{}", run.log);
-    assert!(run.log.contains("dropped"), "{}", run.log);
-    assert!(run.log.len() < 200_000, "log is {} bytes", run.log.len());
+    run.expect_log("commok: first line")
+        .expect_log("commok: stderr: second")
+        .expect_log("dropped")
+        .expect(
+            run.log.len() < 200_000,
+            format!("the log is {} bytes", run.log.len()),
+        );
 }
 
 #[test]
@@ -121,7 +115,7 @@ fn a_hook_without_a_shebang_runs_with_sh_as_in_the_stock_script() {
     .unwrap();
     fs::set_permissions(scene.sd.join("commok"), fs::Permissions::from_mode(0o755)).unwrap();
     let run = scene.run(&["commok", "u"]);
-    assert!(marker.exists(), "{}", run.dump());
+    run.expect(marker.exists(), "the hook without a shebang did not run");
 }
 
 /// A hung doshutdown hook must not keep the machine up: SHUTDOWN is reached
@@ -132,18 +126,12 @@ fn assert_shutdown_within_bound(body: &str) {
     let start = Instant::now();
     let run = scene.run(&["doshutdown", "u", "1", "1"]);
     let bound = Duration::from_secs(1) + GRACE + Duration::from_secs(1);
-    assert_eq!(run.calls_to("shutdown").len(), 1, "{}", run.dump());
-    assert!(
-        start.elapsed() <= bound,
-        "took {:?} > {bound:?}\n{}",
-        start.elapsed(),
-        run.dump()
-    );
-    assert!(
-        run.log.contains("HOOK_TIMEOUT was reached"),
-        "{}",
-        run.dump()
-    );
+    run.expect_calls("shutdown", 1)
+        .expect(
+            start.elapsed() <= bound,
+            format!("took {:?} > {bound:?}", start.elapsed()),
+        )
+        .expect_log("HOOK_TIMEOUT was reached");
 }
 
 #[test]
@@ -171,8 +159,8 @@ fn a_hook_that_exits_leaving_a_child_holding_stdout_does_not_hold_us() {
         0o755,
     );
     let run = scene.run(&["doshutdown", "u", "1", "1"]);
-    assert_eq!(run.calls_to("shutdown").len(), 1, "{}", run.dump());
-    assert!(run.elapsed < Duration::from_secs(2), "{}", run.dump());
+    run.expect_calls("shutdown", 1)
+        .expect_within(Duration::from_secs(2));
 }
 
 #[test]
@@ -183,8 +171,7 @@ fn hook_timeout_bounds_all_hooks_of_an_event_together() {
     scene.dir_hook("c", "exit 99", 0o755);
     let run = scene.run(&["commok", "u"]);
     // a finishes, b is stopped at the deadline, c is not started: no veto.
-    assert_eq!(run.calls_to("wall").len(), 1, "{}", run.dump());
-    assert!(run.log.contains("not started"), "{}", run.log);
+    run.expect_calls("wall", 1).expect_log("not started");
 }
 
 #[test]
@@ -195,27 +182,18 @@ fn unsafe_hooks_and_config_are_refused_when_running_as_root() {
     scene.hook("commok", "exit 99", 0o775);
     let config = scene.sd.join("config");
     let run = scene.run(&["commok", "u"]);
-    assert!(run.calls_to("hook:commok").is_empty(), "{}", run.dump());
+    run.expect_calls("hook:commok", 0);
     let refusal = format!(
         "refused: {} is writable by group (mode 0775)",
         scene.sd.join("commok").display()
     );
-    assert!(run.log.contains(&refusal), "{}", run.log);
+    run.expect_log(&refusal);
     // The default ran: the refused hook's veto did not count.
-    assert_eq!(run.calls_to("wall").len(), 1);
+    run.expect_calls("wall", 1);
     fs::set_permissions(&config, fs::Permissions::from_mode(0o666)).unwrap();
     let run = scene.run(&["commok", "u"]);
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(
-        stderr.contains(&format!("not evaluating {}", config.display())),
-        "{}",
-        run.dump()
-    );
-    assert!(
-        stderr.contains("is writable by group and others (mode 0666)"),
-        "{}",
-        run.dump()
-    );
+    run.expect_stderr(&format!("not evaluating {}", config.display()));
+    run.expect_stderr("is writable by group and others (mode 0666)");
 }
 
 #[test]
@@ -365,10 +343,11 @@ fn hooks_learn_how_much_of_hook_timeout_is_left() {
         r#"printf '%s' "$APCCONTROL_TIME_LEFT" > "$(dirname "$0")/left""#,
         0o755,
     );
-    scene.run(&["commok", "u"]);
-    let left: u64 = fs::read_to_string(scene.sd.join("left"))
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!((28..=30).contains(&left), "{left}");
+    let run = scene.run(&["commok", "u"]);
+    let left = fs::read_to_string(scene.sd.join("left")).unwrap_or_default();
+    run.expect_status(0).expect(
+        left.parse::<u64>()
+            .is_ok_and(|left| (28..=30).contains(&left)),
+        format!("APCCONTROL_TIME_LEFT was {left:?}"),
+    );
 }

@@ -4,24 +4,13 @@
 //! a journal with damaged lines, and one written on a full disk.
 
 use std::fs;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset};
 
 use crate::daemon::Laptop;
-use crate::notify::{free_port, Smtpd};
-use crate::support::{apccontrol_bin, Scene};
-
-/// `apccontrol --scriptdir SD ARGS` with the scene's stubs first on PATH.
-fn apccontrol(scene: &Scene, args: &[&str]) -> std::process::Output {
-    crate::support::command(apccontrol_bin())
-        .arg("--scriptdir")
-        .arg(&scene.sd)
-        .args(args)
-        .env("PATH", scene.path_env())
-        .output()
-        .unwrap()
-}
+use crate::notify::Smtpd;
+use crate::support::{NisAddress, Scene};
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -58,17 +47,6 @@ fn apccontrol_running(scene: &Scene) -> bool {
     })
 }
 
-fn wait_for(what: &str, within: Duration, dump: impl Fn() -> String, check: impl Fn() -> bool) {
-    let end = Instant::now() + within;
-    while Instant::now() < end {
-        if check() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("{what} did not happen within {within:?}\n{}", dump());
-}
-
 /// The report mails aiosmtpd received.
 fn report_mails(smtpd: &Smtpd) -> Vec<String> {
     smtpd
@@ -78,19 +56,19 @@ fn report_mails(smtpd: &Smtpd) -> Vec<String> {
         .collect()
 }
 
-fn dump(laptop: &Laptop, scene: &Scene) -> String {
+/// The scene and its outage journal, for a failure message (the laptop
+/// dumps itself).
+fn dump(scene: &Scene) -> String {
     format!(
-        "{}\njournal:\n{}\nlog:\n{}",
-        laptop.dump(),
+        "-------- journal:\n{}\n{}",
         fs::read_to_string(scene.journal_dir().join("journal.jsonl")).unwrap_or_default(),
-        fs::read_to_string(scene.logfile()).unwrap_or_default()
+        scene.dump()
     )
 }
 
 /// A mail scene: our apccontrol, stubs, mail to aiosmtpd on `port` (only
 /// for changeme: the event mails stay out of the way of the report).
-fn mail_scene(port: u16) -> Scene {
-    let scene = Scene::new();
+fn mail_scene(scene: Scene, port: u16) -> Scene {
     let outbox = scene.dir.path().join("outbox");
     scene.config(&format!(
         "MAIL_TO=admin@example.org\nMAIL_FROM=ups@example.org\nSMTP_HOST=127.0.0.1\nSMTP_PORT={port}\n\
@@ -133,70 +111,64 @@ fn as_if_rebooted(scene: &Scene, down: Duration) {
 
 #[test]
 fn an_outage_played_by_laptop_upsd_is_reported_charted_and_mailed_once() {
-    let smtp_port = free_port();
-    let scene = mail_scene(smtp_port);
-    let smtpd = Smtpd::start(smtp_port, &scene.dir.path().join("received"), &[]);
+    let scene = Scene::new();
+    let smtpd = Smtpd::start(&scene.dir.path().join("received"), &[]);
+    let scene = mail_scene(scene, smtpd.port);
     // The onbattery hook outlives HOOK_TIMEOUT; the loadlimit hook vetoes.
     scene.hook("onbattery", "sleep 30", 0o755);
     scene.hook("loadlimit", "exit 99", 0o755);
-    let nis_ip = format!("127.78.{}.{}", std::process::id() % 250 + 1, 18);
-    let nis_port = free_port();
+    let nis = NisAddress::fresh();
     let mut laptop = Laptop::new(&format!(
-        "SCRIPTDIR {sd}\nPWRFAILDIR {pf}\nJOURNALDIR {journal}\nBATTERYLEVEL 30\nNETSERVER on\nNISIP {nis_ip}\nNISPORT {nis_port}",
+        "SCRIPTDIR {sd}\nPWRFAILDIR {pf}\nJOURNALDIR {journal}\nBATTERYLEVEL 30\n{nis_conf}",
         sd = scene.sd.display(),
         pf = scene.pwrfail.display(),
         journal = scene.journal_dir().display(),
+        nis_conf = nis.conf(),
     ));
     // apccontrol finds the daemon's NIS where apcupsd's would be said.
     fs::write(
         scene.sd.join("apcupsd.conf"),
-        format!("NISIP {nis_ip}\nNISPORT {nis_port}\n"),
+        format!("NISIP {}\nNISPORT {}\n", nis.ip, nis.port),
     )
     .unwrap();
     laptop.start();
-    std::thread::sleep(Duration::from_millis(1500));
+    // The first reading (on mains) is made before NIS is served.
+    laptop.wait_until("NIS", Duration::from_secs(10), |_| nis.status().is_ok());
     laptop.sysfs(false, 80);
-    wait_for(
-        "the onbattery run",
+    laptop.wait_until(
+        &format!("the onbattery run\n{}", dump(&scene)),
         Duration::from_secs(20),
-        || dump(&laptop, &scene),
-        || has_run(&scene, "onbattery"),
+        |_| has_run(&scene, "onbattery"),
     );
     laptop.sysfs(false, 20);
-    wait_for(
-        "the doshutdown run",
+    laptop.wait_until(
+        &format!("the doshutdown run\n{}", dump(&scene)),
         Duration::from_secs(30),
-        || dump(&laptop, &scene),
-        || has_run(&scene, "doshutdown") && has_run(&scene, "loadlimit"),
+        |_| has_run(&scene, "doshutdown") && has_run(&scene, "loadlimit"),
     );
     laptop.sysfs(true, 20);
-    wait_for(
-        "the mainsback run",
+    laptop.wait_until(
+        &format!("the mainsback run\n{}", dump(&scene)),
         Duration::from_secs(30),
-        || dump(&laptop, &scene),
-        || has_run(&scene, "mainsback"),
+        |_| has_run(&scene, "mainsback"),
     );
     laptop.stop();
     // A real reboot ends every run of this boot; here they must have ended
     // before the journal is made to look like an earlier boot's.
-    wait_for(
-        "the end of this boot's apccontrol runs",
+    laptop.wait_until(
+        &format!("the end of this boot's apccontrol runs\n{}", dump(&scene)),
         Duration::from_secs(30),
-        || dump(&laptop, &scene),
-        || !apccontrol_running(&scene),
+        |_| !apccontrol_running(&scene),
     );
     // The stub shutdown "worked": the machine is going down, so no report yet.
-    assert!(report_mails(&smtpd).is_empty(), "{}", dump(&laptop, &scene));
+    laptop.expect(
+        report_mails(&smtpd).is_empty(),
+        format!("a report was mailed\n{}", dump(&scene)),
+    );
 
     let chart = scene.dir.path().join("outage.svg");
-    let out = apccontrol(&scene, &["--report", "--svg", chart.to_str().unwrap()]);
-    let report = text(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{report}\n{}",
-        text(&out.stderr)
-    );
+    let run = scene.apccontrol(&["--report", "--svg", chart.to_str().unwrap()]);
+    run.expect_status(0);
     for expected in [
         "On battery:",
         "why: the AC adapter reads offline (online=0)",
@@ -228,11 +200,7 @@ fn an_outage_played_by_laptop_upsd_is_reported_charted_and_mailed_once() {
         "mainsback",
         "offbattery",
     ] {
-        assert!(
-            report.contains(expected),
-            "missing {expected:?} in\n{report}\n{}",
-            dump(&laptop, &scene)
-        );
+        run.expect_stdout(expected);
     }
     // The stub shutdown ran once, for doshutdown (the loadlimit veto does
     // not stop it, as with apcupsd).
@@ -295,24 +263,25 @@ fn an_outage_played_by_laptop_upsd_is_reported_charted_and_mailed_once() {
     // the boot flush delivers it, once.
     as_if_rebooted(&scene, Duration::from_secs(600));
     laptop.start();
-    wait_for(
-        "the closing record",
+    laptop.wait_until(
+        &format!("the closing record\n{}", dump(&scene)),
         Duration::from_secs(20),
-        || dump(&laptop, &scene),
-        || journal_lines(&scene).iter().any(|r| r["kind"] == "closed"),
+        |_| journal_lines(&scene).iter().any(|r| r["kind"] == "closed"),
     );
     laptop.stop();
     for _ in 0..2 {
-        let flush = apccontrol(&scene, &["--flush-outbox"]);
-        assert_eq!(flush.status.code(), Some(0), "{}", text(&flush.stderr));
+        scene.apccontrol(&["--flush-outbox"]).expect_status(0);
     }
-    laptop.start();
-    std::thread::sleep(Duration::from_millis(1500));
+    // Another start (it closes outages before it says it has started)
+    // queues nothing more.
+    laptop.start_and_wait();
     laptop.stop();
-    let flush = apccontrol(&scene, &["--flush-outbox"]);
-    assert_eq!(flush.status.code(), Some(0), "{}", text(&flush.stderr));
+    scene.apccontrol(&["--flush-outbox"]).expect_status(0);
     let mails = report_mails(&smtpd);
-    assert_eq!(mails.len(), 1, "{mails:#?}\n{}", dump(&laptop, &scene));
+    laptop.expect(
+        mails.len() == 1,
+        format!("report mails: {mails:#?}\n{}", dump(&scene)),
+    );
     let mail = &mails[0];
     for expected in [
         "shut down, back after 10 min",
@@ -330,21 +299,21 @@ fn an_outage_played_by_laptop_upsd_is_reported_charted_and_mailed_once() {
     assert_eq!(closed.len(), 1, "{closed:?}");
     assert_eq!(closed[0]["by"], "laptop-upsd");
     assert_eq!(closed[0]["down_secs"], 600.0);
-    let report = text(&apccontrol(&scene, &["--report"]).stdout);
-    assert!(report.contains("down for 10 min 00 s"), "{report}");
+    scene
+        .apccontrol(&["--report"])
+        .expect_stdout("down for 10 min 00 s");
 }
 
 #[test]
 fn an_outage_without_a_shutdown_is_mailed_once_at_mainsback() {
-    let smtp_port = free_port();
-    let scene = mail_scene(smtp_port);
-    let smtpd = Smtpd::start(smtp_port, &scene.dir.path().join("received"), &[]);
+    let scene = Scene::new();
+    let smtpd = Smtpd::start(&scene.dir.path().join("received"), &[]);
+    let scene = mail_scene(scene, smtpd.port);
     for event in ["powerout", "onbattery", "offbattery", "mainsback"] {
-        let run = scene.run(&[event, "myups", "1", "1"]);
-        assert_eq!(run.status, 0, "{}", run.dump());
+        scene.run(&[event, "myups", "1", "1"]).expect_status(0);
     }
     let mails = report_mails(&smtpd);
-    assert_eq!(mails.len(), 1, "{mails:#?}");
+    assert_eq!(mails.len(), 1, "{mails:#?}\n{}", dump(&scene));
     assert!(mails[0].contains("power back, stayed up"), "{}", mails[0]);
     assert!(
         mails[0].contains("Content-Type: image/svg+xml"),
@@ -352,33 +321,32 @@ fn an_outage_without_a_shutdown_is_mailed_once_at_mainsback() {
         mails[0]
     );
     // Later runs and flushes never send it again.
-    scene.run(&["mainsback", "myups", "1", "1"]);
-    apccontrol(&scene, &["--flush-outbox"]);
-    assert_eq!(report_mails(&smtpd).len(), 1);
-    let report = text(&apccontrol(&scene, &["--report"]).stdout);
-    assert!(
-        report.contains("Shut down:   no: the power came back first"),
-        "{report}"
-    );
-    assert!(report.contains("Mail:        queued as"), "{report}");
+    scene
+        .run(&["mainsback", "myups", "1", "1"])
+        .expect_status(0);
+    scene
+        .apccontrol(&["--flush-outbox"])
+        .expect_status(0)
+        .expect_eq(report_mails(&smtpd).len(), 1, "report mails");
+    scene
+        .apccontrol(&["--report"])
+        .expect_stdout("Shut down:   no: the power came back first")
+        .expect_stdout("Mail:        queued as");
 }
 
 #[test]
 fn no_outage_yet_is_said_with_exit_0_and_damaged_lines_are_skipped_by_number() {
     let scene = Scene::new();
-    let out = apccontrol(&scene, &["--report"]);
-    assert_eq!(out.status.code(), Some(0));
-    assert!(
-        text(&out.stdout).contains(&format!(
+    scene
+        .apccontrol(&["--report"])
+        .expect_status(0)
+        .expect_stdout(&format!(
             "no outage recorded in {} yet",
             scene.journal_dir().join("journal.jsonl").display()
-        )),
-        "{}",
-        text(&out.stdout)
-    );
+        ));
 
     for event in ["powerout", "onbattery"] {
-        scene.run(&[event, "ups", "1", "1"]);
+        scene.run(&[event, "ups", "1", "1"]).expect_status(0);
     }
     let path = scene.journal_dir().join("journal.jsonl");
     let mut bytes = fs::read(&path).unwrap();
@@ -388,28 +356,18 @@ fn no_outage_yet_is_said_with_exit_0_and_damaged_lines_are_skipped_by_number() {
     bytes.extend_from_slice(b"\xff\xfe garbage\n");
     bytes.extend_from_slice(b"{\"v\":1,\"at\":\"2026-");
     fs::write(&path, bytes).unwrap();
-    scene.run(&["mainsback", "ups", "1", "1"]);
-    let out = apccontrol(&scene, &["--report", "--all"]);
-    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    scene.run(&["mainsback", "ups", "1", "1"]).expect_status(0);
+    let run = scene.apccontrol(&["--report", "--all"]);
+    run.expect_status(0);
     for line in [3, 4, 5] {
-        assert!(
-            stderr.contains(&format!(
-                "journal.jsonl line {line}: damaged record skipped"
-            )),
-            "line {line}: {stderr}"
-        );
+        run.expect_stderr(&format!(
+            "journal.jsonl line {line}: damaged record skipped"
+        ));
     }
     for event in ["powerout", "onbattery", "mainsback"] {
-        assert!(
-            stdout.contains(&format!("  {event}\n")),
-            "{event}: {stdout}"
-        );
+        run.expect_stdout(&format!("  {event}\n"));
     }
-    assert!(
-        stdout.contains("Shut down:   no: the power came back first"),
-        "{stdout}"
-    );
+    run.expect_stdout("Shut down:   no: the power came back first");
 }
 
 /// Runs `script` in a private mount namespace (root only), where `$J` is

@@ -215,9 +215,9 @@ fn apccontrol_killpower_runs_laptop_upsd_through_apcupsd_setting() {
     let before = now();
     let run = scene.run(&["killpower"]);
     let after = now();
-    assert_eq!(run.status, 0, "{}", run.dump());
+    run.expect_status(0);
     let walls = run.calls_to("wall");
-    assert_eq!(walls.len(), 2, "{}", run.dump());
+    run.expect_calls("wall", 2);
     let first = String::from_utf8_lossy(&walls[0].stdin);
     assert!(
         first.contains("laptop-upsd -f") && first.contains("--killpower"),

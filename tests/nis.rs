@@ -7,7 +7,7 @@
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -591,16 +591,6 @@ fn server_binds_with_reuseaddr() {
     assert_eq!(again.local_addr().port(), port);
 }
 
-/// Kills and reaps a child when dropped, so a failed assertion leaves nothing running.
-struct Reaped(std::process::Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn a_real_apcupsd_slave_reads_our_server() {
     const APCUPSD: &str = "/sbin/apcupsd";
@@ -616,12 +606,8 @@ fn a_real_apcupsd_slave_reads_our_server() {
     status.timeleft_minutes = Some(95.3);
     status.nombattv = Some(11.4);
     let server = start_with(Arc::new(Fixed(status)), ServerConfig::default());
-    // a free port for the slave's own NIS
-    let slave_port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // The slave's own NIS, on an address of this test's own.
+    let slave = NisAddress::fresh();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display();
     let conf = dir.path().join("apcupsd.conf");
@@ -630,9 +616,9 @@ fn a_real_apcupsd_slave_reads_our_server() {
         format!(
             "## apcupsd.conf v1.1 ##\nUPSNAME slave1\nUPSCABLE ether\nUPSTYPE net\n\
              DEVICE 127.0.0.1:{}\nPOLLTIME 1\nLOCKFILE {d}\nSCRIPTDIR {d}\nPWRFAILDIR {d}\n\
-             NOLOGINDIR {d}\nNETSERVER on\nNISIP 127.0.0.1\nNISPORT {slave_port}\n\
-             EVENTSFILE {d}/events\nSTATTIME 0\n",
-            server.local_addr().port()
+             NOLOGINDIR {d}\n{}EVENTSFILE {d}/events\nSTATTIME 0\n",
+            server.local_addr().port(),
+            slave.conf()
         ),
     )
     .unwrap();
@@ -652,8 +638,8 @@ fn a_real_apcupsd_slave_reads_our_server() {
     let give_up = Instant::now() + Duration::from_secs(20);
     let report = loop {
         let attempt = client::fetch_status(
-            "127.0.0.1",
-            slave_port,
+            &slave.ip,
+            slave.port,
             Instant::now() + Duration::from_secs(2),
         );
         if let Ok(text) = attempt {
@@ -686,25 +672,21 @@ fn a_real_apcupsd_slave_reads_our_server() {
 // ---- the real laptop-upsd against real clients (issue 13) ----
 
 use crate::daemon::Laptop;
+use crate::support::{NisAddress, Reaped};
 
-/// A laptop-upsd serving NIS on a free port of a loopback address of its
-/// own (so no other test's server can answer in its place), with a fake
-/// battery at `charge` % of 40 Wh on mains, its own limits off so only
-/// clients act. Returns the laptop and `ip:port`.
+/// A laptop-upsd serving NIS on a loopback address of its own (so no
+/// other test's server can answer in its place), with a fake battery at
+/// `charge` % of 40 Wh on mains, its own limits off so only clients act.
+/// Returns the laptop and `ip:port`.
 fn serving_laptop(charge: u32) -> (Laptop, String) {
-    static NEXT: AtomicU32 = AtomicU32::new(1);
-    let ip = format!("127.78.0.{}", NEXT.fetch_add(1, Ordering::Relaxed));
-    let port = crate::notify::free_port();
-    let mut laptop = Laptop::new(&format!(
-        "NETSERVER on\nNISIP {ip}\nNISPORT {port}\nBATTERYLEVEL 0\nMINUTES 0"
-    ));
+    let (mut laptop, nis) = Laptop::with_nis("BATTERYLEVEL 0\nMINUTES 0");
     laptop.sysfs(true, charge);
     laptop.battery_file("voltage_min_design", "11400000\n");
     laptop.start();
-    wait_until("laptop-upsd serves NIS", Duration::from_secs(10), || {
-        client::fetch_status(&ip, port, Instant::now() + Duration::from_secs(1)).is_ok()
+    laptop.wait_until("laptop-upsd serves NIS", Duration::from_secs(10), |_| {
+        nis.status().is_ok()
     });
-    (laptop, format!("{ip}:{port}"))
+    (laptop, nis.host())
 }
 
 #[test]
@@ -719,11 +701,7 @@ fn apcaccess_and_aioapcaccess_see_timeleft_and_lastxfer_from_the_first_poll() {
         "NOMBATTV : 11.4 Volts",
         "BCHARGE  : 80.0 Percent",
     ] {
-        assert!(
-            text.contains(line),
-            "`{line}` missing:\n{text}\n{}",
-            laptop.dump()
-        );
+        laptop.expect(text.contains(line), format!("`{line}` missing:\n{text}"));
     }
     // Home Assistant's client creates its sensors from these keys.
     let (ip, port) = host.split_once(':').unwrap();
@@ -754,7 +732,8 @@ fn a_real_apcupsd_slave_started_at_boot_applies_its_minutes() {
     // 10 % of 40 Wh: the stated 24 minutes from the very first reply,
     // before any drain is measured.
     let (laptop, master) = serving_laptop(10);
-    let slave_port = crate::notify::free_port();
+    // The slave's own NIS, on an address of this test's own.
+    let slave = NisAddress::fresh();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display();
     let stub = dir.path().join("apccontrol");
@@ -762,12 +741,13 @@ fn a_real_apcupsd_slave_started_at_boot_applies_its_minutes() {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&stub, std::fs::Permissions::from_mode(0o755)).unwrap();
     let conf = dir.path().join("apcupsd.conf");
+    let slave_conf = slave.conf();
     std::fs::write(
         &conf,
         format!(
             "## apcupsd.conf v1.1 ##\nUPSNAME slave1\nUPSCABLE ether\nUPSTYPE net\n\
              DEVICE {master}\nPOLLTIME 1\nLOCKFILE {d}\nSCRIPTDIR {d}\nPWRFAILDIR {d}\n\
-             NOLOGINDIR {d}\nNOLOGON disable\nNETSERVER on\nNISIP 127.0.0.1\nNISPORT {slave_port}\n\
+             NOLOGINDIR {d}\nNOLOGON disable\n{slave_conf}\
              EVENTSFILE {d}/events\nSTATTIME 0\nONBATTERYDELAY 1\nBATTERYLEVEL 0\nMINUTES 40\n\
              TIMEOUT 0\n"
         ),
@@ -788,34 +768,29 @@ fn a_real_apcupsd_slave_started_at_boot_applies_its_minutes() {
     );
     // The slave found TIMELEFT at its first poll (its capabilities are read
     // once, then never again).
-    wait_until("the slave serves TIMELEFT", Duration::from_secs(20), || {
-        client::fetch_status(
-            "127.0.0.1",
-            slave_port,
-            Instant::now() + Duration::from_secs(1),
-        )
-        .is_ok_and(|t| StatusReport::parse(&t).get("TIMELEFT").is_some())
+    laptop.wait_until("the slave serves TIMELEFT", Duration::from_secs(20), |_| {
+        slave
+            .status()
+            .is_ok_and(|report| report.get("TIMELEFT").is_some())
     });
     laptop.sysfs(false, 10);
     let calls = dir.path().join("calls");
-    wait_until(
-        "the slave runs runlimit, then doshutdown",
+    let slave_events = || std::fs::read_to_string(dir.path().join("events")).unwrap_or_default();
+    laptop.wait_until(
+        &format!(
+            "the slave runs runlimit, then doshutdown; its events file:\n{}",
+            slave_events()
+        ),
         Duration::from_secs(20),
-        || {
+        |_| {
             std::fs::read_to_string(&calls).is_ok_and(|c| {
                 c.lines().any(|l| l == "runlimit") && c.lines().any(|l| l == "doshutdown")
             })
         },
     );
     // laptop-upsd itself did not shut down (its limits are off).
-    assert!(
-        !laptop.events().iter().any(|e| e == "doshutdown"),
-        "{}",
-        laptop.dump()
-    );
-    let events = std::fs::read_to_string(dir.path().join("events")).unwrap_or_default();
-    assert!(
-        events.contains("Reached remaining time percentage limit"),
-        "{events}"
+    laptop.expect_none_of(&["doshutdown"]).expect(
+        slave_events().contains("Reached remaining time percentage limit"),
+        format!("the slave's events file:\n{}", slave_events()),
     );
 }

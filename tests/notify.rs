@@ -8,7 +8,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::sync::mpsc;
@@ -45,31 +44,77 @@ fn python() -> PathBuf {
     );
 }
 
-pub(crate) fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A port on 127.0.0.1 that is this test's alone, with nothing listening
+/// (a connection is refused) until a server joins it with
+/// [`Smtpd::start_on`]. For tests of a server that is down, then up, or
+/// never there.
+///
+/// It is held by a bound socket that never listens, with SO_REUSEPORT; the
+/// test server sets SO_REUSEPORT too (same user) to bind beside it, so no
+/// other test can take the port at any moment, unlike a port probed free
+/// and released.
+pub(crate) struct ReservedPort {
+    _socket: std::os::fd::OwnedFd,
+    pub(crate) port: u16,
+}
+
+impl ReservedPort {
+    pub(crate) fn new() -> ReservedPort {
+        use nix::sys::socket::{
+            bind, getsockname, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType,
+            SockaddrIn,
+        };
+        use std::os::fd::AsRawFd;
+        let socket = socket(
+            AddressFamily::Inet,
+            SockType::Stream,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .unwrap();
+        setsockopt(&socket, sockopt::ReusePort, &true).unwrap();
+        bind(socket.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, 0)).unwrap();
+        let port = getsockname::<SockaddrIn>(socket.as_raw_fd())
+            .unwrap()
+            .port();
+        ReservedPort {
+            _socket: socket,
+            port,
+        }
+    }
 }
 
 /// A running test SMTP server; killed and reaped on drop.
 pub(crate) struct Smtpd {
     child: Child,
     dir: PathBuf,
+    /// The port it listens on (127.0.0.1).
+    pub(crate) port: u16,
 }
 
 impl Smtpd {
-    pub(crate) fn start(port: u16, dir: &Path, extra: &[&str]) -> Smtpd {
+    /// A server on a port the kernel picks (it reports which).
+    pub(crate) fn start(dir: &Path, extra: &[&str]) -> Smtpd {
+        Smtpd::spawn(dir, extra, None)
+    }
+
+    /// A server joining a port the test holds reserved.
+    pub(crate) fn start_on(reserved: &ReservedPort, dir: &Path, extra: &[&str]) -> Smtpd {
+        Smtpd::spawn(dir, extra, Some(reserved.port))
+    }
+
+    fn spawn(dir: &Path, extra: &[&str], port: Option<u16>) -> Smtpd {
         std::fs::create_dir_all(dir).unwrap();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/notify/smtpd.py");
-        let mut child = crate::support::command(python())
-            .arg(&script)
-            .arg("--port")
-            .arg(port.to_string())
-            .arg("--dir")
-            .arg(dir)
-            .args(extra)
+        let mut command = crate::support::command(python());
+        command.arg(&script).arg("--dir").arg(dir).args(extra);
+        if let Some(port) = port {
+            command
+                .arg("--port")
+                .arg(port.to_string())
+                .arg("--reuse-port");
+        }
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -80,17 +125,20 @@ impl Smtpd {
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                if line.trim() == "READY" {
-                    let _ = tx.send(());
+                if let Some(port) = line.trim().strip_prefix("READY ") {
+                    let _ = tx.send(port.parse::<u16>().ok());
                 }
             }
         });
-        let server = Smtpd {
+        let mut server = Smtpd {
             child,
             dir: dir.to_path_buf(),
+            port: 0,
         };
-        if rx.recv_timeout(Duration::from_secs(20)).is_err() {
-            panic!("the test SMTP server on port {port} did not get ready in 20 s");
+        match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(Some(port)) => server.port = port,
+            Ok(None) => panic!("the test SMTP server said READY without a port"),
+            Err(_) => panic!("the test SMTP server did not get ready in 20 s"),
         }
         server
     }
@@ -212,8 +260,8 @@ const STATUS: &str = "APC      : 001,003,0072\nSTATUS   : ONBATT \nBCHARGE  : 97
 #[test]
 fn every_configured_event_sends_one_mail_with_the_sample_script_subject() {
     let s = Scratch::new();
-    let port = free_port();
-    let server = Smtpd::start(port, &s.mail_dir(), &[]);
+    let server = Smtpd::start(&s.mail_dir(), &[]);
+    let port = server.port;
     let settings = s.settings(port, &[]);
     let expected = [
         (Event::Onbattery, "testhost UPS myups Power Failure !!!"),
@@ -279,8 +327,8 @@ fn every_configured_event_sends_one_mail_with_the_sample_script_subject() {
 #[test]
 fn events_not_in_mail_events_send_nothing() {
     let s = Scratch::new();
-    let port = free_port();
-    let server = Smtpd::start(port, &s.mail_dir(), &[]);
+    let server = Smtpd::start(&s.mail_dir(), &[]);
+    let port = server.port;
     let settings = s.settings(port, &[("MAIL_EVENTS", "onbattery")]);
     for event in [
         Event::Powerout,
@@ -350,9 +398,7 @@ fn mail_is_off_until_mail_to_or_smtp_host_is_set() {
 fn starttls_and_auth_deliver_with_a_private_ca() {
     let s = Scratch::new();
     let (cert, key) = s.certificate();
-    let port = free_port();
     let server = Smtpd::start(
-        port,
         &s.mail_dir(),
         &[
             "--starttls",
@@ -363,6 +409,7 @@ fn starttls_and_auth_deliver_with_a_private_ca() {
             "s3cret",
         ],
     );
+    let port = server.port;
     let password = s.write("password", "s3cret\nignored second line\n");
     let settings = s.settings(
         port,
@@ -397,12 +444,11 @@ fn starttls_and_auth_deliver_with_a_private_ca() {
 fn implicit_tls_delivers() {
     let s = Scratch::new();
     let (cert, key) = s.certificate();
-    let port = free_port();
     let server = Smtpd::start(
-        port,
         &s.mail_dir(),
         &["--tls", cert.to_str().unwrap(), key.to_str().unwrap()],
     );
+    let port = server.port;
     let settings = s.settings(
         port,
         &[
@@ -426,12 +472,11 @@ fn implicit_tls_delivers() {
 fn an_untrusted_certificate_is_a_tls_error() {
     let s = Scratch::new();
     let (cert, key) = s.certificate();
-    let port = free_port();
-    let _server = Smtpd::start(
-        port,
+    let server = Smtpd::start(
         &s.mail_dir(),
         &["--starttls", cert.to_str().unwrap(), key.to_str().unwrap()],
     );
+    let port = server.port;
     // No SMTP_CA_FILE: the self-signed certificate is not trusted.
     let settings = s.settings(port, &[("SMTP_TLS", "starttls")]);
     let report = notify::test_mail(&settings);
@@ -446,9 +491,7 @@ fn an_untrusted_certificate_is_a_tls_error() {
 fn a_wrong_password_is_a_clear_error_and_the_message_stays_queued() {
     let s = Scratch::new();
     let (cert, key) = s.certificate();
-    let port = free_port();
     let server = Smtpd::start(
-        port,
         &s.mail_dir(),
         &[
             "--starttls",
@@ -459,6 +502,7 @@ fn a_wrong_password_is_a_clear_error_and_the_message_stays_queued() {
             "s3cret",
         ],
     );
+    let port = server.port;
     let password = s.write("password", "wrong\n");
     let settings = s.settings(
         port,
@@ -496,9 +540,7 @@ fn a_wrong_password_is_a_clear_error_and_the_message_stays_queued() {
 fn test_mail_reports_each_step() {
     let s = Scratch::new();
     let (cert, key) = s.certificate();
-    let port = free_port();
     let server = Smtpd::start(
-        port,
         &s.mail_dir(),
         &[
             "--starttls",
@@ -509,6 +551,7 @@ fn test_mail_reports_each_step() {
             "s3cret",
         ],
     );
+    let port = server.port;
     let password = s.write("password", "s3cret");
     let settings = s.settings(
         port,
@@ -553,7 +596,8 @@ fn test_mail_reports_each_step() {
 #[test]
 fn test_mail_names_the_failed_step() {
     let s = Scratch::new();
-    let port = free_port(); // nobody listens
+    let nobody = ReservedPort::new(); // nobody listens
+    let port = nobody.port;
     let settings = s.settings(port, &[]);
     let report = notify::test_mail(&settings);
     assert!(report.steps.is_empty());
@@ -580,8 +624,8 @@ fn test_mail_names_the_failed_step() {
 #[test]
 fn implicit_tls_against_a_plain_server_is_a_tls_error_that_names_smtp_tls() {
     let s = Scratch::new();
-    let port = free_port();
-    let _server = Smtpd::start(port, &s.mail_dir(), &[]);
+    let server = Smtpd::start(&s.mail_dir(), &[]);
+    let port = server.port;
     let settings = s.settings(port, &[("SMTP_TLS", "tls")]);
     let report = notify::test_mail(&settings);
     match &report.result {
@@ -596,8 +640,8 @@ fn implicit_tls_against_a_plain_server_is_a_tls_error_that_names_smtp_tls() {
 #[test]
 fn a_login_the_server_does_not_offer_is_a_clear_error() {
     let s = Scratch::new();
-    let port = free_port();
-    let _server = Smtpd::start(port, &s.mail_dir(), &[]);
+    let server = Smtpd::start(&s.mail_dir(), &[]);
+    let port = server.port;
     let password = s.write("password", "pw\n");
     let settings = s.settings(
         port,
@@ -621,8 +665,8 @@ fn a_login_the_server_does_not_offer_is_a_clear_error() {
 #[test]
 fn starttls_required_but_not_offered_is_a_clear_error() {
     let s = Scratch::new();
-    let port = free_port();
-    let _server = Smtpd::start(port, &s.mail_dir(), &[]);
+    let server = Smtpd::start(&s.mail_dir(), &[]);
+    let port = server.port;
     let settings = s.settings(port, &[("SMTP_TLS", "starttls")]);
     let report = notify::test_mail(&settings);
     match &report.result {
@@ -639,7 +683,8 @@ fn starttls_required_but_not_offered_is_a_clear_error() {
 #[test]
 fn server_down_then_up_delivers_every_message_exactly_once() {
     let s = Scratch::new();
-    let port = free_port();
+    let reserved = ReservedPort::new();
+    let port = reserved.port;
     let settings = s.settings(port, &[]);
     for ups in ["a", "b", "c"] {
         notify::queue(&settings, &notice(Event::Onbattery, ups), None).unwrap();
@@ -661,7 +706,7 @@ fn server_down_then_up_delivers_every_message_exactly_once() {
     assert_eq!(down.not_tried, 2);
     assert_eq!(s.outbox().queued().unwrap().len(), 3);
 
-    let server = Smtpd::start(port, &s.mail_dir(), &[]);
+    let server = Smtpd::start_on(&reserved, &s.mail_dir(), &[]);
     let up = notify::deliver(&settings, soon(20));
     assert_eq!(up.delivered.len(), 3, "{up:?}");
     let again = notify::deliver(&settings, soon(20));
@@ -687,9 +732,9 @@ fn server_down_then_up_delivers_every_message_exactly_once() {
 #[test]
 fn overlapping_flushes_deliver_each_message_once() {
     let s = Scratch::new();
-    let port = free_port();
     // A slow server, so the flushes really overlap.
-    let server = Smtpd::start(port, &s.mail_dir(), &["--delay", "0.05"]);
+    let server = Smtpd::start(&s.mail_dir(), &["--delay", "0.05"]);
+    let port = server.port;
     let settings = s.settings(port, &[]);
     let count = 16;
     for i in 0..count {
@@ -722,8 +767,8 @@ fn overlapping_flushes_deliver_each_message_once() {
 fn overlapping_flush_processes_deliver_each_message_once() {
     // Two flushes in separate processes: the same lock, seen from outside.
     let s = Scratch::new();
-    let port = free_port();
-    let server = Smtpd::start(port, &s.mail_dir(), &["--delay", "0.05"]);
+    let server = Smtpd::start(&s.mail_dir(), &["--delay", "0.05"]);
+    let port = server.port;
     let settings = s.settings(port, &[]);
     let count = 8;
     for i in 0..count {
@@ -767,7 +812,8 @@ fn lock_holder(path: &Path) -> Child {
 #[test]
 fn a_flush_killed_while_sending_loses_and_duplicates_nothing() {
     let s = Scratch::new();
-    let port = free_port();
+    let reserved = ReservedPort::new();
+    let port = reserved.port;
     let settings = s.settings(port, &[]);
     notify::queue(&settings, &notice(Event::Onbattery, "u"), None).unwrap();
     notify::queue(&settings, &notice(Event::Offbattery, "u"), None).unwrap();
@@ -789,7 +835,7 @@ fn a_flush_killed_while_sending_loses_and_duplicates_nothing() {
         .join(".tmp-99999999999999999999-0000000001-000");
     std::fs::write(&fresh, "apccontrol-outbox 1\n").unwrap();
 
-    let server = Smtpd::start(port, &s.mail_dir(), &[]);
+    let server = Smtpd::start_on(&reserved, &s.mail_dir(), &[]);
     let report = notify::deliver(&settings, soon(20));
     assert_eq!(report.delivered.len(), 2, "{report:?}");
     assert_eq!(report.stale_temps_removed, 1);
@@ -817,8 +863,8 @@ fn a_flush_killed_while_sending_loses_and_duplicates_nothing() {
 #[test]
 fn a_server_that_hangs_after_the_greeting_costs_only_the_deadline() {
     let s = Scratch::new();
-    let port = free_port();
-    let _server = Smtpd::start(port, &s.mail_dir(), &["--hang"]);
+    let server = Smtpd::start(&s.mail_dir(), &["--hang"]);
+    let port = server.port;
     // SMTP_TIMEOUT is long; the caller's deadline is what must hold.
     let settings = s.settings(port, &[("SMTP_TIMEOUT", "30")]);
 
@@ -851,8 +897,8 @@ fn a_server_that_hangs_after_the_greeting_costs_only_the_deadline() {
 #[test]
 fn the_smtp_timeout_bounds_a_hanging_server_too() {
     let s = Scratch::new();
-    let port = free_port();
-    let _server = Smtpd::start(port, &s.mail_dir(), &["--hang"]);
+    let server = Smtpd::start(&s.mail_dir(), &["--hang"]);
+    let port = server.port;
     let settings = s.settings(port, &[("SMTP_TIMEOUT", "1")]);
     notify::queue(&settings, &notice(Event::Onbattery, "u"), None).unwrap();
     let started = Instant::now();
@@ -868,8 +914,8 @@ fn the_smtp_timeout_bounds_a_hanging_server_too() {
 #[test]
 fn a_corrupt_spool_file_is_moved_aside_and_the_others_are_delivered() {
     let s = Scratch::new();
-    let port = free_port();
-    let server = Smtpd::start(port, &s.mail_dir(), &[]);
+    let server = Smtpd::start(&s.mail_dir(), &[]);
+    let port = server.port;
     let settings = s.settings(port, &[]);
     notify::queue(&settings, &notice(Event::Onbattery, "u"), None).unwrap();
     // Sorted first, so it is met before the good ones.
@@ -913,8 +959,8 @@ fn a_corrupt_spool_file_is_moved_aside_and_the_others_are_delivered() {
 #[test]
 fn planted_fifos_links_and_huge_files_never_block_or_leak() {
     let s = Scratch::new();
-    let port = free_port();
-    let server = Smtpd::start(port, &s.mail_dir(), &[]);
+    let server = Smtpd::start(&s.mail_dir(), &[]);
+    let port = server.port;
     let settings = s.settings(port, &[]);
     notify::queue(&settings, &notice(Event::Onbattery, "u"), None).unwrap();
     let dir = s.outbox_dir();
@@ -944,8 +990,8 @@ fn planted_fifos_links_and_huge_files_never_block_or_leak() {
 fn an_outbox_someone_else_could_write_is_refused() {
     use std::os::unix::fs::PermissionsExt;
     let s = Scratch::new();
-    let port = free_port();
-    let server = Smtpd::start(port, &s.mail_dir(), &[]);
+    let server = Smtpd::start(&s.mail_dir(), &[]);
+    let port = server.port;
     let settings = s.settings(port, &[]);
     let dir = s.outbox_dir();
     std::fs::create_dir_all(&dir).unwrap();
@@ -1188,8 +1234,8 @@ fn check_finds_problems_around_valid_settings() {
 #[test]
 fn a_refused_message_stays_queued_and_does_not_block_the_others() {
     let s = Scratch::new();
-    let port = free_port();
-    let server = Smtpd::start(port, &s.mail_dir(), &["--reject", "poison"]);
+    let server = Smtpd::start(&s.mail_dir(), &["--reject", "poison"]);
+    let port = server.port;
     let settings = s.settings(port, &[]);
     for ups in ["first", "poison", "last"] {
         notify::queue(&settings, &notice(Event::Onbattery, ups), None).unwrap();
@@ -1216,8 +1262,8 @@ fn a_refused_message_stays_queued_and_does_not_block_the_others() {
 fn a_server_that_trickles_forever_still_costs_only_the_deadline() {
     // Every read gets a byte before its timeout, so only the hard bound helps.
     let s = Scratch::new();
-    let port = free_port();
-    let server = Smtpd::start(port, &s.mail_dir(), &["--trickle"]);
+    let server = Smtpd::start(&s.mail_dir(), &["--trickle"]);
+    let port = server.port;
     let settings = s.settings(port, &[("SMTP_TIMEOUT", "5")]);
     notify::queue(&settings, &notice(Event::Onbattery, "u"), None).unwrap();
     let id = s.outbox().queued().unwrap()[0]
@@ -1346,7 +1392,8 @@ fn a_hanging_sendmail_is_killed_at_the_deadline() {
 #[test]
 fn check_mentions_waiting_and_moved_aside_messages() {
     let s = Scratch::new();
-    let settings = s.settings(free_port(), &[]);
+    let nobody = ReservedPort::new();
+    let settings = s.settings(nobody.port, &[]);
     assert_eq!(notify::check(&settings), vec![]);
     notify::queue(&settings, &notice(Event::Onbattery, "u"), None).unwrap();
     std::fs::write(s.outbox_dir().join("0-0-0.msg"), "junk").unwrap();

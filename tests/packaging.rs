@@ -43,23 +43,57 @@ fn run_ok(what: &str, cmd: &mut Command) -> Output {
     out
 }
 
+/// `nice -n 19 cargo ARGS` in the crate, in the environment a shell gives
+/// it: without the variables `cargo test` sets for the tests it runs.
+///
+/// ring's build script asks to be rerun when CARGO_MANIFEST_DIR, CARGO_PKG_NAME
+/// or CARGO_PKG_VERSION_* change; inherited from `cargo test` (set to this
+/// crate's) they differ from a plain `cargo build --release`'s, so the
+/// release build that `scripts/test-all` makes before the tests was thrown
+/// away and redone here (ring, rustls, lettre and both binaries with LTO:
+/// minutes of both CPUs, beside the timing tests), and then again by the
+/// next plain build. RUSTC_BOOTSTRAP too, which proc-macro2's build script
+/// watches: set to 1 for the test run alone (libtest's `-Z unstable-options
+/// --report-time`, to time each test), it rebuilt the whole release tree.
+fn plain_cargo(args: &[&str]) -> std::process::Command {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let mut command = crate::support::command("nice");
+    command
+        .args(["-n", "19", &cargo])
+        .args(args)
+        .current_dir(manifest_dir());
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        let set_by_cargo_test = [
+            "CARGO_MANIFEST_DIR",
+            "CARGO_MANIFEST_PATH",
+            "CARGO_CRATE_NAME",
+            "CARGO_PRIMARY_PACKAGE",
+            "CARGO_TARGET_TMPDIR",
+            "OUT_DIR",
+            "RUSTC_BOOTSTRAP",
+        ]
+        .contains(&key.as_ref())
+            || key.starts_with("CARGO_PKG_")
+            || key.starts_with("CARGO_BIN_");
+        if set_by_cargo_test {
+            command.env_remove(key.as_ref());
+        }
+    }
+    command
+}
+
 /// The .deb, built once per test run.
 fn deb() -> &'static Path {
     static DEB: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     let built = DEB.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-        let dir = manifest_dir();
-        let build = crate::support::command("nice")
-            .args(["-n", "19", &cargo, "build", "--release", "--quiet", "--bins"])
-            .current_dir(&dir)
+        let build = plain_cargo(&["build", "--release", "--quiet", "--bins"])
             .output()
             .map_err(|e| format!("cannot run cargo: {e}"))?;
         if !build.status.success() {
             return Err(dump("cargo build --release", &build));
         }
-        let out = crate::support::command("nice")
-            .args(["-n", "19", &cargo, "deb", "--no-build", "--fast", "--quiet"])
-            .current_dir(&dir)
+        let out = plain_cargo(&["deb", "--no-build", "--fast", "--quiet"])
             .output()
             .map_err(|e| format!("cannot run cargo deb: {e}"))?;
         if !out.status.success() {

@@ -8,10 +8,19 @@
 //! of them, writes a config that points WALL, SHUTDOWN, APCUPSD and both
 //! fallback lists at the stubs, and puts the stub directory first on PATH.
 //! `scripts/test-all` guards the real ones besides (see `guard.rs`).
+//!
+//! Failures explain themselves: a [`Run`]'s `expect_*` methods panic with
+//! the whole scene (command, status, both streams, every stub call with its
+//! argv and stdin, the LOGFILE, SCRIPTDIR/config and a listing of the scene
+//! directory), and a `Run` still alive when any other assertion fails prints
+//! the same on its way out. [`wait_until`] waits on a condition with a
+//! deadline, for tests that must not sleep a fixed time.
 
+use std::cell::Cell;
 use std::ffi::OsStr;
+use std::fmt::{Debug, Display};
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -42,13 +51,21 @@ pub struct Call {
     pub stdin: Vec<u8>,
     /// A few lines of /proc/self/status (signal masks) for hooks that record it.
     pub status: String,
-    /// When the stub started, in nanoseconds since the Unix epoch.
+    /// When the stub started, in nanoseconds since the Unix epoch (to the
+    /// microsecond).
     pub at_nanos: u128,
 }
 
-/// What a run produced.
+/// What a run produced, with all a failure needs to explain itself.
+///
+/// Check it with the `expect_*` methods: each panics with [`Run::dump`]
+/// when it fails. A `Run` that is dropped while the test panics for any
+/// other reason prints its dump too, so no failure on a run is mute.
 #[derive(Debug)]
+#[must_use = "a run nobody checks tests nothing: call its expect_* methods"]
 pub struct Run {
+    /// The command line, as the dump shows it.
+    pub command: String,
     /// Exit status (-1 if killed by a signal).
     pub status: i32,
     /// stdout bytes.
@@ -61,6 +78,10 @@ pub struct Run {
     pub elapsed: Duration,
     /// The scene's log file content (our LOGFILE), if any.
     pub log: String,
+    /// SCRIPTDIR/config and the scene directory's listing when the run ended.
+    pub scene: String,
+    /// Whether the dump has been shown (an `expect_*` failed).
+    dumped: Cell<bool>,
 }
 
 impl Run {
@@ -69,18 +90,268 @@ impl Run {
         self.calls.iter().filter(|c| c.name == name).collect()
     }
 
-    /// A description for assertion failures.
+    /// The names of the stubs called, in order.
+    pub fn call_names(&self) -> Vec<&str> {
+        self.calls.iter().map(|c| c.name.as_str()).collect()
+    }
+
+    /// stdout as text (lossy).
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    /// stderr as text (lossy).
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+
+    /// Everything about the run, for a failure message.
     pub fn dump(&self) -> String {
+        let mut calls = String::new();
+        for (i, call) in self.calls.iter().enumerate() {
+            calls.push_str(&format!("[{}] {}\n", i + 1, call.describe()));
+        }
+        if calls.is_empty() {
+            calls.push_str("(none)\n");
+        }
         format!(
-            "status: {}\nelapsed: {:?}\nstdout: {:?}\nstderr: {}\ncalls: {:#?}\nlog:\n{}",
+            "======== the run of: {}\nstatus: {} after {:?}\n\
+             -------- stdout:\n{}\n-------- stderr:\n{}\n\
+             -------- stub calls:\n{}-------- LOGFILE:\n{}\n{}========\n",
+            self.command,
             self.status,
             self.elapsed,
             String::from_utf8_lossy(&self.stdout),
             String::from_utf8_lossy(&self.stderr),
-            self.calls,
-            self.log
+            calls,
+            self.log,
+            self.scene
         )
     }
+
+    /// Fail the test with `what` and the dump.
+    #[track_caller]
+    pub fn fail(&self, what: impl Display) -> ! {
+        self.dumped.set(true);
+        panic!("{what}\n{}", self.dump())
+    }
+
+    /// Fail with `what` and the dump unless `ok`.
+    #[track_caller]
+    pub fn expect(&self, ok: bool, what: impl Display) -> &Run {
+        if !ok {
+            self.fail(what);
+        }
+        self
+    }
+
+    /// Fail unless `got == want`, naming `what` was compared.
+    #[track_caller]
+    pub fn expect_eq<T, U>(&self, got: T, want: U, what: impl Display) -> &Run
+    where
+        T: PartialEq<U> + Debug,
+        U: Debug,
+    {
+        if got != want {
+            self.fail(format!("{what}: got {got:?}, expected {want:?}"));
+        }
+        self
+    }
+
+    /// The exit status.
+    #[track_caller]
+    pub fn expect_status(&self, code: i32) -> &Run {
+        if self.status != code {
+            self.fail(format!("exit status {}, expected {code}", self.status));
+        }
+        self
+    }
+
+    /// How many times stub `name` (`wall`, `shutdown`, `hook:<name>`...) ran.
+    #[track_caller]
+    pub fn expect_calls(&self, name: &str, times: usize) -> &Run {
+        let got = self.calls_to(name).len();
+        if got != times {
+            self.fail(format!("`{name}` ran {got} times, expected {times}"));
+        }
+        self
+    }
+
+    /// The stubs called, in order.
+    #[track_caller]
+    pub fn expect_call_names(&self, names: &[&str]) -> &Run {
+        if self.call_names() != names {
+            self.fail(format!(
+                "stubs called: {:?}, expected {names:?}",
+                self.call_names()
+            ));
+        }
+        self
+    }
+
+    /// LOGFILE contains `needle`.
+    #[track_caller]
+    pub fn expect_log(&self, needle: &str) -> &Run {
+        if !self.log.contains(needle) {
+            self.fail(format!("LOGFILE lacks {needle:?}"));
+        }
+        self
+    }
+
+    /// LOGFILE does not contain `needle`.
+    #[track_caller]
+    pub fn expect_no_log(&self, needle: &str) -> &Run {
+        if self.log.contains(needle) {
+            self.fail(format!("LOGFILE has {needle:?}, which it must not"));
+        }
+        self
+    }
+
+    /// stdout contains `needle`.
+    #[track_caller]
+    pub fn expect_stdout(&self, needle: &str) -> &Run {
+        if !self.stdout_text().contains(needle) {
+            self.fail(format!("stdout lacks {needle:?}"));
+        }
+        self
+    }
+
+    /// stdout does not contain `needle`.
+    #[track_caller]
+    pub fn expect_no_stdout(&self, needle: &str) -> &Run {
+        if self.stdout_text().contains(needle) {
+            self.fail(format!("stdout has {needle:?}, which it must not"));
+        }
+        self
+    }
+
+    /// stderr contains `needle`.
+    #[track_caller]
+    pub fn expect_stderr(&self, needle: &str) -> &Run {
+        if !self.stderr_text().contains(needle) {
+            self.fail(format!("stderr lacks {needle:?}"));
+        }
+        self
+    }
+
+    /// The run ended within `limit`.
+    #[track_caller]
+    pub fn expect_within(&self, limit: Duration) -> &Run {
+        if self.elapsed >= limit {
+            self.fail(format!("took {:?}, the bound is {limit:?}", self.elapsed));
+        }
+        self
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        if std::thread::panicking() && !self.dumped.get() {
+            eprintln!("{}", self.dump());
+        }
+    }
+}
+
+impl Call {
+    /// One line for a dump: name, argv and stdin.
+    pub fn describe(&self) -> String {
+        let mut line = format!("{} argv {:?}", self.name, self.argv);
+        if !self.stdin.is_empty() {
+            line.push_str(&format!(
+                " stdin {:?}",
+                String::from_utf8_lossy(&self.stdin)
+            ));
+        }
+        line
+    }
+}
+
+/// A listing of everything under `root` (relative paths, sorted): kind and
+/// mode, size, link target. Bounded, for failure messages.
+pub fn listing(root: &Path) -> String {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        let Ok(entries) = fs::read_dir(dir) else {
+            return;
+        };
+        let mut paths: Vec<PathBuf> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
+        paths.sort();
+        for path in paths {
+            let name = path
+                .strip_prefix(root)
+                .unwrap_or(&path)
+                .display()
+                .to_string();
+            let Ok(meta) = fs::symlink_metadata(&path) else {
+                continue;
+            };
+            let mode = meta.mode() & 0o7777;
+            if meta.file_type().is_symlink() {
+                let target = fs::read_link(&path).unwrap_or_default();
+                out.push(format!("{name} -> {}", target.display()));
+            } else if meta.is_dir() {
+                out.push(format!("{name}/ {mode:04o}"));
+                walk(root, &path, out);
+            } else {
+                out.push(format!("{name} {mode:04o} {} bytes", meta.len()));
+            }
+        }
+    }
+    let mut lines = Vec::new();
+    walk(root, root, &mut lines);
+    const MAX: usize = 300;
+    let more = lines.len().saturating_sub(MAX);
+    lines.truncate(MAX);
+    let mut text = lines.join("\n");
+    if more > 0 {
+        text.push_str(&format!("\n... and {more} more"));
+    }
+    text
+}
+
+/// Wait until `done()` holds, polling every 20 ms; after `within`, panic
+/// with `what` and `explain()` (the state of whatever was awaited). For
+/// tests that wait for something: never a fixed sleep.
+#[track_caller]
+pub fn wait_until(
+    what: &str,
+    within: Duration,
+    explain: impl Fn() -> String,
+    mut done: impl FnMut() -> bool,
+) {
+    let end = Instant::now() + within;
+    loop {
+        if done() {
+            return;
+        }
+        if Instant::now() >= end {
+            panic!("{what}: not within {within:?}\n{}", explain());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A child process that is killed and reaped when the test lets go of it,
+/// however the test ends (a server, a squatter, a slave daemon).
+pub struct Reaped(pub std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The command line of `cmd`, for dumps.
+fn command_line(cmd: &Command) -> String {
+    let mut line = cmd.get_program().to_string_lossy().into_owned();
+    for arg in cmd.get_args() {
+        line.push(' ');
+        line.push_str(&format!("{:?}", arg.to_string_lossy()));
+    }
+    if let Some(dir) = cmd.get_current_dir() {
+        line.push_str(&format!(" (in {})", dir.display()));
+    }
+    line
 }
 
 /// A throwaway SCRIPTDIR with stubs.
@@ -104,22 +375,29 @@ fn write_exec(path: &Path, text: &str, mode: u32) {
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
 }
 
-/// A stub that records its name, argv and (if `read_stdin`) stdin.
+/// A stub that records its name, argv and (if `read_stdin`) stdin, then
+/// runs `extra` (shell code).
+///
+/// One record is three files, `CALLS/MICROS.PID.NAME.{stdin,status,argv}`;
+/// [`Scene::read_calls`] lists the argv files, written last.
+/// bash, for `$EPOCHREALTIME` and builtins only: the stub forks nothing
+/// (but `cat` for a stub that reads stdin). `date`, `mkdir` and `grep` in
+/// every call made the stubs most of the processes the tests started (4 of
+/// every 5 in the differential test).
 fn stub_script(calls: &Path, name: &str, read_stdin: bool, extra: &str) -> String {
     format!(
-        r#"#!/bin/sh
-d="{calls}/$(date +%s%N).$$.{name}"
-mkdir -p "$d"
-for a in "$@"; do printf '%s\0' "$a"; done > "$d/argv"
+        r#"#!/bin/bash
+r="{calls}/${{EPOCHREALTIME/[.,]/}}.$$.{name}"
 {stdin}
-grep -E '^Sig(Blk|Ign)' /proc/self/status > "$d/status" 2>/dev/null
+while IFS= read -r l; do case $l in SigBlk*|SigIgn*) printf '%s\n' "$l";; esac; done < /proc/$$/status > "$r.status" 2>/dev/null
+for a in "$@"; do printf '%s\0' "$a"; done > "$r.argv"
 {extra}
 "#,
         calls = calls.display(),
         stdin = if read_stdin {
-            "cat > \"$d/stdin\""
+            "cat > \"$r.stdin\""
         } else {
-            ": > \"$d/stdin\""
+            ": > \"$r.stdin\""
         },
     )
 }
@@ -132,6 +410,7 @@ impl Default for Scene {
 
 impl Scene {
     /// A new scene: SCRIPTDIR with our apccontrol linked in, stubs, a config.
+    #[must_use]
     pub fn new() -> Scene {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_path_buf();
@@ -172,6 +451,7 @@ impl Scene {
     }
 
     /// Add a line to SCRIPTDIR/config (rewrites it).
+    #[must_use]
     pub fn config(mut self, line: &str) -> Scene {
         self.config_extra.push(line.to_string());
         self.write_config();
@@ -344,24 +624,35 @@ impl Scene {
         }
         self.clear_calls();
         let _ = fs::remove_file(self.logfile());
+        let command = format!("{} (as apcupsd launches it)", command_line(&cmd));
         let start = Instant::now();
         let status = cmd.status().unwrap();
         let elapsed = start.elapsed();
-        Run {
-            status: status.code().unwrap_or(-1),
-            stdout: Vec::new(),
-            stderr: Vec::new(),
-            calls: self.read_calls(),
-            elapsed,
-            log: fs::read_to_string(self.logfile()).unwrap_or_default(),
-        }
+        self.finished(command, status, Vec::new(), Vec::new(), elapsed)
+    }
+
+    /// Run our apccontrol with `--scriptdir SCRIPTDIR ARGS`, for the
+    /// options that take no event (`--check`, `--flush-outbox`, `--report`,
+    /// `--test-mail`...). Unlike [`Scene::run`], the LOGFILE and the stub
+    /// records of earlier runs are kept: these often run between events
+    /// whose records the test still reads.
+    pub fn apccontrol(&self, args: &[&str]) -> Run {
+        let mut cmd = command(apccontrol_bin());
+        cmd.arg("--scriptdir").arg(&self.sd).args(args);
+        self.execute_keeping_records(cmd)
     }
 
     /// Run any command in this scene and collect what the stubs recorded.
-    pub fn execute(&self, mut cmd: Command) -> Run {
+    pub fn execute(&self, cmd: Command) -> Run {
         self.clear_calls();
         let _ = fs::remove_file(self.logfile());
+        self.execute_keeping_records(cmd)
+    }
+
+    /// [`Scene::execute`], keeping earlier stub records and the LOGFILE.
+    pub fn execute_keeping_records(&self, mut cmd: Command) -> Run {
         cmd.stdin(Stdio::null()).env("PATH", self.path_env());
+        let command = command_line(&cmd);
         let start = Instant::now();
         let Output {
             status,
@@ -369,14 +660,56 @@ impl Scene {
             stderr,
         } = cmd.output().unwrap();
         let elapsed = start.elapsed();
+        self.finished(command, status, stdout, stderr, elapsed)
+    }
+
+    /// A [`Run`] with what the stubs recorded and the scene as it is now.
+    fn finished(
+        &self,
+        command: String,
+        status: std::process::ExitStatus,
+        stdout: Vec<u8>,
+        stderr: Vec<u8>,
+        elapsed: Duration,
+    ) -> Run {
         Run {
+            command,
             status: status.code().unwrap_or(-1),
             stdout,
             stderr,
             calls: self.read_calls(),
             elapsed,
             log: fs::read_to_string(self.logfile()).unwrap_or_default(),
+            scene: self.describe(),
+            dumped: Cell::new(false),
         }
+    }
+
+    /// SCRIPTDIR/config and a listing of the scene directory (without the
+    /// stubs' own records), for failure messages.
+    pub fn describe(&self) -> String {
+        let listing: String = listing(self.dir.path())
+            .lines()
+            .filter(|l| !l.starts_with("calls/"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        format!(
+            "-------- SCRIPTDIR/config:\n{}\n-------- the scene directory {}:\n{listing}\n",
+            fs::read_to_string(self.sd.join("config")).unwrap_or_default(),
+            self.dir.path().display()
+        )
+    }
+
+    /// The scene without a run: its stub calls so far, LOGFILE, config and
+    /// listing, for a failure message.
+    pub fn dump(&self) -> String {
+        let calls: Vec<String> = self.read_calls().iter().map(Call::describe).collect();
+        format!(
+            "======== the scene\n-------- stub calls:\n{}\n-------- LOGFILE:\n{}\n{}========\n",
+            calls.join("\n"),
+            fs::read_to_string(self.logfile()).unwrap_or_default(),
+            self.describe()
+        )
     }
 
     /// PATH with the stubs first.
@@ -392,34 +725,35 @@ impl Scene {
 
     /// The calls recorded so far, in time order.
     pub fn read_calls(&self) -> Vec<Call> {
-        let mut entries: Vec<_> = fs::read_dir(&self.calls)
+        // MICROS.PID.NAME, from MICROS.PID.NAME.argv (NAME may hold dots).
+        let mut records: Vec<(u128, String)> = fs::read_dir(&self.calls)
             .unwrap()
             .filter_map(Result::ok)
-            .map(|e| e.path())
+            .filter_map(|e| {
+                let file = e.file_name().to_string_lossy().into_owned();
+                let stem = file.strip_suffix(".argv")?.to_string();
+                let micros: u128 = stem.split('.').next()?.parse().ok()?;
+                Some((micros, stem))
+            })
             .collect();
-        entries.sort_by_key(|p| {
-            let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            let nanos: u128 = name.split('.').next().unwrap_or("0").parse().unwrap_or(0);
-            (nanos, name)
-        });
-        entries
+        records.sort();
+        records
             .into_iter()
-            .map(|d| {
-                let file = d.file_name().unwrap().to_string_lossy().into_owned();
-                let name = file.splitn(3, '.').nth(2).unwrap_or("").to_string();
-                let at_nanos = file.split('.').next().unwrap_or("0").parse().unwrap_or(0);
-                let argv = fs::read(d.join("argv")).unwrap_or_default();
-                let argv = argv
+            .map(|(micros, stem)| {
+                let part = |suffix: &str| self.calls.join(format!("{stem}.{suffix}"));
+                let argv = fs::read(part("argv")).unwrap_or_default();
+                let mut argv: Vec<String> = argv
                     .split(|b| *b == 0)
                     .map(|a| String::from_utf8_lossy(a).into_owned())
-                    .collect::<Vec<_>>();
-                let argv = argv[..argv.len().saturating_sub(1)].to_vec();
+                    .collect();
+                // Every argument ends in a NUL: the last piece is empty.
+                argv.pop();
                 Call {
-                    name,
+                    name: stem.splitn(3, '.').nth(2).unwrap_or("").to_string(),
                     argv,
-                    stdin: fs::read(d.join("stdin")).unwrap_or_default(),
-                    status: fs::read_to_string(d.join("status")).unwrap_or_default(),
-                    at_nanos,
+                    stdin: fs::read(part("stdin")).unwrap_or_default(),
+                    status: fs::read_to_string(part("status")).unwrap_or_default(),
+                    at_nanos: micros * 1000,
                 }
             })
             .collect()
@@ -461,4 +795,104 @@ pub fn now_nanos() -> u128 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos()
+}
+
+/// Every file under `dir` with its content, one `path = value` line each
+/// (values trimmed, lossy), for failure messages: e.g. the fake power
+/// supplies a daemon read.
+pub fn file_values(dir: &Path) -> String {
+    listing(dir)
+        .lines()
+        .filter(|l| l.ends_with(" bytes"))
+        .filter_map(|l| l.split(' ').next())
+        .map(|name| {
+            let value = fs::read(dir.join(name)).unwrap_or_default();
+            format!("{name} = {:?}", String::from_utf8_lossy(&value).trim())
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Where a test's NIS server (laptop-upsd, or a real apcupsd) listens: an
+/// address of its own in 127/8 (all of it is loopback) and a port of its
+/// own.
+///
+/// laptop-upsd, like apcupsd, refuses NISPORT 0, so it cannot pick a free
+/// port and report it; instead the address is unique: the test process's
+/// pid in the second and third bytes, a counter in the last. No other test
+/// (nor a parallel test run) binds that address, so nothing can take the
+/// port between the test choosing it and the daemon binding it, which a
+/// port probed free on 127.0.0.1 and released could not promise. The port
+/// is unique in the process too (apccontrol's check of who serves the NIS
+/// port looks at the port alone, so one test's squatter must not share it
+/// with another's daemon), and below the kernel's ephemeral range (32768 and
+/// up by default), so no port-0 socket is ever given it.
+#[derive(Debug, Clone)]
+pub struct NisAddress {
+    pub ip: String,
+    pub port: u16,
+}
+
+impl NisAddress {
+    /// The next address of this process.
+    pub fn fresh() -> NisAddress {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        assert!(
+            n < 255,
+            "more than 254 NIS servers in one test run: widen NisAddress::fresh"
+        );
+        // 15 bits of the pid (distinct for any two live processes while
+        // pid_max is 32768, as by default); 127.64.0.0 to 127.191.255.255
+        // keeps clear of 127.0.0.1, where the other tests' servers listen.
+        let pid = std::process::id();
+        NisAddress {
+            ip: format!("127.{}.{}.{n}", 64 + ((pid >> 8) & 0x7f), pid & 0xff),
+            port: 20_000 + ((pid % 48) * 256 + n) as u16,
+        }
+    }
+
+    /// The apcupsd.conf lines that make a daemon serve NIS here.
+    pub fn conf(&self) -> String {
+        format!("NETSERVER on\nNISIP {}\nNISPORT {}\n", self.ip, self.port)
+    }
+
+    /// `ip:port`, as apcaccess and apcupsd's DEVICE take it.
+    pub fn host(&self) -> String {
+        format!("{}:{}", self.ip, self.port)
+    }
+
+    /// Ask the server for its status.
+    pub fn status(&self) -> Result<apccontrol::nis::StatusReport, String> {
+        apccontrol::nis::client::fetch_status(
+            &self.ip,
+            self.port,
+            Instant::now() + Duration::from_secs(2),
+        )
+        .map(|text| apccontrol::nis::StatusReport::parse(&text))
+        .map_err(|e| e.to_string())
+    }
+
+    /// Poll the status until `check` passes (or say why not).
+    pub fn until(
+        &self,
+        within: Duration,
+        what: &str,
+        check: impl Fn(&apccontrol::nis::StatusReport) -> bool,
+    ) -> Result<apccontrol::nis::StatusReport, String> {
+        let end = Instant::now() + within;
+        let mut last = String::from("no answer");
+        while Instant::now() < end {
+            match self.status() {
+                Ok(report) if check(&report) => return Ok(report),
+                Ok(report) => last = format!("{:?}", report.fields()),
+                Err(e) => last = e,
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err(format!(
+            "NIS at {} never showed {what}; last: {last}",
+            self.host()
+        ))
+    }
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A real SMTP server for the notify integration tests (tests/notify.rs).
 
-Listens on 127.0.0.1:PORT with aiosmtpd and writes every accepted message to
+Listens on 127.0.0.1 with aiosmtpd and writes every accepted message to
 --dir, one file per message (written to a temporary name, then renamed, so a
 reader never sees half a file). Each file starts with X-Test-* lines giving
 the envelope and the login, then the message as received.
@@ -12,7 +12,12 @@ the end of DATA), --reject WORD (answer 554 to a message containing WORD),
 --hang (send the 220 greeting, then never answer anything), --trickle (send
 a greeting that never ends, one byte every 0.2 s).
 
-Prints READY on stdout once it accepts connections. Runs until killed.
+The port: --port PORT, or by default 0, a port the kernel picks, so that no
+other test can take it between choosing and binding. --reuse-port joins a
+port that the test holds reserved (bound, never listening, with
+SO_REUSEPORT) for a server that is down, then up.
+
+Prints "READY PORT" on stdout once it accepts connections. Runs until killed.
 """
 
 import argparse
@@ -28,13 +33,22 @@ import warnings
 warnings.filterwarnings("ignore", message="Session.login_data")
 
 
-def hang(port, trickle):
+def listening_socket(args):
+    """Bound to 127.0.0.1 on --port (0: any free port) and listening."""
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", port))
+    if args.reuse_port:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    listener.bind(("127.0.0.1", args.port))
     listener.listen(16)
+    return listener
+
+
+def hang(args):
+    listener = listening_socket(args)
     held = []
-    print("READY", flush=True)
+    trickle = args.trickle
+    print("READY %d" % listener.getsockname()[1], flush=True)
     while True:
         conn, _ = listener.accept()
         if trickle:
@@ -111,7 +125,18 @@ def serve(args):
         kwargs.update(authenticator=authenticator, auth_required=True)
         if not (args.starttls or args.tls):
             kwargs.update(auth_require_tls=False)
-    controller = Controller(Handler(), hostname="127.0.0.1", port=args.port, **kwargs)
+    listener = listening_socket(args)
+    port = listener.getsockname()[1]
+
+    class OnOurSocket(Controller):
+        """aiosmtpd's Controller, serving on the socket bound above."""
+
+        def _create_server(self):
+            return self.loop.create_server(
+                self._factory_invoker, sock=listener, ssl=self.ssl_context
+            )
+
+    controller = OnOurSocket(Handler(), hostname="127.0.0.1", port=port, **kwargs)
     if args.tls:
         # aiosmtpd's readiness probe would wrap its socket with our server-side
         # context; probe as a client that does not verify instead.
@@ -119,20 +144,21 @@ def serve(args):
             client = ssl.create_default_context()
             client.check_hostname = False
             client.verify_mode = ssl.CERT_NONE
-            with socket.create_connection(("127.0.0.1", args.port), 2.0) as raw:
+            with socket.create_connection(("127.0.0.1", port), 2.0) as raw:
                 with client.wrap_socket(raw) as tls:
                     tls.recv(1024)
 
         controller._trigger_server = trigger
     controller.start()
-    print("READY", flush=True)
+    print("READY %d" % port, flush=True)
     while True:
         time.sleep(3600)
 
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--reuse-port", action="store_true")
     p.add_argument("--dir")
     p.add_argument("--starttls", nargs=2, metavar=("CERT", "KEY"))
     p.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
@@ -143,7 +169,7 @@ def main():
     p.add_argument("--reject", metavar="WORD")
     args = p.parse_args()
     if args.hang or args.trickle:
-        hang(args.port, args.trickle)
+        hang(args)
     else:
         if not args.dir:
             sys.exit("--dir is required")
