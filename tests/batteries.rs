@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use apccontrol::config::apcupsd_conf;
+use apccontrol::daemon::status;
 use apccontrol::event::Event;
 use apccontrol::nis::StatusReport;
 use apccontrol::power::{Effect, Monitor, Mono, Source, Thresholds};
@@ -285,7 +286,7 @@ fn test_thresholds() -> Thresholds {
 /// The STATUS words and BCHARGE text the daemon would serve for a snapshot.
 fn status_of(m: &Monitor, at: Mono) -> (String, Option<String>) {
     let snap = m.snapshot(at);
-    let words = snap.flags().status_words().trim().to_string();
+    let words = status::flags(&snap).status_words().trim().to_string();
     (words, snap.charge_pct.map(|c| format!("{c:.1}")))
 }
 

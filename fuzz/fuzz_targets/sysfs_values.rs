@@ -3,9 +3,9 @@
 //! `name=value` records; names are drawn from the real file list).
 #![no_main]
 
+use apccontrol::power::reading::combine_online;
 use apccontrol::power::sysfs::{
-    combine_online, parse_battery, parse_int, parse_micro, parse_online, parse_type, SupplyFiles,
-    BATTERY_FILES,
+    parse_battery, parse_int, parse_micro, parse_online, parse_type, SupplyFiles, BATTERY_FILES,
 };
 use libfuzzer_sys::fuzz_target;
 

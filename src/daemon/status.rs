@@ -14,6 +14,8 @@
 use chrono::{DateTime, FixedOffset};
 
 use crate::config::apcupsd_conf::ApcupsdConf;
+use crate::event::Event;
+use crate::nis::flags::StatusFlags;
 use crate::nis::status::{LastTransfer, SelfTestResult, UpsStatus};
 use crate::power::{Mono, Snapshot};
 
@@ -57,6 +59,27 @@ impl Context<'_> {
     }
 }
 
+/// apcupsd's STATFLAG bits (facts §5.3) for the monitor's status: the
+/// monitor says what holds, this says which bit of the NIS record shows it.
+pub fn flags(snapshot: &Snapshot) -> StatusFlags {
+    let reason = snapshot.shutdown_reason;
+    StatusFlags::PLUGGED
+        .with(StatusFlags::ONLINE, !snapshot.on_battery)
+        .with(StatusFlags::ONBATT, snapshot.on_battery)
+        .with(StatusFlags::BATTLOW, snapshot.low_battery)
+        .with(StatusFlags::REPLACEBATT, snapshot.replace_battery)
+        .with(StatusFlags::COMMLOST, snapshot.commlost)
+        .with(StatusFlags::SHUTDOWN, snapshot.shutdown_started)
+        .with(StatusFlags::ONBATT_MSG, snapshot.onbattery_sent)
+        .with(StatusFlags::FASTPOLL, snapshot.fast_poll)
+        .with(StatusFlags::SHUT_LOAD, reason == Some(Event::Loadlimit))
+        .with(StatusFlags::SHUT_BTIME, reason == Some(Event::Timeout))
+        .with(StatusFlags::SHUT_LTIME, reason == Some(Event::Runlimit))
+        .with(StatusFlags::SHUT_EMERG, reason == Some(Event::Emergency))
+        .with(StatusFlags::SHUT_REMOTE, reason == Some(Event::Remotedown))
+        .with(StatusFlags::BATTPRESENT, snapshot.battery_present)
+}
+
 /// The status record for this snapshot.
 pub fn ups_status(snapshot: &Snapshot, ctx: &Context<'_>) -> UpsStatus {
     let battery = snapshot
@@ -80,7 +103,7 @@ pub fn ups_status(snapshot: &Snapshot, ctx: &Context<'_>) -> UpsStatus {
             text(battery.and_then(|b| b.model.as_ref()))
                 .unwrap_or_else(|| "Laptop Battery".to_string()),
         ),
-        flags: snapshot.flags(),
+        flags: flags(snapshot),
         bcharge: snapshot.charge_pct,
         timeleft_minutes: Some(snapshot.timeleft.as_secs_f64() / 60.0),
         mbattchg: i64::from(ctx.conf.battery_level),

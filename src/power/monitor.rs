@@ -70,7 +70,6 @@ use super::thresholds::{Thresholds, CHANGEME_EVERY, CHANGEME_QUIET, FAST_POLL, H
 use super::SourceError;
 use crate::config::apcupsd_conf::NoLogon;
 use crate::event::{Event, Severity};
-use crate::nis::flags::StatusFlags;
 
 /// While communication stays lost, its log line is repeated this often.
 pub const COMMLOST_RELOG: Duration = Duration::from_secs(10 * 60);
@@ -152,7 +151,8 @@ impl Outage {
     }
 }
 
-/// The status the NIS server reports.
+/// The status the NIS server reports (as apcupsd's STATFLAG bits:
+/// [`crate::daemon::status::flags`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {
     /// On battery (as believed).
@@ -197,31 +197,17 @@ pub struct Snapshot {
     pub last_reading: Option<(Mono, PowerReading)>,
 }
 
-impl Snapshot {
-    /// apcupsd's STATFLAG bits (facts §5.3) for this status.
-    pub fn flags(&self) -> StatusFlags {
-        let reason = self.shutdown_reason;
-        StatusFlags::PLUGGED
-            .with(StatusFlags::ONLINE, !self.on_battery)
-            .with(StatusFlags::ONBATT, self.on_battery)
-            .with(StatusFlags::BATTLOW, self.low_battery)
-            .with(StatusFlags::REPLACEBATT, self.replace_battery)
-            .with(StatusFlags::COMMLOST, self.commlost)
-            .with(StatusFlags::SHUTDOWN, self.shutdown_started)
-            .with(StatusFlags::ONBATT_MSG, self.onbattery_sent)
-            .with(StatusFlags::FASTPOLL, self.fast_poll)
-            .with(StatusFlags::SHUT_LOAD, reason == Some(Event::Loadlimit))
-            .with(StatusFlags::SHUT_BTIME, reason == Some(Event::Timeout))
-            .with(StatusFlags::SHUT_LTIME, reason == Some(Event::Runlimit))
-            .with(StatusFlags::SHUT_EMERG, reason == Some(Event::Emergency))
-            .with(StatusFlags::SHUT_REMOTE, reason == Some(Event::Remotedown))
-            .with(StatusFlags::BATTPRESENT, self.battery_present)
-    }
-
-    /// [`Snapshot::flags`] as the raw STATFLAG word.
-    pub fn status_flags(&self) -> u32 {
-        self.flags().bits()
-    }
+/// A charge jump not believed yet: the last reading that made it, and how
+/// many readings in a row have agreed with it (the monitor believes it at
+/// `jump_confirm_polls`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct SuspectJump {
+    /// When the last agreeing reading was taken.
+    at: Mono,
+    /// Its charge, in percent.
+    charge: f64,
+    /// Readings in a row that agree, this one included.
+    agreeing: u32,
 }
 
 /// A condition that must hold for [`HOLD`] before it counts.
@@ -259,7 +245,9 @@ pub struct Monitor {
     /// Set while communication is lost: when its log line was last written.
     commlost: Option<Mono>,
     last_good: Option<(Mono, PowerReading)>,
-    suspect: Option<(Mono, f64, u32)>,
+    /// A charge that jumped further than time allows, waiting for the
+    /// readings after it to agree.
+    suspect: Option<SuspectJump>,
     /// The reason of the last ignored reading.
     last_ignored: Option<Ignored>,
     /// Whether the current run of ignored readings was explained.
@@ -277,6 +265,10 @@ pub struct Monitor {
     blind_polls: u32,
     /// The drain last saved.
     saved_drain: Option<f64>,
+    /// A transition in this step changed what [`Monitor::outage_state`]
+    /// saves (the outage, its logins, the transfer statistics), so the
+    /// step ends with [`Effect::SaveState`]. Set where the change is made.
+    state_changed: bool,
     // Battery presence.
     /// Believed number of batteries; `None` before the first reading.
     battery_count: Option<usize>,
@@ -324,6 +316,7 @@ impl Monitor {
             dead_logged: false,
             blind_polls: 0,
             saved_drain: None,
+            state_changed: false,
             battery_count: None,
             pending_count: None,
             lowbatt: Hold::default(),
@@ -518,7 +511,10 @@ impl Monitor {
     }
 
     /// The persistent state, without the drain (which moves every poll on
-    /// battery and is saved by its own rule).
+    /// battery and is saved by its own rule): what [`Monitor::state_changed`]
+    /// stands for, compared in debug builds to check that every transition
+    /// that changes it says so.
+    #[cfg(debug_assertions)]
     fn persistent(&self, now: Mono) -> OutageState {
         OutageState {
             drain: None,
@@ -529,7 +525,9 @@ impl Monitor {
     /// One poll: the reading (or why there is none) taken at `now`.
     /// Returns what the daemon must do, in order.
     pub fn step(&mut self, reading: Result<PowerReading, SourceError>, now: Mono) -> Vec<Effect> {
+        #[cfg(debug_assertions)]
         let before = self.persistent(now);
+        self.state_changed = false;
         let mut fx = Vec::new();
         let good = self.filter(reading, now, &mut fx);
         self.communication(good.is_some(), now, &mut fx);
@@ -571,7 +569,13 @@ impl Monitor {
             (Some(_), None) => true,
             _ => false,
         };
-        if self.persistent(now) != before || drain_moved {
+        #[cfg(debug_assertions)]
+        debug_assert_eq!(
+            self.persistent(now) != before,
+            self.state_changed,
+            "a transition changed the saved state without saying so, or said so without changing it"
+        );
+        if self.state_changed || drain_moved {
             self.saved_drain = self.estimator.learnt().map(|d| d.per_hour);
             fx.push(Effect::SaveState);
         }
@@ -707,15 +711,19 @@ impl Monitor {
             return Ok(r);
         }
         // A jump: believable only once several readings in a row agree.
-        let count = match self.suspect {
-            Some((t, s, n)) if self.plausible_change(s, c, now.since(t)) => n + 1,
+        let agreeing = match self.suspect {
+            Some(s) if self.plausible_change(s.charge, c, now.since(s.at)) => s.agreeing + 1,
             _ => 1,
         };
-        if count >= self.th.jump_confirm_polls {
+        if agreeing >= self.th.jump_confirm_polls {
             self.suspect = None;
             Ok(r)
         } else {
-            self.suspect = Some((now, c, count));
+            self.suspect = Some(SuspectJump {
+                at: now,
+                charge: c,
+                agreeing,
+            });
             Err(Ignored::Jump {
                 from: c0,
                 to: c,
@@ -812,6 +820,7 @@ impl Monitor {
 
     fn power_failed(&mut self, r: &PowerReading, now: Mono, fx: &mut Vec<Effect>) {
         self.on_battery = true;
+        self.state_changed = true;
         self.transfers = self.transfers.saturating_add(1);
         self.last_transfer_on = Some(now);
         self.outage = Some(Outage {
@@ -832,6 +841,7 @@ impl Monitor {
         let Some(o) = self.outage.take() else {
             return;
         };
+        self.state_changed = true;
         if o.onbattery_at.is_some() {
             push_event(fx, Event::Offbattery);
         }
@@ -867,10 +877,12 @@ impl Monitor {
         {
             o.onbattery_at = Some(now);
             o.last_annoy = now;
+            self.state_changed = true;
             push_event(fx, Event::Onbattery);
         }
         if o.charge_at_start.is_none() {
             o.charge_at_start = good.and_then(|r| r.battery.charge_pct);
+            self.state_changed |= o.charge_at_start.is_some();
         }
         if self.shutdown_started {
             return;
@@ -991,6 +1003,8 @@ impl Monitor {
 
     fn prohibit_logins(&mut self, fx: &mut Vec<Effect>) {
         self.logins_prohibited = true;
+        // Saved with the outage only (on mains there is nothing to resume).
+        self.state_changed |= self.outage.is_some();
         fx.push(Effect::ProhibitLogins);
         fx.push(Effect::Log {
             text: LOGINS_PROHIBITED,

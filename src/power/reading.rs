@@ -275,6 +275,12 @@ pub struct PowerReading {
     pub battery: Battery,
 }
 
+/// Combine the adapters' `online` values: online if any adapter is online,
+/// offline if at least one was read and none is online, `None` if none was read.
+pub fn combine_online(values: impl IntoIterator<Item = Option<bool>>) -> Option<bool> {
+    values.into_iter().flatten().reduce(|a, b| a || b)
+}
+
 impl PowerReading {
     /// One reading from what a source found under `dir`: adapters combined
     /// (online if any is), batteries combined; an error when it found
@@ -290,7 +296,7 @@ impl PowerReading {
             });
         }
         Ok(PowerReading {
-            ac_online: super::sysfs::combine_online(adapters),
+            ac_online: combine_online(adapters),
             battery: Battery::combine(batteries),
         })
     }
@@ -312,6 +318,13 @@ mod tests {
             rate: Some(rate),
             ..Battery::default()
         }
+    }
+
+    #[test]
+    fn adapters_combine_online_if_any_is() {
+        assert_eq!(combine_online([None, Some(false), Some(true)]), Some(true));
+        assert_eq!(combine_online([None, Some(false)]), Some(false));
+        assert_eq!(combine_online([None, None]), None);
     }
 
     #[test]

@@ -7,9 +7,17 @@
 //! `Device`, which marks a mouse's or headset's battery). Everything is
 //! auto-detected at each poll, so batteries may come and go.
 //!
-//! Parsing is split from file access: [`parse_battery`], [`parse_online`] and
-//! friends are pure functions over file contents; [`SysfsSource::read`] only
-//! reads files. A file that is missing, unreadable, vanishes mid-read or holds
+//! Each supply's `uevent` file holds all its properties at once
+//! (`POWER_SUPPLY_CAPACITY=75`, ...): the kernel writes each line from the
+//! same property, in the same words, as the attribute file of that name
+//! (`capacity`), without the newline. A reading takes that one file per
+//! supply when it has a `POWER_SUPPLY_TYPE` line (older kernels left it
+//! out) and every line is `KEY=value`; otherwise, and where there is no
+//! `uevent` file (fake trees), it reads the attribute files one by one.
+//!
+//! Parsing is split from file access: [`parse_battery`], [`parse_online`],
+//! [`parse_uevent`] and friends are pure functions over file contents;
+//! [`SysfsSource::read`] only reads files. A file that is missing, unreadable, vanishes mid-read or holds
 //! garbage becomes `None`, never a panic. Reads only; never writes.
 
 use std::collections::BTreeMap;
@@ -82,6 +90,22 @@ pub fn parse_micro(text: &str) -> Option<f64> {
 /// Parse a plain integer file (`capacity`, `time_to_empty_now`).
 pub fn parse_int(text: &str) -> Option<i64> {
     text.trim().parse::<i64>().ok()
+}
+
+/// The properties of one `uevent` file, named as their attribute files
+/// (`POWER_SUPPLY_ENERGY_NOW=...` → `energy_now`), with each value as the
+/// attribute file holds it; lines of other prefixes (`DEVTYPE=`) are left
+/// out. `None` when a line is not `KEY=value` or there is no
+/// `POWER_SUPPLY_TYPE` line: then the attribute files are read instead.
+pub fn parse_uevent(text: &str) -> Option<SupplyFiles> {
+    let mut files = SupplyFiles::new();
+    for line in text.lines().filter(|l| !l.is_empty()) {
+        let (key, value) = line.split_once('=')?;
+        if let Some(name) = key.strip_prefix("POWER_SUPPLY_") {
+            files.insert(name.to_ascii_lowercase(), format!("{value}\n"));
+        }
+    }
+    files.contains_key("type").then_some(files)
 }
 
 fn text_field(files: &SupplyFiles, name: &str) -> Option<String> {
@@ -171,12 +195,6 @@ pub fn parse_battery(files: &SupplyFiles) -> Battery {
     }
 }
 
-/// Combine the adapters' `online` values: online if any adapter is online,
-/// offline if at least one was read and none is online, `None` if none was read.
-pub fn combine_online(values: impl IntoIterator<Item = Option<bool>>) -> Option<bool> {
-    values.into_iter().flatten().reduce(|a, b| a || b)
-}
-
 /// Reads `<root>/sys/class/power_supply`.
 #[derive(Debug, Clone)]
 pub struct SysfsSource {
@@ -210,7 +228,12 @@ impl SysfsSource {
             let Some(supply) = SupplyDir::open(&dir) else {
                 continue;
             };
-            let read = |name: &str| supply.read(name);
+            // One read for every property when the uevent file has them.
+            let props = supply.read("uevent").and_then(|text| parse_uevent(&text));
+            let read = |name: &str| match &props {
+                Some(props) => props.get(name).cloned(),
+                None => supply.read(name),
+            };
             let Some(kind) = read("type") else { continue };
             if read("scope").is_some_and(|s| s.trim() == "Device") {
                 continue;
@@ -317,9 +340,6 @@ mod tests {
         assert_eq!(parse_micro("-1500000"), Some(-1.5));
         assert_eq!(parse_micro("1.5"), None);
         assert_eq!(parse_micro("\u{0}\u{1}"), None);
-        assert_eq!(combine_online([None, Some(false), Some(true)]), Some(true));
-        assert_eq!(combine_online([None, Some(false)]), Some(false));
-        assert_eq!(combine_online([None, None]), None);
     }
 
     #[test]
@@ -478,6 +498,140 @@ mod tests {
         let r = src.read().unwrap();
         assert_eq!(r.ac_online, Some(true));
         assert_eq!(r.battery.count, 1);
+    }
+
+    #[test]
+    fn uevent_properties_named_as_their_files() {
+        let props = parse_uevent(
+            "DEVTYPE=power_supply\nPOWER_SUPPLY_NAME=BAT0\nPOWER_SUPPLY_TYPE=Battery\n\
+             POWER_SUPPLY_STATUS=Not charging\nPOWER_SUPPLY_MODEL_NAME=a=b\n",
+        )
+        .unwrap();
+        let names: Vec<&str> = props.keys().map(String::as_str).collect();
+        assert_eq!(names, ["model_name", "name", "status", "type"]);
+        assert_eq!(props["status"], "Not charging\n");
+        assert_eq!(props["model_name"], "a=b\n");
+        // Without a TYPE line (older kernels), or with a line that is
+        // not KEY=value, the attribute files are read instead.
+        assert_eq!(
+            parse_uevent("POWER_SUPPLY_NAME=AC\nPOWER_SUPPLY_ONLINE=1\n"),
+            None
+        );
+        assert_eq!(parse_uevent("POWER_SUPPLY_TYPE=Mains\ngarbage\n"), None);
+        assert_eq!(parse_uevent(""), None);
+    }
+
+    /// The supplies of one fixture (`tests/fixtures/power_supply`): blocks of
+    /// uevent lines separated by blank lines, `#` lines left out.
+    fn fixture_blocks(text: &str) -> Vec<Vec<(String, String)>> {
+        let mut blocks = vec![Vec::new()];
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            match line.split_once('=') {
+                Some((k, v)) => blocks
+                    .last_mut()
+                    .unwrap()
+                    .push((k.to_string(), v.to_string())),
+                None if line.trim().is_empty() => blocks.push(Vec::new()),
+                None => panic!("not KEY=value: {line:?}"),
+            }
+        }
+        blocks.retain(|b| !b.is_empty());
+        blocks
+    }
+
+    /// A tree with, for each supply, its uevent file and/or one attribute
+    /// file per property (as the kernel shows them: the value and a newline).
+    fn tree_of(root: &Path, blocks: &[Vec<(String, String)>], uevent: bool, attributes: bool) {
+        let dir = root.join("sys/class/power_supply");
+        let _ = std::fs::remove_dir_all(&dir);
+        for block in blocks {
+            let name = &block
+                .iter()
+                .find(|(k, _)| k == "POWER_SUPPLY_NAME")
+                .unwrap()
+                .1;
+            let supply = dir.join(name);
+            std::fs::create_dir_all(&supply).unwrap();
+            if uevent {
+                let text: String = block.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+                std::fs::write(supply.join("uevent"), text).unwrap();
+            }
+            if attributes {
+                for (key, v) in block {
+                    let file = key.trim_start_matches("POWER_SUPPLY_").to_ascii_lowercase();
+                    std::fs::write(supply.join(file), format!("{v}\n")).unwrap();
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_fixture_reads_the_same_from_its_uevent_files_as_from_its_attribute_files() {
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/power_supply");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&fixtures).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "txt") {
+                continue;
+            }
+            let blocks = fixture_blocks(&std::fs::read_to_string(&path).unwrap());
+            let tmp = tempfile::tempdir().unwrap();
+            let src = SysfsSource::new(tmp.path());
+            tree_of(tmp.path(), &blocks, false, true);
+            let from_attributes = src.read();
+            tree_of(tmp.path(), &blocks, true, false);
+            let from_uevent = src.read();
+            tree_of(tmp.path(), &blocks, true, true);
+            let from_both = src.read();
+            let name = path.display();
+            assert!(from_attributes.is_ok(), "{name}: {from_attributes:?}");
+            assert_eq!(
+                from_uevent.ok(),
+                from_attributes.as_ref().ok().cloned(),
+                "{name}"
+            );
+            assert_eq!(from_both.ok(), from_attributes.ok(), "{name}");
+            seen += 1;
+        }
+        assert!(
+            seen >= 30,
+            "only {seen} fixtures found in {}",
+            fixtures.display()
+        );
+    }
+
+    #[test]
+    fn a_uevent_file_without_type_falls_back_to_the_attribute_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        write_supply(
+            tmp.path(),
+            "BAT0",
+            &[
+                ("type", "Battery"),
+                ("status", "Discharging"),
+                ("capacity", "40"),
+            ],
+        );
+        // An old kernel's uevent: no TYPE line (and a stale capacity, to
+        // tell which was read).
+        write_supply(
+            tmp.path(),
+            "BAT0",
+            &[("uevent", "POWER_SUPPLY_NAME=BAT0\nPOWER_SUPPLY_CAPACITY=99")],
+        );
+        let r = SysfsSource::new(tmp.path()).read().unwrap();
+        assert_eq!(r.battery.charge_pct, Some(40.0));
+        // With TYPE, the uevent file is the one read.
+        write_supply(
+            tmp.path(),
+            "BAT0",
+            &[(
+                "uevent",
+                "POWER_SUPPLY_NAME=BAT0\nPOWER_SUPPLY_TYPE=Battery\nPOWER_SUPPLY_CAPACITY=99",
+            )],
+        );
+        let r = SysfsSource::new(tmp.path()).read().unwrap();
+        assert_eq!(r.battery.charge_pct, Some(99.0));
     }
 
     #[test]
