@@ -20,17 +20,11 @@ use crate::plan::{show_arg, PlannedHook};
 use crate::process::{self, Context, Input, Spec};
 use crate::trust;
 
-/// How long `wall` may take before we give up on it and print instead.
-/// doshutdown walls *before* its shutdown command, so a hung wall delays the
-/// shutdown by this (plus [`process::GRACE`] if it ignores SIGTERM); measured
-/// by `tests/faults.rs`.
-pub const WALL_DEADLINE: Duration = Duration::from_secs(5);
-/// How long `shutdown` or `apcupsd --killpower` may take.
-pub const COMMAND_DEADLINE: Duration = Duration::from_secs(120);
+pub(crate) use crate::config::defaults::{COMMAND_DEADLINE, WALL_DEADLINE};
 /// At most this much of a hook's stdout and of its stderr is kept for the log.
-pub const HOOK_OUTPUT_CAP: usize = 16 * 1024;
+pub(crate) const HOOK_OUTPUT_CAP: usize = 16 * 1024;
 /// At most this many lines of a hook's output are logged.
-pub const HOOK_OUTPUT_LINES: usize = 100;
+pub(crate) const HOOK_OUTPUT_LINES: usize = 100;
 
 /// One hook run.
 #[derive(Debug)]
@@ -101,7 +95,7 @@ fn bounded_lines(lines: Vec<String>, prefix: &str) -> Vec<String> {
 
 /// The real thing.
 #[derive(Debug, Default)]
-pub struct Live {
+pub(crate) struct Live {
     context: Context,
     shell: Option<ConfigShell>,
 }
@@ -109,12 +103,12 @@ pub struct Live {
 impl Live {
     /// Start children in `context`; run commands the config made shell
     /// functions in `shell`.
-    pub fn new(context: Context, shell: Option<ConfigShell>) -> Live {
+    pub(crate) fn new(context: Context, shell: Option<ConfigShell>) -> Live {
         Live { context, shell }
     }
 
     /// Let the config's shell go, if it was kept.
-    pub fn finish(mut self) {
+    pub(crate) fn finish(mut self) {
         if let Some(shell) = self.shell.take() {
             shell.finish();
         }
@@ -374,11 +368,11 @@ impl Effects for Live {
 
 /// `--dry-run`: print each effect as a line on stdout, run nothing.
 #[derive(Debug, Default)]
-pub struct DryRun;
+pub(crate) struct DryRun;
 
 /// Show a message the way a person reads it: escapes for control characters
 /// and bytes that are not UTF-8, and say so when there is no trailing newline.
-pub fn show_text(text: &[u8]) -> String {
+pub(crate) fn show_text(text: &[u8]) -> String {
     let body = text.strip_suffix(b"\n").unwrap_or(text);
     let escaped = match std::str::from_utf8(body) {
         Ok(body) => body.escape_debug().to_string(),
@@ -496,7 +490,7 @@ impl Effects for DryRun {
 /// exit status, duration, output and veto is printed; the default action is
 /// printed as `--dry-run` prints it, not done.
 #[derive(Debug)]
-pub struct Rehearsal {
+pub(crate) struct Rehearsal {
     live: Live,
     dry: DryRun,
     failed: bool,
@@ -504,7 +498,7 @@ pub struct Rehearsal {
 
 impl Rehearsal {
     /// Hooks run by `live`.
-    pub fn new(live: Live) -> Rehearsal {
+    pub(crate) fn new(live: Live) -> Rehearsal {
         Rehearsal {
             live,
             dry: DryRun,
@@ -513,7 +507,7 @@ impl Rehearsal {
     }
 
     /// A hook could not start, or was stopped or skipped at HOOK_TIMEOUT.
-    pub fn hooks_failed(&self) -> bool {
+    pub(crate) fn hooks_failed(&self) -> bool {
         self.failed
     }
 }

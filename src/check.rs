@@ -33,17 +33,19 @@ pub enum Severity {
     Note,
 }
 
-/// One finding.
+/// One thing `--check` found, printed as one line: the file it is about,
+/// what is wrong and what to do, and what apcupsd's run as root will do
+/// about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
     /// Problem or note.
     pub severity: Severity,
     /// The file it is about, if any.
-    pub path: Option<PathBuf>,
+    pub(crate) path: Option<PathBuf>,
     /// What is wrong and what to do.
-    pub message: String,
+    pub(crate) message: String,
     /// What apcupsd's run, as root, will do about it.
-    pub at_run_time: Option<String>,
+    pub(crate) at_run_time: Option<String>,
 }
 
 impl fmt::Display for Finding {
@@ -242,7 +244,6 @@ fn check_config(config: &ScriptConfig, findings: &mut Findings) {
     }
 }
 
-/// What a missing command means at run time.
 /// JOURNAL_DIR: a directory (created by the first event when missing)
 /// whose journal files are regular files, never links.
 fn check_journal(settings: &Settings, findings: &mut Findings) {
@@ -285,6 +286,7 @@ fn check_journal(settings: &Settings, findings: &mut Findings) {
     }
 }
 
+/// What a missing command means at run time.
 fn consequence_of_missing(variable: &str, settings: &Settings) -> String {
     match variable {
         "WALL" => "no message is broadcast; apccontrol writes it to stdout (lost under apcupsd) \
@@ -388,16 +390,31 @@ fn check_commands(
     }
 }
 
+/// Why a command named in the config or a `#!` line cannot be run. The
+/// message completes a sentence that starts with the command's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+enum Unrunnable {
+    /// A path that names no file.
+    #[error("does not exist")]
+    Missing,
+    /// A file without an execute bit.
+    #[error("is not executable")]
+    NotExecutable,
+    /// A bare name that no directory of PATH holds.
+    #[error("is not on PATH")]
+    NotOnPath,
+}
+
 /// Whether a command can be run: a path must be an executable file, a bare
 /// name must be found on `path_var` (else our PATH).
-fn resolve(program: &str, path_var: Option<&str>) -> Result<PathBuf, String> {
+fn resolve(program: &str, path_var: Option<&str>) -> Result<PathBuf, Unrunnable> {
     if program.contains('/') {
         let path = PathBuf::from(program);
         if !path.is_file() {
-            return Err("does not exist".into());
+            return Err(Unrunnable::Missing);
         }
         if !executable_by_root(&path) {
-            return Err("is not executable".into());
+            return Err(Unrunnable::NotExecutable);
         }
         Ok(path)
     } else {
@@ -407,7 +424,7 @@ fn resolve(program: &str, path_var: Option<&str>) -> Result<PathBuf, String> {
                 .and_then(|cwd| which::which_in(program, Some(path), cwd).ok()),
             None => which::which(program).ok(),
         };
-        found.ok_or_else(|| "is not on PATH".to_string())
+        found.ok_or(Unrunnable::NotOnPath)
     }
 }
 

@@ -4,7 +4,7 @@
 //! we add comes, one way or another, from a setting a user can write:
 //! `HOOK_TIMEOUT=9300000000000000000` once made apccontrol exit 101 before
 //! the shutdown. Every `Instant` deadline in the crate is made here, and a
-//! duration too long to represent saturates to [`FAR_FUTURE`] from now, which
+//! duration too long to represent saturates to `FAR_FUTURE` from now, which
 //! for every caller means "no practical limit".
 //!
 //! Pure apart from [`after`], which reads the monotonic clock.
@@ -13,17 +13,17 @@ use std::time::{Duration, Instant};
 
 /// How far ahead a saturated deadline lies: longer than any outage, short
 /// enough to fit in every platform's `Instant`.
-pub const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+pub(crate) const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// The instant `timeout` after `now`, or [`FAR_FUTURE`] after it when the sum
 /// would not fit.
-pub fn after_from(now: Instant, timeout: Duration) -> Instant {
+pub(crate) fn after_from(now: Instant, timeout: Duration) -> Instant {
     now.checked_add(timeout.min(FAR_FUTURE))
         .or_else(|| now.checked_add(Duration::from_secs(24 * 3600)))
         .unwrap_or(now)
 }
 
-/// The instant `timeout` from now; see [`after_from`].
+/// The instant `timeout` from now; see `after_from`.
 pub fn after(timeout: Duration) -> Instant {
     after_from(Instant::now(), timeout)
 }

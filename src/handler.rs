@@ -237,7 +237,7 @@ pub fn handle(request: &Request) -> i32 {
                 settings.scriptdir.display(),
                 config_state(config.as_ref())
             );
-            let mail = mail.map(EventMail::as_test);
+            let mail = mail.map(EventMail::into_test);
             if let Some(mail) = &mail {
                 match mail.queue(&settings.scriptdir, &mut log) {
                     Some(path) => println!("mail queued as {}", path.display()),

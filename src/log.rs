@@ -13,7 +13,7 @@ use std::path::Path;
 use syslog::{Facility, Formatter3164, Logger, LoggerBackend};
 
 /// The longest line we log; longer ones are cut and marked.
-pub const MAX_LINE: usize = 1000;
+pub(crate) const MAX_LINE: usize = 1000;
 
 /// How serious a line is (syslog priorities).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

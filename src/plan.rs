@@ -105,7 +105,7 @@ impl Invocation {
 }
 
 /// An argument as text: UTF-8 as is, other bytes as `\xNN`.
-pub fn show_arg(arg: &OsStr) -> String {
+pub(crate) fn show_arg(arg: &OsStr) -> String {
     match arg.to_str() {
         Some(text) => text.to_string(),
         None => arg.as_bytes().escape_ascii().to_string(),
@@ -174,7 +174,7 @@ pub struct Plan {
 
 /// Build the plan. `found` are the hooks for the event name (empty for an
 /// invalid name).
-pub fn plan(invocation: &Invocation, settings: &Settings, found: Found) -> Plan {
+pub(crate) fn plan(invocation: &Invocation, settings: &Settings, found: Found) -> Plan {
     let hooks = found
         .hooks
         .into_iter()
@@ -207,7 +207,7 @@ pub fn plan(invocation: &Invocation, settings: &Settings, found: Found) -> Plan 
 }
 
 /// The stock script's usage text, byte for byte (a TAB and five spaces).
-pub fn usage_text(program_name: &str) -> String {
+pub(crate) fn usage_text(program_name: &str) -> String {
     format!(
         "Usage: {program_name} command\n\t     warning: this script is intended to be launched by\n\t     apcupsd and should never be launched by users.\n"
     )

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use apccontrol::daemon::ModeError;
 use clap::Parser;
 
 /// Turns a laptop's battery into a UPS that speaks apcupsd's language: it
@@ -26,7 +27,7 @@ struct Cli {
         short = 'f',
         long = "config",
         value_name = "FILE",
-        default_value = "/etc/apcupsd/apcupsd.conf"
+        default_value = apccontrol::config::defaults::APCUPSD_CONF
     )]
     config: PathBuf,
 
@@ -94,9 +95,9 @@ fn main() -> ExitCode {
                     println!("laptop-upsd: {done}");
                 }
             })
-            .map_err(|e| e.to_string())
+            .map_err(ModeError::from)
     } else if cli.demo {
-        apccontrol::daemon::demo::run().map_err(|e| e.to_string())
+        apccontrol::daemon::demo::run().map_err(ModeError::from)
     } else if cli.status {
         apccontrol::daemon::ask::status(&options)
             .map(|answer| {
@@ -105,21 +106,21 @@ fn main() -> ExitCode {
                 }
                 print!("{}", answer.text);
             })
-            .map_err(|e| e.to_string())
+            .map_err(ModeError::from)
     } else if cli.check {
         return check(&options);
     } else if cli.poke {
         apccontrol::daemon::poke::run(&options)
             .map(|_| ())
-            .map_err(|e| e.to_string())
+            .map_err(ModeError::from)
     } else {
-        apccontrol::daemon::run(&options).map_err(|e| e.to_string())
+        apccontrol::daemon::run(&options).map_err(ModeError::from)
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("laptop-upsd: {message}");
-            ExitCode::FAILURE
+        Err(error) => {
+            eprintln!("laptop-upsd: {error}");
+            ExitCode::from(error.exit_code())
         }
     }
 }

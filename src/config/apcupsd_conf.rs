@@ -115,9 +115,9 @@ impl Default for ApcupsdConf {
     fn default() -> Self {
         Self {
             ups_name: None,
-            script_dir: PathBuf::from("/etc/apcupsd"),
-            pwrfail_dir: PathBuf::from("/etc/apcupsd"),
-            nologin_dir: PathBuf::from("/etc"),
+            script_dir: PathBuf::from(super::defaults::SCRIPT_DIR),
+            pwrfail_dir: PathBuf::from(super::defaults::PWRFAIL_DIR),
+            nologin_dir: PathBuf::from(super::defaults::NOLOGIN_DIR),
             nologon: NoLogon::Always,
             on_battery_delay: 6,
             battery_level: 10,
@@ -385,6 +385,21 @@ pub fn load(path: &Path) -> Result<Parsed, ConfError> {
         path: path.to_path_buf(),
         source: Box::new(e),
     })
+}
+
+/// [`load`], or apcupsd's defaults when nothing is at `path`: how the modes
+/// that work without a config (`laptop-upsd --status`, `--poke`,
+/// `--killpower`) read it. A file that is there but unreadable, untrusted or
+/// wrong is still an error.
+pub fn load_or_default(path: &Path) -> Result<Parsed, ConfError> {
+    if path.exists() {
+        load(path)
+    } else {
+        Ok(Parsed {
+            conf: ApcupsdConf::default(),
+            warnings: Vec::new(),
+        })
+    }
 }
 
 /// Parse apcupsd.conf text.

@@ -6,16 +6,19 @@
 //! stderr, so scripts that parse stdout get the same format either way.
 
 use std::net::Ipv4Addr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::config::apcupsd_conf::{self, ApcupsdConf};
+use crate::hostname::hostname;
 use crate::log::{Level, Log};
 use crate::nis::client;
+use crate::power::{Monitor, Mono, Source, Thresholds};
 
-use super::{DaemonError, Options};
+use super::startup::{load_config_or_default, ups_name};
+use super::{status, DaemonError, Options};
 
 /// How long the daemon may take to answer.
-pub const ASK_TIMEOUT: Duration = Duration::from_secs(3);
+pub(crate) const ASK_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The status text, and a note for stderr when it is not the daemon's.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,7 +30,7 @@ pub struct Answer {
 }
 
 /// Where to ask: NISIP, with the wildcard asked on loopback.
-pub fn nis_host(conf: &ApcupsdConf) -> Ipv4Addr {
+pub(crate) fn nis_host(conf: &ApcupsdConf) -> Ipv4Addr {
     if conf.nis_ip.is_unspecified() {
         Ipv4Addr::LOCALHOST
     } else {
@@ -39,17 +42,13 @@ pub fn nis_host(conf: &ApcupsdConf) -> Ipv4Addr {
 pub fn status(options: &Options) -> Result<Answer, DaemonError> {
     let mut log = Log::silent("laptop-upsd");
     log.echo_to_stderr(Level::Warning);
-    let conf = if options.config.exists() {
-        apcupsd_conf::load(&options.config)?.conf
-    } else {
-        ApcupsdConf::default()
-    };
+    let conf = apcupsd_conf::load_or_default(&options.config)?.conf;
     let note = if conf.net_server {
         let host = nis_host(&conf);
         match client::fetch_status(
             &host.to_string(),
             conf.nis_port,
-            Instant::now() + ASK_TIMEOUT,
+            crate::deadline::after(ASK_TIMEOUT),
         ) {
             Ok(text) => return Ok(Answer { text, note: None }),
             Err(e) => format!(
@@ -64,9 +63,34 @@ pub fn status(options: &Options) -> Result<Answer, DaemonError> {
             options.config.display()
         )
     };
-    let text = super::status_text(options)?;
+    let text = status_text(options)?;
     Ok(Answer {
         text,
         note: Some(note),
     })
+}
+
+/// One fresh reading, printed as apcaccess prints a status (no daemon answered).
+fn status_text(options: &Options) -> Result<String, DaemonError> {
+    let mut log = Log::silent("laptop-upsd");
+    log.echo_to_stderr(Level::Warning);
+    let conf = load_config_or_default(&options.config, &mut log)?;
+    let mut monitor = Monitor::new(Thresholds::from_conf(&conf), Mono::ZERO);
+    let reading = Source::new(&options.root).read()?;
+    // One step to take the reading in; its effects are not carried out.
+    let _ = monitor.step(Ok(reading), Mono::ZERO);
+    let snapshot = monitor.snapshot(Mono::ZERO);
+    let now = chrono::Local::now().fixed_offset();
+    let upsname = ups_name(&conf);
+    let host = hostname().unwrap_or_default();
+    let ctx = status::Context {
+        conf: &conf,
+        upsname: &upsname,
+        hostname: &host,
+        start_time: now,
+        last_poll: now,
+        last_poll_mono: Mono::ZERO,
+    };
+    let record = status::ups_status(&snapshot, &ctx);
+    Ok(crate::nis::status::render(&record, &now).to_text())
 }

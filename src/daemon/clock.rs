@@ -15,18 +15,27 @@ use nix::time::{clock_gettime, ClockId};
 
 use crate::power::Mono;
 
+/// The wall clock in whole seconds since 1970 (0 before 1970, saturated far
+/// ahead): what the state file, the wake plan and killpower compare their
+/// written times with. The one place the daemon reads it so.
+pub(crate) fn epoch_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
 /// Where the kernel says which boot this is.
-pub const BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
+pub(crate) const BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
 
 /// Reads the boot clock.
 #[derive(Debug, Clone, Copy)]
-pub struct BootClock {
+pub(crate) struct BootClock {
     clock: ClockId,
 }
 
 impl BootClock {
     /// CLOCK_BOOTTIME, or CLOCK_MONOTONIC with a reason when it is missing.
-    pub fn new() -> (BootClock, Option<String>) {
+    pub(crate) fn new() -> (BootClock, Option<String>) {
         match clock_gettime(ClockId::CLOCK_BOOTTIME) {
             Ok(_) => (
                 BootClock {
@@ -47,7 +56,7 @@ impl BootClock {
     }
 
     /// Now, as the monitor's time.
-    pub fn now(&self) -> Mono {
+    pub(crate) fn now(&self) -> Mono {
         let since_boot = clock_gettime(self.clock)
             .map(Duration::from)
             .unwrap_or_default();
@@ -56,7 +65,7 @@ impl BootClock {
 }
 
 /// This boot's id, if the kernel says (`None` otherwise).
-pub fn boot_id() -> Option<String> {
+pub(crate) fn boot_id() -> Option<String> {
     let text = std::fs::read_to_string(BOOT_ID).ok()?;
     let id = text.trim();
     let ok =
@@ -65,11 +74,11 @@ pub fn boot_id() -> Option<String> {
 }
 
 /// Where the kernel says when this boot began (`btime`).
-pub const PROC_STAT: &str = "/proc/stat";
+pub(crate) const PROC_STAT: &str = "/proc/stat";
 
 /// When this boot began, in seconds since the epoch (`btime` in
 /// `/proc/stat`), if the kernel says.
-pub fn boot_time() -> Option<i64> {
+pub(crate) fn boot_time() -> Option<i64> {
     let text = crate::trust::read_capped(std::path::Path::new(PROC_STAT), 64 * 1024)
         .ok()
         .flatten()?;
@@ -77,7 +86,7 @@ pub fn boot_time() -> Option<i64> {
 }
 
 /// The `btime` of a `/proc/stat` text.
-pub fn parse_btime(text: &str) -> Option<i64> {
+pub(crate) fn parse_btime(text: &str) -> Option<i64> {
     text.lines()
         .find_map(|line| line.strip_prefix("btime "))
         .and_then(|value| value.trim().parse().ok())

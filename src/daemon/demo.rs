@@ -5,7 +5,7 @@
 //! battery) and a SCRIPTDIR in a temporary directory, then plays a scripted
 //! outage in virtual time: the tree is edited second by second, read by the
 //! real sysfs source, stepped through the real monitor, and its effects go
-//! through the daemon's [`DryRun`] effects: each event is handed to our
+//! through the daemon's `DryRun` effects: each event is handed to our
 //! apccontrol with `--dry-run` (never a live run), whose output is shown;
 //! the events file and the powerfail flag are written only because they lie
 //! inside the temporary directory, which is removed at the end.
@@ -20,7 +20,7 @@ use crate::event::Event;
 use crate::log::Log;
 use crate::power::{Effect, Explanation, Monitor, Mono, Source, Thresholds};
 
-use super::effects::{DryRun, FileStep, Note};
+use super::dry_run::{DryRun, FileStep, Note};
 use super::{status, Effector};
 
 /// The battery's full energy, in µWh (50 Wh).
@@ -38,9 +38,9 @@ pub enum DemoError {
     /// Setting up the temporary tree failed.
     #[error("cannot build the demo tree in {}: {source}", path.display())]
     Setup {
-        /// Where.
+        /// The file or directory of the fake tree being made.
         path: PathBuf,
-        /// Why.
+        /// The system's error.
         source: std::io::Error,
     },
     /// The demo's own config did not parse (a bug).

@@ -17,30 +17,18 @@ use chrono::{DateTime, TimeZone};
 
 /// The events file.
 #[derive(Debug)]
-pub struct EventsFile {
+pub(crate) struct EventsFile {
     path: PathBuf,
     max_bytes: u64,
 }
 
 /// One line, as apcupsd formats it.
-pub fn format_line<Tz: TimeZone>(at: &DateTime<Tz>, text: &str) -> String
+pub(crate) fn format_line<Tz: TimeZone>(at: &DateTime<Tz>, text: &str) -> String
 where
     Tz::Offset: std::fmt::Display,
 {
     let text = text.trim_end_matches('\n');
     format!("{}  {text}\n", at.format("%Y-%m-%d %H:%M:%S %z"))
-}
-
-/// What to keep of a file that grew past `max_bytes`: the last 80 % of the
-/// maximum, starting at the first whole line. `None` when no trim is due.
-pub fn trimmed(content: &[u8], max_bytes: u64) -> Option<&[u8]> {
-    if max_bytes == 0 || content.len() as u64 <= max_bytes {
-        return None;
-    }
-    let keep = (max_bytes * 8 / 10) as usize;
-    let start = content.len().saturating_sub(keep);
-    let before = start.checked_sub(1).map(|i| content[i]);
-    Some(from_whole_line(&content[start..], before))
 }
 
 /// `tail` from its first whole line: all of it when the byte `before` it was
@@ -57,7 +45,7 @@ fn from_whole_line(tail: &[u8], before: Option<u8>) -> &[u8] {
 
 impl EventsFile {
     /// An events file at `path`, trimmed past `max_kb` kilobytes (0: never).
-    pub fn new(path: &Path, max_kb: u32) -> EventsFile {
+    pub(crate) fn new(path: &Path, max_kb: u32) -> EventsFile {
         EventsFile {
             path: path.to_path_buf(),
             max_bytes: u64::from(max_kb) * 1024,
@@ -65,14 +53,14 @@ impl EventsFile {
     }
 
     /// Where it is.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// Append one line, then trim if due. The file is opened through
     /// [`crate::trust::append`]: never through a link or a second hard link,
     /// and only if it is ours.
-    pub fn append(&self, line: &str) -> io::Result<()> {
+    pub(crate) fn append(&self, line: &str) -> io::Result<()> {
         let mut file = trust::append(&self.path, 0o644).map_err(io::Error::other)?;
         file.write_all(line.as_bytes())?;
         self.trim(&mut file)
@@ -109,6 +97,19 @@ impl EventsFile {
 mod tests {
     use super::*;
     use chrono::FixedOffset;
+
+    /// The rule `EventsFile::trim` follows on the file, on bytes in memory:
+    /// what to keep of content that grew past `max_bytes` (the last 80 % of the
+    /// maximum, from the first whole line). `None` when no trim is due.
+    fn trimmed(content: &[u8], max_bytes: u64) -> Option<&[u8]> {
+        if max_bytes == 0 || content.len() as u64 <= max_bytes {
+            return None;
+        }
+        let keep = (max_bytes * 8 / 10) as usize;
+        let start = content.len().saturating_sub(keep);
+        let before = start.checked_sub(1).map(|i| content[i]);
+        Some(from_whole_line(&content[start..], before))
+    }
 
     #[test]
     fn lines_have_apcupsds_format() {

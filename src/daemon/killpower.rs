@@ -12,27 +12,27 @@
 //! systems are already read-only and syslog is gone: it writes nothing but
 //! the wake alarm, and reports on stdout and stderr only.
 //!
-//! The delay is bounded (see [`super::wake`]): when the daemon planned this
+//! The delay is bounded (see `super::wake`): when the daemon planned this
 //! shutdown's wake-up (`<PWRFAILDIR>/laptop-upsd.wake`, written in the last
 //! hour), its delay is used, doubled each round the laptop woke into a
 //! still-dead mains, and nothing is armed below the documented charge.
 //!
-//! Split in two: [`decide`] is pure (what exists, the clock and the delay in;
+//! Split in two: `decide` is pure (what exists, the clock and the delay in;
 //! what to write out); [`run`] looks at the files, reads the clock and does
 //! the writes. The kernel wants `0` written first to clear an armed alarm,
 //! then the absolute epoch time of the wake-up.
 
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::config::apcupsd_conf::{self, ApcupsdConf, ConfError};
+use crate::config::apcupsd_conf::{self, ConfError};
 
-use super::effects::{DryRun, Effects, Live};
+use super::dry_run::DryRun;
+use super::effects::{Effects, Live};
 use super::Options;
 
 /// The RTC wake alarm, relative to `--root`.
-pub const WAKEALARM: &str = "sys/class/rtc/rtc0/wakealarm";
+pub(crate) const WAKEALARM: &str = "sys/class/rtc/rtc0/wakealarm";
 
 /// How often the clear-then-set pair is tried when the kernel says another
 /// alarm was armed in between (`EBUSY`), e.g. by a second killpower.
@@ -40,24 +40,24 @@ const ATTEMPTS: usize = 3;
 
 /// What the pure part sees.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Situation {
+pub(crate) struct Situation {
     /// `<PWRFAILDIR>/powerfail`.
-    pub powerfail: PathBuf,
+    pub(crate) powerfail: PathBuf,
     /// Whether it exists.
-    pub powerfail_exists: bool,
+    pub(crate) powerfail_exists: bool,
     /// The wake alarm file.
-    pub wakealarm: PathBuf,
+    pub(crate) wakealarm: PathBuf,
     /// Whether it exists.
-    pub wakealarm_exists: bool,
+    pub(crate) wakealarm_exists: bool,
     /// WAKEDELAY, seconds; 0 is off.
-    pub wake_delay: u32,
+    pub(crate) wake_delay: u32,
     /// Now, seconds since the Unix epoch.
-    pub now: i64,
+    pub(crate) now: i64,
 }
 
 /// What to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
+pub(crate) enum Decision {
     /// No powerfail file: refuse, as apcupsd does.
     Refuse,
     /// WAKEDELAY is 0: nothing to arm.
@@ -74,7 +74,7 @@ pub enum Decision {
 }
 
 /// Decide, without touching anything.
-pub fn decide(s: &Situation) -> Decision {
+pub(crate) fn decide(s: &Situation) -> Decision {
     if !s.powerfail_exists {
         Decision::Refuse
     } else if s.wake_delay == 0 {
@@ -169,7 +169,7 @@ pub enum KillpowerError {
         path: PathBuf,
         /// What was being written.
         value: String,
-        /// Why.
+        /// The system's error, which `advice` was chosen from.
         source: std::io::Error,
         /// What to do about it.
         advice: &'static str,
@@ -179,18 +179,14 @@ pub enum KillpowerError {
 /// `laptop-upsd --killpower`: read the config (its defaults if the file is
 /// missing), then decide and arm.
 pub fn run(options: &Options) -> Result<Done, KillpowerError> {
-    let conf = if options.config.exists() {
-        let parsed = apcupsd_conf::load(&options.config)?;
-        for warning in &parsed.warnings {
-            eprintln!("laptop-upsd: {}: {warning}", options.config.display());
-        }
-        parsed.conf
-    } else {
-        ApcupsdConf::default()
-    };
+    let parsed = apcupsd_conf::load_or_default(&options.config)?;
+    for warning in &parsed.warnings {
+        eprintln!("laptop-upsd: {}: {warning}", options.config.display());
+    }
+    let conf = parsed.conf;
     let powerfail = conf.powerfail_path();
     let wakealarm = options.root.join(WAKEALARM);
-    let now = now_epoch();
+    let now = super::clock::epoch_secs();
     // The daemon's plan for this shutdown, if it wrote one (wake.rs).
     let plan = super::wake::current(&conf, now);
     let mut wake_delay = conf.wake_delay;
@@ -268,12 +264,6 @@ fn write_value(path: &Path, value: &str, effects: &mut dyn Effects) -> Result<()
             },
             source,
         })
-}
-
-fn now_epoch() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]

@@ -23,12 +23,12 @@ use crate::log::{Level, Log};
 use crate::nis::server::{NisServer, ServerConfig, StatusSource, StopSignal};
 
 /// The first retry comes after this long.
-pub const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+pub(crate) const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 /// Retries are at most this far apart.
-pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
 /// The most likely reason a bind failed, in words a user can act on.
-pub fn likely_cause(error: &io::Error, ip: Ipv4Addr, port: u16) -> String {
+pub(crate) fn likely_cause(error: &io::Error, ip: Ipv4Addr, port: u16) -> String {
     match error.kind() {
         io::ErrorKind::AddrInUse => format!(
             "port {port} is already in use on {ip}: is apcupsd still running (`systemctl stop \
@@ -48,13 +48,13 @@ pub fn likely_cause(error: &io::Error, ip: Ipv4Addr, port: u16) -> String {
 }
 
 /// The next wait: double, at most [`MAX_BACKOFF`].
-pub fn next_backoff(current: Duration) -> Duration {
+pub(crate) fn next_backoff(current: Duration) -> Duration {
     current.saturating_mul(2).min(MAX_BACKOFF)
 }
 
 /// Owns the NIS thread; dropping it stops the server.
 #[derive(Debug)]
-pub struct NisKeeper {
+pub(crate) struct NisKeeper {
     signal: StopSignal,
 }
 
@@ -68,7 +68,7 @@ impl Drop for NisKeeper {
 /// the bind with backoff, then serves every client itself. `config` is the
 /// server's configuration; `log` gets the bind failures (the server's own
 /// problems go to `config.log`).
-pub fn keep(
+pub(crate) fn keep(
     ip: Ipv4Addr,
     port: u16,
     published: Arc<dyn StatusSource>,

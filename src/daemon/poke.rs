@@ -7,7 +7,7 @@
 //!
 //! The daemon is found by its pid file: it holds an exclusive `flock` on
 //! PIDFILE while it runs, so a file nobody has locked is stale and nothing
-//! is signalled. The signal is [`POKE_SIGNAL`] (SIGUSR1), which the daemon
+//! is signalled. The signal is `POKE_SIGNAL` (SIGUSR1), which the daemon
 //! reads from its signalfd; `kill -USR1` does the same.
 
 use std::fs;
@@ -17,12 +17,12 @@ use nix::fcntl::{Flock, FlockArg};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use crate::config::apcupsd_conf::{self, ApcupsdConf, ConfError};
+use crate::config::apcupsd_conf::{self, ConfError};
 
 use super::Options;
 
 /// The signal that makes the daemon read now.
-pub const POKE_SIGNAL: Signal = Signal::SIGUSR1;
+pub(crate) const POKE_SIGNAL: Signal = Signal::SIGUSR1;
 
 /// Why the poke did not reach a daemon. Every variant exits 1.
 #[derive(Debug, thiserror::Error)]
@@ -47,7 +47,7 @@ pub enum PokeError {
     Signal {
         /// The daemon's pid.
         pid: i32,
-        /// Why.
+        /// The system's error (EPERM when not run as the daemon's user).
         errno: nix::errno::Errno,
     },
 }
@@ -56,7 +56,7 @@ pub enum PokeError {
 /// opened without following a link, and the pid must be a process named
 /// `laptop-upsd`: a planted pid file must not make root signal (and with
 /// SIGUSR1's default action, kill) another process.
-pub fn running_pid(path: &std::path::Path) -> Result<Option<i32>, PokeError> {
+pub(crate) fn running_pid(path: &std::path::Path) -> Result<Option<i32>, PokeError> {
     use std::os::unix::fs::OpenOptionsExt;
     let opened = fs::OpenOptions::new()
         .read(true)
@@ -93,11 +93,7 @@ fn is_laptop_upsd(pid: i32) -> bool {
 
 /// Poke the daemon configured by `options`; returns its pid.
 pub fn run(options: &Options) -> Result<i32, PokeError> {
-    let conf = if options.config.exists() {
-        apcupsd_conf::load(&options.config)?.conf
-    } else {
-        ApcupsdConf::default()
-    };
+    let conf = apcupsd_conf::load_or_default(&options.config)?.conf;
     let Some(pid) = running_pid(&conf.pid_file)? else {
         return Err(PokeError::NotRunning {
             path: conf.pid_file,

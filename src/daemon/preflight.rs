@@ -278,10 +278,18 @@ const STOPS_THE_MACHINE: &[&str] = &[
     "kexec",
 ];
 
-/// The lid settings logind would use: `HandleLidSwitch` (default
-/// `suspend`) and `HandleLidSwitchExternalPower` (default: the former),
-/// from `logind.conf` and its drop-ins (later files win) under `root`.
-pub fn lid_actions(root: &Path) -> (String, String) {
+/// What logind does when the lid closes, by power source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LidActions {
+    /// `HandleLidSwitch` (default `suspend`): on battery, among others.
+    pub(crate) on_battery: String,
+    /// `HandleLidSwitchExternalPower` (default: `HandleLidSwitch`'s value).
+    pub(crate) on_mains: String,
+}
+
+/// The lid settings logind would use, from `logind.conf` and its drop-ins
+/// (later files win) under `root`.
+pub(crate) fn lid_actions(root: &Path) -> LidActions {
     let mut files = vec![root.join("etc/systemd/logind.conf")];
     let mut dropins: Vec<PathBuf> = [
         "usr/lib/systemd/logind.conf.d",
@@ -326,7 +334,10 @@ pub fn lid_actions(root: &Path) -> (String, String) {
     }
     let lid = lid.unwrap_or_else(|| "suspend".to_string());
     let external = external.unwrap_or_else(|| lid.clone());
-    (lid, external)
+    LidActions {
+        on_battery: lid,
+        on_mains: external,
+    }
 }
 
 /// Whether the machine has a lid switch (ACPI's button driver shows it).
@@ -348,10 +359,10 @@ fn check_lid(root: &Path, report: &mut Report) {
         report.note("no lid switch found: logind's lid settings not checked");
         return;
     }
-    let (lid, external) = lid_actions(root);
+    let actions = lid_actions(root);
     for (key, action) in [
-        ("HandleLidSwitch", &lid),
-        ("HandleLidSwitchExternalPower", &external),
+        ("HandleLidSwitch", &actions.on_battery),
+        ("HandleLidSwitchExternalPower", &actions.on_mains),
     ] {
         if STOPS_THE_MACHINE.contains(&action.as_str()) {
             report.problem(format!(
@@ -378,7 +389,10 @@ mod tests {
         let root = dir.path();
         assert_eq!(
             lid_actions(root),
-            ("suspend".to_string(), "suspend".to_string())
+            LidActions {
+                on_battery: "suspend".to_string(),
+                on_mains: "suspend".to_string()
+            }
         );
         write(
             &root.join("etc/systemd/logind.conf"),
@@ -386,7 +400,10 @@ mod tests {
         );
         assert_eq!(
             lid_actions(root),
-            ("ignore".to_string(), "ignore".to_string())
+            LidActions {
+                on_battery: "ignore".to_string(),
+                on_mains: "ignore".to_string()
+            }
         );
         write(
             &root.join("usr/lib/systemd/logind.conf.d/50-vendor.conf"),
@@ -398,7 +415,10 @@ mod tests {
         );
         assert_eq!(
             lid_actions(root),
-            ("ignore".to_string(), "suspend".to_string())
+            LidActions {
+                on_battery: "ignore".to_string(),
+                on_mains: "suspend".to_string()
+            }
         );
         // A lid is needed for it to matter.
         let mut report = Report::default();

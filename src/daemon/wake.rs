@@ -30,19 +30,19 @@ use crate::log::Log;
 use super::effects::Effects;
 
 /// The plan's file name in PWRFAILDIR.
-pub const PLAN_FILE: &str = "laptop-upsd.wake";
+pub(crate) const PLAN_FILE: &str = "laptop-upsd.wake";
 /// Below this charge (percent, on battery) no wake alarm is armed.
-pub const WAKE_MIN_CHARGE: f64 = 3.0;
+pub(crate) const WAKE_MIN_CHARGE: f64 = 3.0;
 /// The longest delay (24 h): most RTCs cannot wake further ahead.
-pub const MAX_WAKE_DELAY: u32 = 24 * 60 * 60;
+pub(crate) const MAX_WAKE_DELAY: u32 = 24 * 60 * 60;
 /// A boot this long after the planned wake-up is not the alarm's.
-pub const WAKE_SLACK: i64 = 15 * 60;
+pub(crate) const WAKE_SLACK: i64 = 15 * 60;
 /// A plan older than this is not the current shutdown's.
-pub const PLAN_FRESH: i64 = 60 * 60;
+pub(crate) const PLAN_FRESH: i64 = 60 * 60;
 
 /// A wake plan, as written for `--killpower`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WakePlan {
+pub(crate) struct WakePlan {
     /// 1 for the first shutdown of an outage, then 2, 3... while the mains
     /// stay out across wake-ups.
     pub round: u32,
@@ -58,7 +58,7 @@ pub struct WakePlan {
 
 impl WakePlan {
     /// The file's text.
-    pub fn to_text(&self) -> String {
+    pub(crate) fn to_text(&self) -> String {
         let mut text = format!(
             "# laptop-upsd wake plan, read by laptop-upsd --killpower\nround={}\ndelay={}\narm={}\nwritten={}\n",
             self.round, self.delay, self.arm, self.written
@@ -70,7 +70,7 @@ impl WakePlan {
     }
 
     /// Parse the file's text; `None` if it is not a plan.
-    pub fn parse(text: &str) -> Option<WakePlan> {
+    pub(crate) fn parse(text: &str) -> Option<WakePlan> {
         let mut plan = WakePlan {
             round: 0,
             delay: 0,
@@ -104,7 +104,7 @@ impl WakePlan {
 
 /// What [`plan`] looks at.
 #[derive(Debug, Clone)]
-pub struct Situation<'a> {
+pub(crate) struct Situation<'a> {
     /// The plan of the last shutdown, read when the daemon started.
     pub previous: Option<&'a WakePlan>,
     /// Now, epoch seconds.
@@ -122,7 +122,7 @@ pub struct Situation<'a> {
 }
 
 /// The plan for the shutdown under way.
-pub fn plan(s: &Situation<'_>) -> WakePlan {
+pub(crate) fn plan(s: &Situation<'_>) -> WakePlan {
     let consecutive = s.previous.filter(|p| {
         let planned_wake = p.written.saturating_add(i64::from(p.delay));
         p.arm
@@ -156,19 +156,19 @@ pub fn plan(s: &Situation<'_>) -> WakePlan {
 }
 
 /// `<PWRFAILDIR>/laptop-upsd.wake`.
-pub fn plan_path(conf: &ApcupsdConf) -> PathBuf {
+pub(crate) fn plan_path(conf: &ApcupsdConf) -> PathBuf {
     conf.pwrfail_dir.join(PLAN_FILE)
 }
 
 /// The plan on disk, if there is one that parses.
-pub fn read(conf: &ApcupsdConf) -> Option<WakePlan> {
+pub(crate) fn read(conf: &ApcupsdConf) -> Option<WakePlan> {
     let text = fs::read_to_string(plan_path(conf)).ok()?;
     WakePlan::parse(&text)
 }
 
 /// The plan `--killpower` should follow now: one written in the last
 /// [`PLAN_FRESH`] seconds, else none (arm WAKEDELAY).
-pub fn current(conf: &ApcupsdConf, now_epoch: i64) -> Option<WakePlan> {
+pub(crate) fn current(conf: &ApcupsdConf, now_epoch: i64) -> Option<WakePlan> {
     read(conf).filter(|p| {
         let age = now_epoch.saturating_sub(p.written);
         (0..=PLAN_FRESH).contains(&age)
@@ -177,7 +177,12 @@ pub fn current(conf: &ApcupsdConf, now_epoch: i64) -> Option<WakePlan> {
 
 /// Write the plan through the daemon's effects (a dry run only says so); a
 /// failure is logged (killpower then arms WAKEDELAY).
-pub fn write_plan(conf: &ApcupsdConf, plan: &WakePlan, effects: &mut impl Effects, log: &mut Log) {
+pub(crate) fn write_plan(
+    conf: &ApcupsdConf,
+    plan: &WakePlan,
+    effects: &mut impl Effects,
+    log: &mut Log,
+) {
     let path = plan_path(conf);
     match effects.replace_file(&path, plan.to_text().as_bytes()) {
         Ok(()) => log.notice(&match &plan.reason {

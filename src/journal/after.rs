@@ -31,13 +31,13 @@ use crate::log::Log;
 use crate::notify::{self, Attachment, Composed, MailSettings};
 
 /// How long a closer waits for the journal's lock.
-pub const LOCK_WAIT: Duration = Duration::from_secs(10);
+pub(crate) const LOCK_WAIT: Duration = Duration::from_secs(10);
 /// How long mainsback waits for apccontrol's offbattery record.
-pub const OFFBATTERY_WAIT: Duration = Duration::from_secs(10);
+pub(crate) const OFFBATTERY_WAIT: Duration = Duration::from_secs(10);
 
 /// Where and when the closer runs.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Here {
+pub(crate) struct Here {
     /// This boot's id.
     pub boot_id: Option<String>,
     /// When this boot began.
@@ -50,7 +50,7 @@ pub struct Here {
 
 impl Here {
     /// This machine, now.
-    pub fn now() -> Here {
+    pub(crate) fn now() -> Here {
         let now = chrono::Local::now().fixed_offset();
         Here {
             boot_id: crate::daemon::clock::boot_id(),
@@ -64,7 +64,7 @@ impl Here {
 
 /// What can be said of an outage now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// Closed already.
     Closed,
     /// Not over yet (or shutting down in this boot).
@@ -76,7 +76,7 @@ pub enum Verdict {
 }
 
 /// Judge an outage from this boot's id.
-pub fn verdict(outage: &Outage, boot_id: Option<&str>) -> Verdict {
+pub(crate) fn verdict(outage: &Outage, boot_id: Option<&str>) -> Verdict {
     if outage.closed.is_some() {
         return Verdict::Closed;
     }
@@ -90,7 +90,7 @@ pub fn verdict(outage: &Outage, boot_id: Option<&str>) -> Verdict {
 }
 
 /// The closing entry for an outage judged `verdict`.
-pub fn closed(outage: &Outage, verdict: Verdict, here: &Here, mail: String) -> Closed {
+pub(crate) fn closed(outage: &Outage, verdict: Verdict, here: &Here, mail: String) -> Closed {
     let went_down = verdict == Verdict::WentDown;
     let back = went_down.then_some(here.boot_time).flatten();
     let down = match (back, outage.last()) {
@@ -110,7 +110,7 @@ pub fn closed(outage: &Outage, verdict: Verdict, here: &Here, mail: String) -> C
 }
 
 /// The post-outage mail: the report as the body, the chart attached.
-pub fn report_mail(
+pub(crate) fn report_mail(
     outage: &Outage,
     closed: &Closed,
     host: &str,
@@ -165,7 +165,7 @@ pub fn report_mail(
 
 /// What one closing pass did.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Closings {
+pub(crate) struct Closings {
     /// One line per outage closed.
     pub closed: Vec<String>,
     /// Post-outage mails queued (spool files).
@@ -175,7 +175,7 @@ pub struct Closings {
 /// Close every outage that is over (see the module doc), queueing the
 /// post-outage mail for each when `mail` is set. Problems are logged; the
 /// outage then stays open for the next closer.
-pub fn close_outages(
+pub(crate) fn close_outages(
     journal: &Journal,
     by: Writer,
     here: &Here,
@@ -263,13 +263,13 @@ pub fn close_outages(
 /// At mainsback: wait (at most [`OFFBATTERY_WAIT`]) until apccontrol's
 /// offbattery run, which apcupsd starts beside this one, is in the journal
 /// when the outage had an onbattery, then close what is over.
-pub fn at_mainsback(
+pub(crate) fn at_mainsback(
     journal: &Journal,
     here: &Here,
     mail: Option<&MailSettings>,
     log: &mut Log,
 ) -> Closings {
-    let deadline = Instant::now() + OFFBATTERY_WAIT;
+    let deadline = crate::deadline::after(OFFBATTERY_WAIT);
     loop {
         let contents = journal.read();
         let found = outages(&contents.records);
@@ -413,7 +413,7 @@ mod tests {
         assert_eq!(mail.attachments.len(), 1);
         assert_eq!(mail.attachments[0].name, "outage-20261122-020000.svg");
         assert!(mail.attachments[0].content.starts_with("<svg"));
-        let back = notify::outbox::decode(&notify::outbox::encode(&mail)).unwrap();
+        let back = notify::spool::decode(&notify::spool::encode(&mail)).unwrap();
         assert_eq!(back, mail);
     }
 }

@@ -13,11 +13,11 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use super::outage::Outage;
 
 /// The chart's size in pixels.
-pub const SIZE: (u32, u32) = (960, 480);
+pub(crate) const SIZE: (u32, u32) = (960, 480);
 
 /// Why the chart could not be drawn.
 #[derive(Debug, thiserror::Error)]
-pub enum ChartError {
+pub(crate) enum ChartError {
     /// The outage has no record with a time.
     #[error("the outage has no dated record to draw")]
     Empty,
@@ -47,7 +47,7 @@ fn minutes(start: &DateTime<FixedOffset>, at: &DateTime<FixedOffset>) -> f64 {
 }
 
 /// The outage as an SVG document.
-pub fn svg(outage: &Outage) -> Result<String, ChartError> {
+pub(crate) fn svg(outage: &Outage) -> Result<String, ChartError> {
     let start = outage.start().ok_or(ChartError::Empty)?;
     let last = outage.last().unwrap_or(start);
     let span = minutes(&start, &last).max(1.0);

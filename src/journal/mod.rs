@@ -48,14 +48,14 @@
 //! SVG), [`sampler`] (laptop-upsd's records), [`after`] (closing and the
 //! post-outage mail).
 
-pub mod after;
-pub mod chart;
-pub mod outage;
-pub mod record;
-pub mod report;
-pub mod sampler;
-pub mod store;
+pub(crate) mod after;
+pub(crate) mod chart;
+pub(crate) mod outage;
+pub(crate) mod record;
+pub(crate) mod report;
+pub(crate) mod sampler;
+pub(crate) mod store;
 
-pub use outage::{outages, Outage};
-pub use record::{Entry, Record, Writer};
-pub use store::{Appended, Journal, JournalError};
+pub(crate) use outage::outages;
+pub(crate) use record::{Entry, Record, Writer};
+pub(crate) use store::{Appended, Journal, JournalError};

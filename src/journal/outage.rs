@@ -16,7 +16,7 @@ use super::record::{Closed, Entry, Record, Writer};
 
 /// One outage's records and what they say.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Outage {
+pub(crate) struct Outage {
     /// Its records in time order (closing records excluded).
     pub records: Vec<Record>,
     /// Its closing record, once closed.
@@ -35,7 +35,7 @@ fn power_out(event: &str) -> bool {
 
 /// A shutdown an outage asked for.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Shutdown {
+pub(crate) struct Shutdown {
     /// When doshutdown (or doreboot) was decided or run.
     pub at: DateTime<FixedOffset>,
     /// doshutdown or doreboot.
@@ -47,27 +47,27 @@ pub struct Shutdown {
 
 impl Outage {
     /// Its first record's `at`: the id a closing record names.
-    pub fn id(&self) -> &str {
+    pub(crate) fn id(&self) -> &str {
         self.records.first().map_or("", |r| r.at.as_str())
     }
 
     /// When it started.
-    pub fn start(&self) -> Option<DateTime<FixedOffset>> {
+    pub(crate) fn start(&self) -> Option<DateTime<FixedOffset>> {
         self.records.first().and_then(Record::time)
     }
 
     /// Its last record's time: the last sign of life within it.
-    pub fn last(&self) -> Option<DateTime<FixedOffset>> {
+    pub(crate) fn last(&self) -> Option<DateTime<FixedOffset>> {
         self.records.last().and_then(Record::time)
     }
 
     /// The boot its first record was written in.
-    pub fn boot(&self) -> Option<&str> {
+    pub(crate) fn boot(&self) -> Option<&str> {
         self.records.first().and_then(|r| r.boot.as_deref())
     }
 
     /// When the power came back, if it did.
-    pub fn power_back(&self) -> Option<DateTime<FixedOffset>> {
+    pub(crate) fn power_back(&self) -> Option<DateTime<FixedOffset>> {
         self.records
             .iter()
             .find(|r| r.event().is_some_and(power_back))
@@ -75,7 +75,7 @@ impl Outage {
     }
 
     /// The shutdown it asked for, if any.
-    pub fn shutdown(&self) -> Option<Shutdown> {
+    pub(crate) fn shutdown(&self) -> Option<Shutdown> {
         let is_shutdown = |r: &&Record| {
             r.event()
                 .is_some_and(|e| matches!(e, "doshutdown" | "doreboot"))
@@ -105,13 +105,13 @@ impl Outage {
 
     /// Whether the machine went down (or was going down) in this outage:
     /// a shutdown carried out, or decided with no record of apccontrol's.
-    pub fn shutdown_carried_out(&self) -> bool {
+    pub(crate) fn shutdown_carried_out(&self) -> bool {
         self.shutdown()
             .is_some_and(|s| s.carried_out.unwrap_or(true))
     }
 
     /// Time on battery: to the power's return, else to the last record.
-    pub fn on_battery_secs(&self) -> Option<f64> {
+    pub(crate) fn on_battery_secs(&self) -> Option<f64> {
         let start = self.start()?;
         let end = self.power_back().or_else(|| self.last())?;
         Some((end - start).num_milliseconds().max(0) as f64 / 1000.0)
@@ -119,7 +119,7 @@ impl Outage {
 
     /// Every charge known in the outage, in time order: laptop-upsd's
     /// readings, and the UPS status apccontrol read.
-    pub fn charges(&self) -> Vec<(DateTime<FixedOffset>, f64)> {
+    pub(crate) fn charges(&self) -> Vec<(DateTime<FixedOffset>, f64)> {
         self.series(|r| match &r.entry {
             Entry::Reading(reading) => reading.charge,
             Entry::Decision(d) => d.reading.as_ref().and_then(|r| r.charge),
@@ -129,7 +129,7 @@ impl Outage {
     }
 
     /// Every runtime estimate known, minutes, in time order.
-    pub fn runtimes(&self) -> Vec<(DateTime<FixedOffset>, f64)> {
+    pub(crate) fn runtimes(&self) -> Vec<(DateTime<FixedOffset>, f64)> {
         self.series(|r| match &r.entry {
             Entry::Reading(reading) => reading.runtime_min,
             Entry::Decision(d) => d.reading.as_ref().and_then(|r| r.runtime_min),
@@ -157,18 +157,18 @@ impl Outage {
     }
 
     /// The lowest charge seen.
-    pub fn lowest_charge(&self) -> Option<f64> {
+    pub(crate) fn lowest_charge(&self) -> Option<f64> {
         self.charges().into_iter().map(|(_, c)| c).reduce(f64::min)
     }
 
     /// The lowest runtime estimate seen, minutes.
-    pub fn lowest_runtime(&self) -> Option<f64> {
+    pub(crate) fn lowest_runtime(&self) -> Option<f64> {
         self.runtimes().into_iter().map(|(_, m)| m).reduce(f64::min)
     }
 
     /// The events in order, laptop-upsd's decision next to apccontrol's
     /// run of the same event (either may be missing).
-    pub fn events(&self) -> Vec<EventSteps<'_>> {
+    pub(crate) fn events(&self) -> Vec<EventSteps<'_>> {
         let mut steps: Vec<EventSteps<'_>> = Vec::new();
         for record in &self.records {
             let Some(event) = record.event() else {
@@ -214,7 +214,7 @@ const PAIRING_MS: i64 = 2000;
 
 /// One event of an outage.
 #[derive(Debug, Clone, PartialEq)]
-pub struct EventSteps<'a> {
+pub(crate) struct EventSteps<'a> {
     /// The event.
     pub event: String,
     /// laptop-upsd's decision, with its reason.
@@ -225,13 +225,13 @@ pub struct EventSteps<'a> {
 
 impl EventSteps<'_> {
     /// When it happened: the decision's time, else the run's.
-    pub fn at(&self) -> Option<DateTime<FixedOffset>> {
+    pub(crate) fn at(&self) -> Option<DateTime<FixedOffset>> {
         self.decision.or(self.run).and_then(Record::time)
     }
 }
 
 /// Group records into outages, oldest first.
-pub fn outages(records: &[Record]) -> Vec<Outage> {
+pub(crate) fn outages(records: &[Record]) -> Vec<Outage> {
     let mut sorted: Vec<(DateTime<FixedOffset>, &Record)> = records
         .iter()
         .filter_map(|r| Some((r.time()?, r)))
@@ -291,7 +291,7 @@ pub fn outages(records: &[Record]) -> Vec<Outage> {
 }
 
 /// The writer's name, as the report shows it.
-pub fn writer_name(by: Writer) -> &'static str {
+pub(crate) fn writer_name(by: Writer) -> &'static str {
     match by {
         Writer::Apccontrol => "apccontrol",
         Writer::LaptopUpsd => "laptop-upsd",

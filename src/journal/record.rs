@@ -13,12 +13,12 @@ use crate::hooks::HookOutcome;
 use crate::process::Outcome;
 
 /// The format version written in every record's `v`.
-pub const VERSION: u32 = 1;
+pub(crate) const VERSION: u32 = 1;
 
 /// Who wrote a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Writer {
+pub(crate) enum Writer {
     /// One apccontrol run.
     Apccontrol,
     /// The laptop-upsd daemon.
@@ -27,7 +27,7 @@ pub enum Writer {
 
 /// One journal line.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Record {
+pub(crate) struct Record {
     /// [`VERSION`].
     pub v: u32,
     /// When it happened (for an apccontrol run: when the run started), RFC
@@ -47,7 +47,7 @@ pub struct Record {
 /// What a record says, by its `kind`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Entry {
+pub(crate) enum Entry {
     /// apccontrol handled an event.
     Run(Run),
     /// laptop-upsd decided an event, and why.
@@ -64,7 +64,7 @@ pub enum Entry {
 
 /// One apccontrol run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Run {
+pub(crate) struct Run {
     /// The event.
     pub event: String,
     /// The UPS name apccontrol was given.
@@ -97,7 +97,7 @@ fn is_zero(n: &usize) -> bool {
 
 /// The UPS status at an event, from apcupsd's (or laptop-upsd's) NIS.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Status {
+pub(crate) struct Status {
     /// BCHARGE, percent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub charge: Option<f64>,
@@ -114,7 +114,7 @@ pub struct Status {
 
 impl Status {
     /// The fields of an `apcaccess status` text.
-    pub fn from_nis_text(text: &str) -> Status {
+    pub(crate) fn from_nis_text(text: &str) -> Status {
         let report = crate::nis::report::StatusReport::parse(text);
         Status {
             charge: finite(report.number("BCHARGE")),
@@ -192,7 +192,7 @@ pub struct Action {
 
 /// laptop-upsd's decision to send an event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Decision {
+pub(crate) struct Decision {
     /// The event.
     pub event: String,
     /// The rule and the numbers behind it.
@@ -204,7 +204,7 @@ pub struct Decision {
 
 /// What laptop-upsd read.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Reading {
+pub(crate) struct Reading {
     /// On battery, as believed.
     pub on_battery: bool,
     /// The adapter's `online`, when there is one.
@@ -226,14 +226,14 @@ pub struct Reading {
 
 /// Something laptop-upsd explained that is not an event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Note {
+pub(crate) struct Note {
     /// The explanation, as logged.
     pub text: String,
 }
 
 /// An outage closed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Closed {
+pub(crate) struct Closed {
     /// The outage: the `at` of its first record.
     pub outage: String,
     /// The machine stayed up (the power came back first, or the shutdown
@@ -250,12 +250,12 @@ pub struct Closed {
 }
 
 /// A value JSON can hold: finite, else none.
-pub fn finite(value: Option<f64>) -> Option<f64> {
+pub(crate) fn finite(value: Option<f64>) -> Option<f64> {
     value.filter(|v| v.is_finite())
 }
 
 /// Rounded to `digits` decimals (0 for a value that is not finite).
-pub fn round(value: f64, digits: i32) -> f64 {
+pub(crate) fn round(value: f64, digits: i32) -> f64 {
     if !value.is_finite() {
         return 0.0;
     }
@@ -264,13 +264,13 @@ pub fn round(value: f64, digits: i32) -> f64 {
 }
 
 /// A time as records carry it: RFC 3339, milliseconds, its offset.
-pub fn time_text(at: &DateTime<FixedOffset>) -> String {
+pub(crate) fn time_text(at: &DateTime<FixedOffset>) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::Millis, false)
 }
 
 impl Record {
     /// A record of `entry` written by `by` at `at`.
-    pub fn new(
+    pub(crate) fn new(
         by: Writer,
         at: &DateTime<FixedOffset>,
         boot: Option<String>,
@@ -286,12 +286,12 @@ impl Record {
     }
 
     /// When it happened; `None` when `at` is not a time (a damaged record).
-    pub fn time(&self) -> Option<DateTime<FixedOffset>> {
+    pub(crate) fn time(&self) -> Option<DateTime<FixedOffset>> {
         DateTime::parse_from_rfc3339(&self.at).ok()
     }
 
     /// The event it is about, for runs and decisions.
-    pub fn event(&self) -> Option<&str> {
+    pub(crate) fn event(&self) -> Option<&str> {
         match &self.entry {
             Entry::Run(run) => Some(&run.event),
             Entry::Decision(decision) => Some(&decision.event),
@@ -302,12 +302,12 @@ impl Record {
     /// Whether it may start an outage: powerout, the first event of every
     /// outage. The journal is rotated only in front of such a record, so an
     /// outage is not split between the two files.
-    pub fn opens_outage(&self) -> bool {
+    pub(crate) fn opens_outage(&self) -> bool {
         self.event() == Some("powerout")
     }
 
     /// The line written to the journal, newline included.
-    pub fn to_line(&self) -> String {
+    pub(crate) fn to_line(&self) -> String {
         // Serializing plain data to a String cannot fail: every map key is
         // a string and every float was made finite.
         let mut line = serde_json::to_string(self).unwrap_or_default();
@@ -316,7 +316,7 @@ impl Record {
     }
 
     /// A record from one line, checked: a known version and a real time.
-    pub fn from_line(line: &str) -> Result<Record, String> {
+    pub(crate) fn from_line(line: &str) -> Result<Record, String> {
         let record: Record = serde_json::from_str(line).map_err(|e| e.to_string())?;
         if record.v != VERSION {
             return Err(format!(

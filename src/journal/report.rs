@@ -15,7 +15,7 @@ use super::outage::{writer_name, EventSteps, Outage};
 use super::record::{Entry, Record, Run};
 
 /// `2 h 05 min`, `38 min 12 s`, `45 s`, `0.4 s`.
-pub fn duration_text(secs: f64) -> String {
+pub(crate) fn duration_text(secs: f64) -> String {
     if !secs.is_finite() || secs < 0.0 {
         return "unknown".to_string();
     }
@@ -47,7 +47,7 @@ fn clock(at: &DateTime<FixedOffset>, day: &DateTime<FixedOffset>) -> String {
 }
 
 /// One line per outage: when, how long, how it ended.
-pub fn summary(outage: &Outage) -> String {
+pub(crate) fn summary(outage: &Outage) -> String {
     let start = outage
         .start()
         .map_or_else(|| "?".to_string(), |s| day_and_time(&s));
@@ -58,7 +58,7 @@ pub fn summary(outage: &Outage) -> String {
 }
 
 /// How the outage ended, in a few words.
-pub fn ending(outage: &Outage) -> String {
+pub(crate) fn ending(outage: &Outage) -> String {
     match (
         &outage.closed,
         outage.shutdown_carried_out(),
@@ -83,7 +83,7 @@ fn ups_name(outage: &Outage) -> Option<&str> {
 }
 
 /// The report of one outage.
-pub fn outage_text(outage: &Outage) -> String {
+pub(crate) fn outage_text(outage: &Outage) -> String {
     let mut out = String::new();
     let Some(start) = outage.start() else {
         return out;
@@ -318,7 +318,7 @@ fn run_text(out: &mut String, run: &Run, who: &str) {
 }
 
 /// The whole report: the last outage, or every one (oldest first).
-pub fn report(outages: &[Outage], all: bool) -> String {
+pub(crate) fn report(outages: &[Outage], all: bool) -> String {
     let chosen: Vec<&Outage> = if all {
         outages.iter().collect()
     } else {

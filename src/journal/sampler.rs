@@ -17,17 +17,17 @@ use crate::power::{Effect, Explanation, Mono, Snapshot};
 
 /// Readings are written at most this often during an outage (and with
 /// every event).
-pub const SAMPLE_EVERY: Duration = Duration::from_secs(10);
+pub(crate) const SAMPLE_EVERY: Duration = Duration::from_secs(10);
 
 /// Remembers when the last reading was written and what started a shutdown.
 #[derive(Debug, Clone, Default)]
-pub struct Sampler {
+pub(crate) struct Sampler {
     last_sample: Option<Mono>,
     trigger: Option<(Event, String)>,
 }
 
 /// The reading a snapshot holds, as the journal keeps it.
-pub fn reading_of(snapshot: &Snapshot) -> Reading {
+pub(crate) fn reading_of(snapshot: &Snapshot) -> Reading {
     let last = snapshot.last_reading.as_ref().map(|(_, r)| r);
     let battery = last.map(|r| &r.battery);
     let power_w = battery.and_then(|b| match b.unit {
@@ -57,7 +57,7 @@ fn status_word(status: BatteryStatus) -> &'static str {
 
 /// The reason for an event the monitor gives no [`Explanation`] for: the
 /// reading and the setting behind it.
-pub fn reason_for(event: Event, reading: &Reading, conf: &ApcupsdConf) -> String {
+pub(crate) fn reason_for(event: Event, reading: &Reading, conf: &ApcupsdConf) -> String {
     let battery = match (reading.battery.as_deref(), reading.charge) {
         (Some(status), Some(charge)) => format!("; the battery says {status} at {charge:.0} %"),
         (Some(status), None) => format!("; the battery says {status}"),
@@ -98,7 +98,7 @@ pub fn reason_for(event: Event, reading: &Reading, conf: &ApcupsdConf) -> String
 impl Sampler {
     /// The entries for one step: `effects` as the monitor gave them,
     /// `snapshot` after the step, at `now`.
-    pub fn step(
+    pub(crate) fn step(
         &mut self,
         effects: &[Effect],
         snapshot: &Snapshot,

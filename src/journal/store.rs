@@ -41,35 +41,35 @@ use super::record::{Entry, Record};
 use crate::trust;
 
 /// The journal's file name.
-pub const FILE: &str = "journal.jsonl";
+pub(crate) const FILE: &str = "journal.jsonl";
 /// The previous generation's file name.
-pub const PREVIOUS: &str = "journal.1.jsonl";
+pub(crate) const PREVIOUS: &str = "journal.1.jsonl";
 /// The lock taken to close an outage.
-pub const LOCK: &str = "journal.lock";
+pub(crate) const LOCK: &str = "journal.lock";
 /// The mode of the files (the journal names hooks and events, no secrets:
 /// readable like apcupsd's events file, so `apccontrol --report` works for
 /// any user).
-pub const MODE: u32 = 0o644;
+pub(crate) const MODE: u32 = 0o644;
 /// The mode of a JOURNAL_DIR we create.
-pub const DIR_MODE: u32 = 0o755;
+pub(crate) const DIR_MODE: u32 = 0o755;
 /// A powerout record finding the journal this big rotates it first.
-pub const ROTATE_AT: u64 = 256 * 1024;
+pub(crate) const ROTATE_AT: u64 = 256 * 1024;
 /// Readings and notes are not written past this size.
-pub const READINGS_UP_TO: u64 = 768 * 1024;
+pub(crate) const READINGS_UP_TO: u64 = 768 * 1024;
 /// No record but a closing one is written past this size.
-pub const MAX_BYTES: u64 = 1024 * 1024;
+pub(crate) const MAX_BYTES: u64 = 1024 * 1024;
 /// Room kept for closing records past [`MAX_BYTES`], so an outage can
 /// always be closed (else it would be closed, and mailed, again and again).
-pub const CLOSED_RESERVE: u64 = 64 * 1024;
+pub(crate) const CLOSED_RESERVE: u64 = 64 * 1024;
 /// The longest record, newline included.
-pub const MAX_RECORD: usize = 16 * 1024;
+pub(crate) const MAX_RECORD: usize = 16 * 1024;
 /// The most read of each file (its end).
-pub const READ_CAP: u64 = MAX_BYTES + CLOSED_RESERVE + 2 * MAX_RECORD as u64;
+pub(crate) const READ_CAP: u64 = MAX_BYTES + CLOSED_RESERVE + 2 * MAX_RECORD as u64;
 
 /// Why the journal could not be written or read. Never fatal to an event:
 /// the caller logs it and goes on.
 #[derive(Debug, thiserror::Error)]
-pub enum JournalError {
+pub(crate) enum JournalError {
     /// JOURNAL_DIR could not be created.
     #[error("cannot create the journal directory {}: {source}; create it (mode 755) or set JOURNAL_DIR (JOURNALDIR for laptop-upsd)", dir.display())]
     Dir {
@@ -107,7 +107,7 @@ pub enum JournalError {
 
 /// What [`Journal::append`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Appended {
+pub(crate) enum Appended {
     /// The line is in the journal.
     Written {
         /// Whether the journal was rotated first.
@@ -122,7 +122,7 @@ pub enum Appended {
 
 /// A line that could not be read as a record.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Damaged {
+pub(crate) struct Damaged {
     /// The file.
     pub file: PathBuf,
     /// Its 1-based line number (counted from the part read).
@@ -145,7 +145,7 @@ impl std::fmt::Display for Damaged {
 
 /// What [`Journal::read`] found.
 #[derive(Debug, Clone, Default)]
-pub struct Contents {
+pub(crate) struct Contents {
     /// The records, previous file first, each in file order.
     pub records: Vec<Record>,
     /// The lines skipped.
@@ -156,7 +156,7 @@ pub struct Contents {
 
 /// The journal in one directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Journal {
+pub(crate) struct Journal {
     dir: PathBuf,
 }
 
@@ -169,7 +169,7 @@ fn is_full(e: &io::Error) -> bool {
 
 /// The record's line, at most [`MAX_RECORD`] bytes: hooks are dropped from
 /// the end (and counted) until it fits; failing that, long texts are cut.
-pub fn bounded_line(record: &Record) -> String {
+pub(crate) fn bounded_line(record: &Record) -> String {
     let line = record.to_line();
     if line.len() <= MAX_RECORD {
         return line;
@@ -234,22 +234,17 @@ fn cut_texts(entry: &mut Entry) {
 
 impl Journal {
     /// The journal in `dir` (JOURNAL_DIR).
-    pub fn new(dir: impl Into<PathBuf>) -> Journal {
+    pub(crate) fn new(dir: impl Into<PathBuf>) -> Journal {
         Journal { dir: dir.into() }
     }
 
-    /// JOURNAL_DIR.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// `journal.jsonl`.
-    pub fn path(&self) -> PathBuf {
+    pub(crate) fn path(&self) -> PathBuf {
         self.dir.join(FILE)
     }
 
     /// `journal.1.jsonl`.
-    pub fn previous_path(&self) -> PathBuf {
+    pub(crate) fn previous_path(&self) -> PathBuf {
         self.dir.join(PREVIOUS)
     }
 
@@ -286,7 +281,7 @@ impl Journal {
 
     /// Append one record (see the module doc for the bounds and the
     /// rotation). Never waits for anyone.
-    pub fn append(&self, record: &Record) -> Result<Appended, JournalError> {
+    pub(crate) fn append(&self, record: &Record) -> Result<Appended, JournalError> {
         let line = bounded_line(record);
         self.ensure_dir()?;
         let path = self.path();
@@ -319,7 +314,7 @@ impl Journal {
     }
 
     /// Both files' records, and what could not be read.
-    pub fn read(&self) -> Contents {
+    pub(crate) fn read(&self) -> Contents {
         let mut contents = Contents::default();
         for path in [self.previous_path(), self.path()] {
             match trust::read_tail(&path, READ_CAP) {
@@ -332,7 +327,7 @@ impl Journal {
     }
 
     /// Take the closing lock, waiting at most until `deadline`.
-    pub fn lock(&self, deadline: Instant) -> Result<Flock<File>, JournalError> {
+    pub(crate) fn lock(&self, deadline: Instant) -> Result<Flock<File>, JournalError> {
         self.ensure_dir()?;
         let path = self.dir.join(LOCK);
         let mut file = trust::create_flag(&path, MODE)?;

@@ -12,7 +12,6 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::Duration;
 
 use crate::config::apcupsd_conf;
 use crate::event::Event;
@@ -21,21 +20,19 @@ use crate::nis;
 
 use super::{compose, deliver, notice_now, outbox_of, FlushReport, MailSettings, Notice};
 
-/// How long reading the UPS status for a mail body may take.
-pub const NIS_DEADLINE: Duration = Duration::from_secs(2);
-/// How long delivery may take after an ordinary event's default action.
-pub const DELIVERY_DEADLINE: Duration = Duration::from_secs(20);
-/// How long delivery may take once the shutdown command has been issued.
-pub const DELIVERY_AFTER_SHUTDOWN: Duration = Duration::from_secs(10);
+pub(crate) use crate::config::defaults::{
+    MAIL_DELIVERY_AFTER_SHUTDOWN as DELIVERY_AFTER_SHUTDOWN,
+    MAIL_DELIVERY_DEADLINE as DELIVERY_DEADLINE, MAIL_NIS_DEADLINE as NIS_DEADLINE,
+};
 
 /// The first line of the body of a mail sent by `apccontrol --test`.
-pub const TEST_NOTE: &str = "This is a test (apccontrol --test): the power did not fail, and the default\naction of the event was printed, not done.";
+pub(crate) const TEST_NOTE: &str = "This is a test (apccontrol --test): the power did not fail, and the default\naction of the event was printed, not done.";
 /// What the subject of a mail sent by `apccontrol --test` starts with.
-pub const TEST_SUBJECT: &str = "[apccontrol --test] ";
+pub(crate) const TEST_SUBJECT: &str = "[apccontrol --test] ";
 
 /// The mail of this run, if one is wanted.
 #[derive(Debug)]
-pub struct EventMail {
+pub(crate) struct EventMail {
     settings: MailSettings,
     notice: Notice,
     test: bool,
@@ -43,7 +40,10 @@ pub struct EventMail {
 
 /// Mail settings from the config variables, with a log line when they are
 /// wrong (mail is then off for this run: the event itself goes on).
-pub fn settings_from(vars: &BTreeMap<String, String>, log: &mut Log) -> Option<MailSettings> {
+pub(crate) fn settings_from(
+    vars: &BTreeMap<String, String>,
+    log: &mut Log,
+) -> Option<MailSettings> {
     match MailSettings::from_vars(vars) {
         Ok(settings) => settings,
         Err(e) => {
@@ -55,7 +55,7 @@ pub fn settings_from(vars: &BTreeMap<String, String>, log: &mut Log) -> Option<M
 
 impl EventMail {
     /// The mail for `event`, if mail is configured and the event is in MAIL_EVENTS.
-    pub fn prepare(
+    pub(crate) fn prepare(
         settings: Option<MailSettings>,
         event: Event,
         args: [&str; 3],
@@ -70,13 +70,13 @@ impl EventMail {
 
     /// Mark the mail as sent by `apccontrol --test`, in its subject and
     /// its first body line.
-    pub fn as_test(mut self) -> EventMail {
+    pub(crate) fn into_test(mut self) -> EventMail {
         self.test = true;
         self
     }
 
     /// Recipients and subject, for `--dry-run`.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let to: Vec<String> = self.settings.to.iter().map(|a| a.to_string()).collect();
         format!(
             "to {} via {}: \"{}\"",
@@ -88,7 +88,7 @@ impl EventMail {
 
     /// Write the message to the outbox. `scriptdir` locates apcupsd.conf
     /// for NISIP and NISPORT. The spool file, when it was written.
-    pub fn queue(&self, scriptdir: &Path, log: &mut Log) -> Option<std::path::PathBuf> {
+    pub(crate) fn queue(&self, scriptdir: &Path, log: &mut Log) -> Option<std::path::PathBuf> {
         let status = if self.wants_status() {
             nis_status(scriptdir, log)
         } else {
@@ -99,12 +99,12 @@ impl EventMail {
 
     /// Whether the body should carry the UPS status: not for an event that
     /// stops the machine (no network in front of a shutdown).
-    pub fn wants_status(&self) -> bool {
+    pub(crate) fn wants_status(&self) -> bool {
         !self.notice.event.stops_machine()
     }
 
     /// [`EventMail::queue`] with the status text already read (or `None`).
-    pub fn queue_with_status(
+    pub(crate) fn queue_with_status(
         &self,
         status: Option<&str>,
         log: &mut Log,
@@ -134,7 +134,7 @@ impl EventMail {
     }
 
     /// Try to deliver what the outbox holds, within a bounded time.
-    pub fn deliver(&self, log: &mut Log) -> FlushReport {
+    pub(crate) fn deliver(&self, log: &mut Log) -> FlushReport {
         let budget = if self.notice.event.stops_machine() {
             DELIVERY_AFTER_SHUTDOWN
         } else {
@@ -160,7 +160,7 @@ fn local_address(ip: std::net::IpAddr) -> bool {
 /// Where apcupsd's NIS server is: NETSERVER, NISIP and NISPORT from
 /// `SCRIPTDIR/apcupsd.conf` (Debian keeps it there), else 127.0.0.1:3551.
 /// `None` when the config turns the server off.
-pub fn nis_address(scriptdir: &Path) -> Option<(String, u16)> {
+pub(crate) fn nis_address(scriptdir: &Path) -> Option<(String, u16)> {
     let conf = apcupsd_conf::load(&scriptdir.join("apcupsd.conf"))
         .map(|parsed| parsed.conf)
         .unwrap_or_default();
@@ -180,7 +180,7 @@ pub fn nis_address(scriptdir: &Path) -> Option<(String, u16)> {
 /// only from a NIS server that root runs: port 3551 is unprivileged, and a
 /// squatter's text must not reach root's mail ([`nis::listener`]). The body
 /// then says the status is unavailable.
-pub fn nis_status(scriptdir: &Path, log: &mut Log) -> Option<String> {
+pub(crate) fn nis_status(scriptdir: &Path, log: &mut Log) -> Option<String> {
     let (host, port) = nis_address(scriptdir)?;
     let local = host
         .parse::<std::net::IpAddr>()

@@ -53,7 +53,7 @@ pub struct Attachment {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Composed {
     /// The event it reports; `None` for the post-outage report
-    /// ([`crate::journal::after`]).
+    /// (`crate::journal::after`).
     pub event: Option<Event>,
     /// The Date of the mail: when the event was handled.
     pub date: DateTime<FixedOffset>,
@@ -73,7 +73,7 @@ fn one_line(s: &str) -> String {
 }
 
 /// The subject for an event, from [`Event::mail_subject`].
-pub fn subject(event: Event, host: &str, ups: &str) -> String {
+pub(crate) fn subject(event: Event, host: &str, ups: &str) -> String {
     crate::event::fill_placeholders(
         event.mail_subject(),
         &[("host", &one_line(host)), ("ups", &one_line(ups))],

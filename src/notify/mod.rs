@@ -4,7 +4,7 @@
 //! default Debian install lacks, and during an outage the router is usually
 //! down too, so the "power failure" mail is lost. Here every notification is
 //! first written to a spool directory ([`outbox`]), then delivered with lettre
-//! over SMTP (or the local sendmail) when the network allows ([`mail`]). A
+//! over SMTP (or the local sendmail) when the network allows (`sender`, `flush`). A
 //! message leaves the outbox only once a server has accepted it.
 //!
 //! # The contract: never in front of the shutdown
@@ -29,8 +29,8 @@
 //! killpower runs from the system's last shutdown hook, when the file systems
 //! are already read-only: queueing then fails, which is expected and harmless.
 //!
-//! [`deliver`] and [`flush`] return by their deadline even when the SMTP server
-//! greets and then never answers, or the DNS is down (see [`outbox`]). A failed
+//! [`deliver`] and [`flush()`] return by their deadline even when the SMTP server
+//! greets and then never answers, or the DNS is down (see `flush`). A failed
 //! [`queue`] (full disk, unwritable directory) is an error to log; it must not
 //! stop the shutdown.
 //!
@@ -60,38 +60,41 @@
 //! }
 //! ```
 //!
-//! Modules: [`settings`] (config variables, defaults, `--check`), [`message`]
-//! (subjects and bodies, pure), [`outbox`] (spool, locks, flush), [`mail`]
-//! (SMTP, sendmail, `--test-mail`).
+//! Modules: `settings` (config variables and defaults, pure), `check`
+//! (`--check` for mail: the files around the settings), [`message`]
+//! (subjects and bodies, pure), `spool` (one message as a file, pure),
+//! [`outbox`] (the spool directory and its locks), `flush` (delivering
+//! what is queued by a deadline), `sender` (SMTP and sendmail),
+//! `lettre_error` and `mail_error` (what went wrong, and what to fix),
+//! `test_mail` (`--test-mail`), `event_mail` (what an event's run does
+//! with mail).
 
-pub mod event_mail;
-pub mod mail;
+pub(crate) mod check;
+pub(crate) mod event_mail;
+pub(crate) mod flush;
+pub(crate) mod lettre_error;
+pub(crate) mod mail_error;
 pub mod message;
 pub mod outbox;
-pub mod settings;
+pub(crate) mod sender;
+pub(crate) mod settings;
+pub(crate) mod spool;
+pub(crate) mod test_mail;
 
 use std::path::PathBuf;
 use std::time::Instant;
 
-pub use mail::{test_mail, MailError, Stage, TestReport};
+pub use check::{check, Finding, Level};
+pub use flush::{flush, FlushReport};
+pub use mail_error::{MailError, Stage};
 pub use message::{compose, Attachment, Composed, Notice};
-pub use outbox::{flush, FlushReport, MovedAside, Outbox, OutboxError};
+pub use outbox::{MovedAside, Outbox, OutboxError};
 pub use settings::{
-    check, known_variables, Finding, Level, MailSettings, SettingsError, SmtpSettings, TlsMode,
-    Transport,
+    known_variables, local_hostname, MailSettings, SettingsError, SmtpSettings, TlsMode, Transport,
 };
+pub use test_mail::{test_mail, TestReport};
 
 use crate::event::Event;
-
-/// This machine's host name, as `hostname` prints it (the sample scripts use
-/// it in subjects); `localhost` if it cannot be read.
-pub fn local_hostname() -> String {
-    nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".to_string())
-}
 
 /// A [`Notice`] for an event happening now on this host.
 pub fn notice_now(event: Event, ups: &str, connected: &str, powered: &str) -> Notice {
@@ -106,7 +109,7 @@ pub fn notice_now(event: Event, ups: &str, connected: &str, powered: &str) -> No
 }
 
 /// The outbox the settings name (`OUTBOX_DIR`).
-pub fn outbox_of(settings: &MailSettings) -> Outbox {
+pub(crate) fn outbox_of(settings: &MailSettings) -> Outbox {
     Outbox::new(settings.outbox_dir.clone())
 }
 
@@ -127,7 +130,7 @@ pub fn queue(
 }
 
 /// Deliver what is queued in the settings' outbox, returning by `deadline`.
-/// The same as [`flush`] on [`outbox_of`]; what `--flush-outbox` calls too.
+/// The same as [`flush()`] on `outbox_of`; what `--flush-outbox` calls too.
 pub fn deliver(settings: &MailSettings, deadline: Instant) -> FlushReport {
     flush(&outbox_of(settings), settings, deadline)
 }

@@ -8,9 +8,11 @@
 //! Two layers of checking:
 //! - [`MailSettings::from_vars`] rejects values that make mail impossible
 //!   (an unknown `SMTP_TLS` mode, a bad port, an address that does not parse).
-//! - [`check`] looks at the world around valid settings (is the password file
-//!   readable, does the CA file hold a certificate, can the outbox be written)
-//!   for `apccontrol --check`. Nothing in this module touches the network.
+//! - [`super::check()`], in its own module ([`mod@super::check`]), looks at
+//!   the world around valid settings (is the password file readable, does
+//!   the CA file hold a certificate, can the outbox be written) for
+//!   `apccontrol --check`. This module touches neither the file system nor
+//!   the network, and uses nothing else of [`crate::notify`].
 //!
 //! # The variables (shell syntax, in `SCRIPTDIR/config`)
 //!
@@ -40,8 +42,7 @@
 //! domain) in `from_vars`; [`MailSettings::from_vars_on`] takes it as an argument.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use lettre::message::Mailbox;
@@ -49,26 +50,13 @@ use lettre::Address;
 
 use crate::event::Event;
 
-/// Every default of the mail settings, in one place.
-pub mod defaults {
-    /// `SYSADMIN`, as the stock apccontrol exports it; `MAIL_TO` defaults to it.
-    pub const SYSADMIN: &str = "root";
-    /// `MAIL_EVENTS`: the stock sample scripts' five, plus doshutdown.
-    pub const MAIL_EVENTS: &str = "onbattery offbattery changeme commfailure commok doshutdown";
-    /// `SMTP_HOST` when only `MAIL_TO` is set.
-    pub const SMTP_HOST: &str = "localhost";
-    /// The `SMTP_HOST` value that selects the local sendmail program.
-    pub const SENDMAIL_WORD: &str = "sendmail";
-    /// The sendmail program (every MTA, and msmtp-mta, install one here).
-    pub const SENDMAIL_PROGRAM: &str = "/usr/sbin/sendmail";
-    /// `SMTP_TIMEOUT`, seconds, for connecting and for each SMTP step.
-    pub const SMTP_TIMEOUT_SECS: u64 = 10;
-    /// The largest `SMTP_TIMEOUT` accepted.
-    pub const SMTP_TIMEOUT_MAX_SECS: u64 = 300;
-    /// `OUTBOX_DIR`.
-    pub const OUTBOX_DIR: &str = "/var/spool/apccontrol";
-    /// The local part of the default `MAIL_FROM` (`apccontrol@<hostname>`).
-    pub const FROM_LOCAL_PART: &str = "apccontrol";
+/// Every default of the mail settings (defined in [`crate::config::defaults::mail`]).
+pub(crate) use crate::config::defaults::mail as defaults;
+
+/// This machine's host name, as `hostname` prints it (the sample scripts use
+/// it in subjects); `localhost` if it cannot be read.
+pub fn local_hostname() -> String {
+    crate::hostname::hostname().unwrap_or_else(|| "localhost".to_string())
 }
 
 /// The variables this module reads, for the handler's `--check` typo finder.
@@ -111,7 +99,7 @@ impl TlsMode {
     }
 
     /// The usual port for this mode.
-    pub fn default_port(self) -> u16 {
+    pub(crate) fn default_port(self) -> u16 {
         match self {
             TlsMode::None => 25,
             TlsMode::StartTls => 587,
@@ -234,38 +222,8 @@ pub enum SettingsError {
     },
 }
 
-/// How serious a [`Finding`] is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Level {
-    /// Mail will fail until this is fixed.
-    Error,
-    /// Mail may work, but probably not as intended.
-    Warning,
-}
-
-/// One problem found by [`check`], as a sentence for a human.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Finding {
-    /// How serious it is.
-    pub level: Level,
-    /// The variable concerned.
-    pub variable: &'static str,
-    /// What is wrong and what to do.
-    pub message: String,
-}
-
-impl fmt::Display for Finding {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let level = match self.level {
-            Level::Error => "error",
-            Level::Warning => "warning",
-        };
-        write!(f, "{level}: {}: {}", self.variable, self.message)
-    }
-}
-
 /// Is `host` this machine (so plain SMTP is a fine default)?
-fn is_loopback_host(host: &str) -> bool {
+pub(super) fn is_loopback_host(host: &str) -> bool {
     matches!(host, "localhost" | "127.0.0.1" | "::1" | "[::1]") || host.starts_with("127.")
 }
 
@@ -316,7 +274,7 @@ impl MailSettings {
     pub fn from_vars(
         vars: &BTreeMap<String, String>,
     ) -> Result<Option<MailSettings>, SettingsError> {
-        Self::from_vars_on(vars, &crate::notify::local_hostname())
+        Self::from_vars_on(vars, &local_hostname())
     }
 
     /// [`MailSettings::from_vars`] with the host name given (pure).
@@ -411,7 +369,7 @@ impl MailSettings {
     }
 
     /// A one-line description of where mail goes, for logs and `--test-mail`.
-    pub fn describe_transport(&self) -> String {
+    pub(crate) fn describe_transport(&self) -> String {
         match &self.transport {
             Transport::Sendmail { program } => {
                 format!("the local sendmail program {}", program.display())
@@ -500,186 +458,4 @@ fn smtp_settings(
         ca_file,
         timeout,
     })
-}
-
-/// Look at the world around valid settings, for `apccontrol --check`.
-/// Returns nothing when all is well. Reads files; never touches the network.
-pub fn check(settings: &MailSettings) -> Vec<Finding> {
-    let mut found = Vec::new();
-    let mut push = |level, variable, message: String| {
-        found.push(Finding {
-            level,
-            variable,
-            message,
-        })
-    };
-
-    if settings.events.is_empty() {
-        push(
-            Level::Warning,
-            "MAIL_EVENTS",
-            "no event is listed, so no mail will ever be sent; list events such as onbattery doshutdown, or unset MAIL_TO and SMTP_HOST to turn mail off".to_string(),
-        );
-    }
-
-    match &settings.transport {
-        Transport::Sendmail { program } => {
-            if !is_executable(program) {
-                push(
-                    Level::Error,
-                    "SMTP_HOST",
-                    format!(
-                        "SMTP_HOST=sendmail, but {} is missing or not executable; install a mail transfer agent (e.g. msmtp-mta or postfix) or name an SMTP server",
-                        program.display()
-                    ),
-                );
-            }
-        }
-        Transport::Smtp(smtp) => check_smtp(smtp, &mut push),
-    }
-
-    check_outbox_dir(&settings.outbox_dir, &mut push);
-
-    let outbox = crate::notify::outbox::Outbox::new(settings.outbox_dir.clone());
-    if let Ok(queued) = outbox.queued() {
-        if !queued.is_empty() {
-            push(
-                Level::Warning,
-                "OUTBOX_DIR",
-                format!(
-                    "{} notification(s) are waiting in {}; run apccontrol --flush-outbox, or apccontrol --test-mail to see why they are not sent",
-                    queued.len(),
-                    settings.outbox_dir.display()
-                ),
-            );
-        }
-    }
-    let bad = outbox.bad_files();
-    if !bad.is_empty() {
-        push(
-            Level::Warning,
-            "OUTBOX_DIR",
-            format!(
-                "{} unreadable file(s) were moved aside in {} (*.bad); read them, then remove them",
-                bad.len(),
-                settings.outbox_dir.display()
-            ),
-        );
-    }
-    found
-}
-
-fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path)
-        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        .unwrap_or(false)
-}
-
-fn check_smtp(smtp: &SmtpSettings, push: &mut impl FnMut(Level, &'static str, String)) {
-    match (&smtp.user, &smtp.password_file) {
-        (Some(user), None) => push(
-            Level::Error,
-            "SMTP_PASSWORD_FILE",
-            format!("SMTP_USER={user} is set but SMTP_PASSWORD_FILE is not; put the password in a file only root can read and name it here"),
-        ),
-        (None, Some(path)) => push(
-            Level::Warning,
-            "SMTP_USER",
-            format!("SMTP_PASSWORD_FILE={} is set but SMTP_USER is not, so the password is never used; set SMTP_USER", path.display()),
-        ),
-        (Some(_), Some(path)) => match crate::notify::mail::read_password(path) {
-            Err(e) => push(Level::Error, "SMTP_PASSWORD_FILE", e.to_string()),
-            Ok(_) => {
-                use std::os::unix::fs::PermissionsExt;
-                if let Ok(meta) = std::fs::metadata(path) {
-                    if meta.permissions().mode() & 0o004 != 0 {
-                        push(
-                            Level::Warning,
-                            "SMTP_PASSWORD_FILE",
-                            format!("{} can be read by every user; make it readable by root only (chmod 600)", path.display()),
-                        );
-                    }
-                }
-            }
-        },
-        (None, None) => {}
-    }
-    if smtp.user.is_some() && smtp.tls == TlsMode::None && !is_loopback_host(&smtp.host) {
-        push(
-            Level::Warning,
-            "SMTP_TLS",
-            format!("SMTP_TLS=none sends the password for SMTP_USER in clear text to {}; use starttls or tls", smtp.host),
-        );
-    }
-    if let Some(ca) = &smtp.ca_file {
-        if let Err(e) = crate::notify::mail::load_ca_file(ca) {
-            push(Level::Error, "SMTP_CA_FILE", e.to_string());
-        }
-        if smtp.tls == TlsMode::None {
-            push(
-                Level::Warning,
-                "SMTP_CA_FILE",
-                "SMTP_CA_FILE is set but SMTP_TLS=none, so it is never used; set SMTP_TLS to starttls or tls".to_string(),
-            );
-        }
-    }
-    let usual = smtp.tls.default_port();
-    let mismatch = match smtp.tls {
-        TlsMode::Tls => smtp.port == 25 || smtp.port == 587,
-        TlsMode::StartTls | TlsMode::None => smtp.port == 465,
-    };
-    if mismatch {
-        push(
-            Level::Warning,
-            "SMTP_PORT",
-            format!(
-                "port {} usually does not match SMTP_TLS={} (whose usual port is {usual}); port 465 speaks tls, 587 and 25 speak starttls or none",
-                smtp.port,
-                smtp.tls.word()
-            ),
-        );
-    }
-}
-
-fn check_outbox_dir(dir: &Path, push: &mut impl FnMut(Level, &'static str, String)) {
-    match std::fs::metadata(dir) {
-        Ok(meta) if !meta.is_dir() => push(
-            Level::Error,
-            "OUTBOX_DIR",
-            format!(
-                "{} exists but is not a directory; remove it or choose another OUTBOX_DIR",
-                dir.display()
-            ),
-        ),
-        Ok(_) => {
-            if let Err(e) = crate::notify::outbox::Outbox::new(dir).check_trusted() {
-                push(Level::Error, "OUTBOX_DIR", e.to_string());
-            } else if let Err(e) = nix::unistd::access(
-                dir,
-                nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK,
-            ) {
-                push(
-                    Level::Error,
-                    "OUTBOX_DIR",
-                    format!("{} cannot be written ({e}); apccontrol runs as root, so check the mount and permissions", dir.display()),
-                );
-            }
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let parent_ok = dir.parent().map(|p| p.is_dir()).unwrap_or(false);
-            if !parent_ok {
-                push(
-                    Level::Error,
-                    "OUTBOX_DIR",
-                    format!("neither {} nor its parent directory exists; create it (mkdir -p, mode 700)", dir.display()),
-                );
-            }
-        }
-        Err(e) => push(
-            Level::Error,
-            "OUTBOX_DIR",
-            format!("{} cannot be examined: {e}", dir.display()),
-        ),
-    }
 }

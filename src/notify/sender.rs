@@ -8,7 +8,7 @@
 //!   stops answering costs at most the time left, never SMTP_TIMEOUT per step.
 //!   (Name resolution and a server that trickles bytes cannot be bounded this
 //!   way; the outbox's flush adds a hard bound with a worker thread.)
-//! - **Plain reports.** [`test_mail`] says which step worked and which failed:
+//! - **Plain reports.** [`super::test_mail()`] says which step worked and which failed:
 //!   connected, TLS established, authenticated, accepted.
 //!
 //! `SMTP_HOST=sendmail` pipes the message into `/usr/sbin/sendmail -i -f FROM
@@ -21,9 +21,9 @@
 //! read from `SMTP_PASSWORD_FILE` at send time, never kept in the settings.
 //!
 //! Touches the network, runs sendmail, and reads the password and CA files;
-//! no clock beyond measuring the deadline, no outbox.
+//! no clock beyond measuring the deadline, no outbox. Errors are
+//! [`super::mail_error`]'s; reading lettre's is [`super::lettre_error`]'s.
 
-use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
@@ -37,185 +37,13 @@ use lettre::transport::smtp::client::{
 use lettre::transport::smtp::extension::ClientId;
 use lettre::Message;
 
+use super::lettre_error::{classify, failed_to_connect, reason};
+use super::mail_error::{MailError, Stage};
 use super::message::Composed;
 use super::settings::{MailSettings, SmtpSettings, TlsMode, Transport};
 
-/// The SMTP step an error happened in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stage {
-    /// Looking up the server's address.
-    Resolve,
-    /// Opening the TCP connection.
-    Connect,
-    /// Reading the greeting and sending EHLO (and, with `tls`, the TLS handshake).
-    Greeting,
-    /// STARTTLS and the TLS handshake.
-    StartTls,
-    /// AUTH.
-    Auth,
-    /// MAIL FROM, RCPT TO, DATA and the message.
-    Send,
-}
-
-impl fmt::Display for Stage {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Stage::Resolve => "looking up the server",
-            Stage::Connect => "connecting",
-            Stage::Greeting => "the greeting and EHLO",
-            Stage::StartTls => "STARTTLS",
-            Stage::Auth => "authentication",
-            Stage::Send => "sending the message",
-        })
-    }
-}
-
-/// Why a mail could not be handed over. Every message says what to fix.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum MailError {
-    /// The password file could not be read.
-    #[error("cannot read the SMTP password file {path}: {reason}; check SMTP_PASSWORD_FILE and that root can read it")]
-    PasswordFile {
-        /// The file.
-        path: PathBuf,
-        /// The system's reason.
-        reason: String,
-    },
-    /// The password file's first line is empty.
-    #[error("the SMTP password file {path} is empty; put the password on its first line")]
-    EmptyPassword {
-        /// The file.
-        path: PathBuf,
-    },
-    /// The CA file could not be read or holds no certificate.
-    #[error("cannot use SMTP_CA_FILE {path}: {reason}; it must be a readable PEM file with at least one -----BEGIN CERTIFICATE----- block")]
-    CaFile {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        reason: String,
-    },
-    /// The host name did not resolve.
-    #[error("cannot look up the SMTP server {host}: {reason}; check SMTP_HOST and the DNS (the network may be down)")]
-    Resolve {
-        /// SMTP_HOST.
-        host: String,
-        /// The resolver's reason.
-        reason: String,
-    },
-    /// The TCP connection failed.
-    #[error("cannot connect to the SMTP server {server}: {reason}; check SMTP_HOST and SMTP_PORT and that the server is reachable")]
-    Connect {
-        /// host:port.
-        server: String,
-        /// The system's reason.
-        reason: String,
-    },
-    /// The server did not answer in time.
-    #[error("the SMTP server {server} did not answer within {:.1} s during {stage}; the mail stays queued", .waited.as_secs_f64())]
-    Timeout {
-        /// host:port.
-        server: String,
-        /// The step.
-        stage: Stage,
-        /// The timeout that expired.
-        waited: Duration,
-    },
-    /// The caller's deadline passed before a step could start.
-    #[error("no time left before the deadline for {stage} with {server}; the mail stays queued")]
-    Deadline {
-        /// host:port, or the sendmail program.
-        server: String,
-        /// The step that was not started.
-        stage: Stage,
-    },
-    /// TLS failed (handshake, certificate).
-    #[error("TLS with the SMTP server {server} failed during {stage}: {reason}; check SMTP_TLS (465 speaks tls, 587 starttls) and, for a private CA, SMTP_CA_FILE")]
-    Tls {
-        /// host:port.
-        server: String,
-        /// The step.
-        stage: Stage,
-        /// What went wrong.
-        reason: String,
-    },
-    /// SMTP_TLS=starttls but the server does not offer it.
-    #[error("the SMTP server {server} does not offer STARTTLS; set SMTP_TLS=tls (port 465) or, for a server on this machine, none")]
-    NoStartTls {
-        /// host:port.
-        server: String,
-    },
-    /// The server offers neither AUTH PLAIN nor AUTH LOGIN.
-    #[error("the SMTP server {server} offers no login (AUTH PLAIN or LOGIN) to this client; many servers offer it only over TLS, so set SMTP_TLS=starttls or tls, or unset SMTP_USER if the server needs no login")]
-    NoAuth {
-        /// host:port.
-        server: String,
-    },
-    /// The server refused the login.
-    #[error("the SMTP server {server} refused the login of `{user}`: {reason}; check SMTP_USER and the password in SMTP_PASSWORD_FILE")]
-    Auth {
-        /// host:port.
-        server: String,
-        /// SMTP_USER.
-        user: String,
-        /// The server's answer.
-        reason: String,
-    },
-    /// The server refused a command or the message.
-    #[error("the SMTP server {server} refused {stage}: {reason}; check MAIL_FROM and MAIL_TO, and whether this host may relay through the server")]
-    Refused {
-        /// host:port.
-        server: String,
-        /// The step.
-        stage: Stage,
-        /// The server's answer.
-        reason: String,
-    },
-    /// Another SMTP or network failure.
-    #[error("talking to the SMTP server {server} failed during {stage}: {reason}")]
-    Smtp {
-        /// host:port.
-        server: String,
-        /// The step.
-        stage: Stage,
-        /// What went wrong.
-        reason: String,
-    },
-    /// The sendmail program failed.
-    #[error("the sendmail program {program} failed: {reason}; check that a mail transfer agent is installed and configured")]
-    Sendmail {
-        /// The program.
-        program: PathBuf,
-        /// What went wrong.
-        reason: String,
-    },
-    /// The message could not be built (should not happen with valid settings).
-    #[error("cannot build the mail: {reason}")]
-    Build {
-        /// What went wrong.
-        reason: String,
-    },
-}
-
-impl MailError {
-    /// Does this failure concern only this one message, so the next may still
-    /// go through? True for a message that cannot be built and for a refusal
-    /// while sending it (the server is up and answering). Everything else
-    /// (unreachable, timeout, TLS, login) would fail for every message alike.
-    pub fn is_per_message(&self) -> bool {
-        matches!(
-            self,
-            MailError::Build { .. }
-                | MailError::Refused {
-                    stage: Stage::Send,
-                    ..
-                }
-        )
-    }
-}
-
 /// Read the password: the first line of the file, trailing newline stripped.
-pub fn read_password(path: &Path) -> Result<String, MailError> {
+pub(crate) fn read_password(path: &Path) -> Result<String, MailError> {
     let text = std::fs::read_to_string(path).map_err(|e| MailError::PasswordFile {
         path: path.to_path_buf(),
         reason: e.to_string(),
@@ -230,7 +58,7 @@ pub fn read_password(path: &Path) -> Result<String, MailError> {
 }
 
 /// Load the extra CA certificates of `SMTP_CA_FILE`.
-pub fn load_ca_file(path: &Path) -> Result<Certificate, MailError> {
+pub(crate) fn load_ca_file(path: &Path) -> Result<Certificate, MailError> {
     let ca_error = |reason: String| MailError::CaFile {
         path: path.to_path_buf(),
         reason,
@@ -246,7 +74,7 @@ pub fn load_ca_file(path: &Path) -> Result<Certificate, MailError> {
 /// Build the RFC 5322 message for a queued notification, addressed with the
 /// current settings. `id` (the spool file's name) makes the Message-ID, which
 /// stays the same on every retry, so a rare duplicate can be recognised.
-pub fn build_message(
+pub(crate) fn build_message(
     settings: &MailSettings,
     mail: &Composed,
     id: &str,
@@ -282,8 +110,8 @@ pub fn build_message(
     builder.multipart(parts).map_err(|e| build(e.to_string()))
 }
 
-/// One step that worked, for [`test_mail`]'s report.
-pub type StepLog<'a> = &'a mut dyn FnMut(String);
+/// One step that worked, for [`super::test_mail()`]'s report.
+pub(crate) type StepLog<'a> = &'a mut dyn FnMut(String);
 
 /// The time a step may take: SMTP_TIMEOUT, cut to what is left before the deadline.
 fn step_timeout(
@@ -300,92 +128,6 @@ fn step_timeout(
         });
     }
     Ok(left.min(limit))
-}
-
-/// Does a lettre error come from a socket timeout?
-fn is_timeout(e: &lettre::transport::smtp::Error) -> bool {
-    let mut source = std::error::Error::source(e);
-    while let Some(err) = source {
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            return matches!(
-                io.kind(),
-                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-            );
-        }
-        source = err.source();
-    }
-    false
-}
-
-/// Does a lettre error wrap an I/O error?
-fn has_io_source(e: &lettre::transport::smtp::Error) -> bool {
-    std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
-}
-
-/// The server's words, or lettre's, without lettre's kind prefix.
-fn reason(e: &lettre::transport::smtp::Error) -> String {
-    match std::error::Error::source(e) {
-        Some(source) => {
-            let code = e.status().map(|c| format!("{c} ")).unwrap_or_default();
-            format!("{code}{source}")
-        }
-        None => e.to_string(),
-    }
-}
-
-/// Turn a lettre error into ours, knowing the step.
-fn classify(
-    e: lettre::transport::smtp::Error,
-    server: &str,
-    stage: Stage,
-    timeout: Duration,
-    implicit_tls: bool,
-) -> MailError {
-    let server = server.to_string();
-    if is_timeout(&e) {
-        return MailError::Timeout {
-            server,
-            stage,
-            waited: timeout,
-        };
-    }
-    // During a TLS step, anything but a timeout or an SMTP reply is the TLS
-    // layer failing (rustls reports a bad certificate as an I/O error).
-    let tls_step = stage == Stage::StartTls || (stage == Stage::Greeting && implicit_tls);
-    if e.is_tls() || (tls_step && !e.is_permanent() && !e.is_transient() && !e.is_response()) {
-        return MailError::Tls {
-            server,
-            stage,
-            reason: reason(&e),
-        };
-    }
-    if e.to_string().starts_with("Connection error") {
-        // lettre's kind for a failed connect (or a TLS setup failure).
-        let why = reason(&e);
-        if stage == Stage::Connect {
-            return MailError::Connect {
-                server,
-                reason: why,
-            };
-        }
-        return MailError::Tls {
-            server,
-            stage,
-            reason: why,
-        };
-    }
-    if e.is_permanent() || e.is_transient() {
-        return MailError::Refused {
-            server,
-            stage,
-            reason: reason(&e),
-        };
-    }
-    MailError::Smtp {
-        server,
-        stage,
-        reason: reason(&e),
-    }
 }
 
 /// An open way to hand over mail: one SMTP session, or sendmail.
@@ -545,8 +287,7 @@ fn open_smtp(
             // lettre reports a failed TCP connect as a "Connection error" over
             // an I/O error; anything later is the greeting, EHLO or (with
             // implicit TLS) the handshake, which rustls does lazily.
-            let connect_failed = e.to_string().starts_with("Connection error") && has_io_source(&e);
-            let stage = if connect_failed {
+            let stage = if failed_to_connect(&e) {
                 Stage::Connect
             } else {
                 Stage::Greeting
@@ -627,81 +368,4 @@ fn tls_parameters(smtp: &SmtpSettings, server: &str) -> Result<TlsParameters, Ma
         stage: Stage::Connect,
         reason: reason(&e),
     })
-}
-
-/// What `apccontrol --test-mail` found, step by step.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TestReport {
-    /// Where the test mail went (see [`MailSettings::describe_transport`]).
-    pub transport: String,
-    /// The steps that worked, in order, as sentences.
-    pub steps: Vec<String>,
-    /// `Ok` with the server's acceptance, or the error at the step that failed.
-    pub result: Result<String, MailError>,
-}
-
-impl TestReport {
-    /// Did the server accept the test mail?
-    pub fn ok(&self) -> bool {
-        self.result.is_ok()
-    }
-}
-
-impl fmt::Display for TestReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "test mail via {}", self.transport)?;
-        for step in &self.steps {
-            writeln!(f, "ok: {step}")?;
-        }
-        match &self.result {
-            Ok(accepted) => writeln!(f, "ok: accepted by the server: {accepted}"),
-            Err(e) => writeln!(f, "FAILED: {e}"),
-        }
-    }
-}
-
-/// The subject of the `--test-mail` message.
-pub fn test_subject(host: &str) -> String {
-    format!("{host} apccontrol test mail")
-}
-
-/// Send a test message now, directly (not through the outbox), and report
-/// each step. Runs in the calling thread and takes at most about four times
-/// SMTP_TIMEOUT, plus whatever a name lookup takes when the DNS is down.
-pub fn test_mail(settings: &MailSettings) -> TestReport {
-    let limit = match &settings.transport {
-        Transport::Smtp(s) => s.timeout,
-        Transport::Sendmail { .. } => {
-            Duration::from_secs(super::settings::defaults::SMTP_TIMEOUT_SECS)
-        }
-    };
-    let deadline = crate::deadline::after(limit.saturating_mul(4));
-    let now = chrono::Local::now().fixed_offset();
-    let mail = Composed {
-        event: Some(crate::event::Event::Commok),
-        date: now,
-        subject: test_subject(&settings.hostname),
-        body: format!(
-            "This is a test mail from apccontrol on {}, sent by apccontrol --test-mail\nat {}.\n\nIf you can read it, notifications from this host reach:\n{}\n",
-            settings.hostname,
-            now.to_rfc2822(),
-            settings.to_line()
-        ),
-        attachments: Vec::new(),
-    };
-    let mut steps = Vec::new();
-    let result = (|| {
-        let id = format!("test-{}", std::process::id());
-        let message = build_message(settings, &mail, &id)?;
-        let mut log = |s: String| steps.push(s);
-        let mut sender = Sender::open(settings, deadline, &mut log)?;
-        let accepted = sender.send(&message, deadline);
-        sender.quit();
-        accepted
-    })();
-    TestReport {
-        transport: settings.describe_transport(),
-        steps,
-        result,
-    }
 }
