@@ -126,7 +126,8 @@ fn proc_acpi_2009_rule_and_restart() {
 
     // Restart: save, resume 5 s later on a fresh clock; nothing is re-sent,
     // and the charge at outage start (75 %) is still the base for BATTERYDROP.
-    let saved = OutageState::parse(&m.outage_state(Mono::from_secs(30), 10_030).to_text()).unwrap();
+    let saved =
+        OutageState::parse(&m.outage_state(Mono::from_secs(30), 10_030_000).to_text()).unwrap();
     let mut m = Monitor::resume(th, Mono::ZERO, 10_035, &saved);
     let mut runs = Vec::new();
     // 3000 -> 1500 mAh in steps of 20 mAh a second: 75 % -> 37.5 %.

@@ -24,6 +24,14 @@ pub(crate) fn epoch_secs() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
+/// The wall clock in milliseconds since the epoch (0 if it reads before
+/// 1970).
+pub(crate) fn epoch_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// Where the kernel says which boot this is.
 pub(crate) const BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
 

@@ -25,7 +25,7 @@ use super::startup::{clear_stale_flags, close_outages, load_config, start_monito
 use super::{clock, nis_bind, poke, preflight, status, uevent, wake};
 use crate::hostname::hostname;
 
-use super::clock::epoch_secs;
+use super::clock::{epoch_millis, epoch_secs};
 use super::{DaemonError, Effector, Options};
 
 /// Run the daemon until SIGTERM or SIGINT: with `Live` effects, or with
@@ -145,7 +145,7 @@ fn serve<E: Effects>(
         let effects = monitor.step(reading, at);
         for effect in &effects {
             effector.apply(effect, || {
-                let mut state = monitor.outage_state(now(), epoch_secs());
+                let mut state = monitor.outage_state(now(), epoch_millis());
                 state.boot_id.clone_from(&boot_id);
                 state.to_text()
             });

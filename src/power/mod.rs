@@ -47,7 +47,7 @@
 //!             Effect::ProhibitLogins => { /* write "POWER FAILURE\n" to conf.nologin_path() */ }
 //!             Effect::AllowLogins => { /* remove conf.nologin_path() */ }
 //!             Effect::SaveState => {
-//!                 let text = monitor.outage_state(now(), wall()).to_text();
+//!                 let text = monitor.outage_state(now(), wall_ms()).to_text();
 //!                 std::fs::write(&conf.state_file, text)?;
 //!             }
 //!         }

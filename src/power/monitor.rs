@@ -380,12 +380,15 @@ impl Monitor {
         m
     }
 
-    /// What to save so that [`Monitor::resume`] can continue; `now_epoch`
-    /// is the wall clock at `now`. The boot id is the caller's to add.
-    pub fn outage_state(&self, now: Mono, now_epoch: i64) -> OutageState {
+    /// What to save so that [`Monitor::resume`] can continue;
+    /// `now_epoch_ms` is the wall clock at `now`, in milliseconds since the
+    /// epoch. Times are saved as the whole second they fall in, the second
+    /// the status shows (XONBATT, XOFFBATT), so a restart shows the same
+    /// time. The boot id is the caller's to add.
+    pub fn outage_state(&self, now: Mono, now_epoch_ms: i64) -> OutageState {
         let epoch = |t: Mono| {
-            let ago = i64::try_from(now.since(t).as_secs()).unwrap_or(i64::MAX);
-            now_epoch.saturating_sub(ago)
+            let ago_ms = i64::try_from(now.since(t).as_millis()).unwrap_or(i64::MAX);
+            now_epoch_ms.saturating_sub(ago_ms).div_euclid(1000)
         };
         let outage = self.outage.as_ref();
         OutageState {

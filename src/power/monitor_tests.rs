@@ -1220,7 +1220,7 @@ fn restart_mid_outage_keeps_timeout_and_sends_nothing_twice() {
     assert_eq!(s.events(), vec![Event::Powerout, Event::Onbattery]);
     // The daemon saves at t = 60 (wall clock 1_000_060), dies, restarts
     // 10 s later with a fresh virtual clock.
-    let saved = s.m.outage_state(s.now, 1_000_060);
+    let saved = s.m.outage_state(s.now, 1_000_060_000);
     assert_eq!(saved.outage_start, Some(1_000_001));
     assert_eq!(saved.onbattery_at, Some(1_000_007));
     assert_eq!(saved.charge_at_start, Some(80.0));
@@ -1245,7 +1245,7 @@ fn restart_mid_outage_keeps_timeout_and_sends_nothing_twice() {
     // goes on without a second powerout or onbattery; the shutdown is not
     // restored, so a limit still reached sends it again; mains back still
     // gives offbattery then mainsback.
-    let saved = m.outage_state(Mono::from_secs(60), 1_000_130);
+    let saved = m.outage_state(Mono::from_secs(60), 1_000_130_000);
     let mut m = Monitor::resume(Thresholds::default(), Mono::ZERO, 1_000_140, &saved);
     assert!(!m.snapshot(Mono::ZERO).shutdown_started);
     let mut ev = Vec::new();
@@ -1263,7 +1263,7 @@ fn restart_mid_outage_keeps_timeout_and_sends_nothing_twice() {
         ]
     );
     // Saved again with no outage under way, and restored: clean.
-    let saved = m.outage_state(Mono::from_secs(31), 1_000_171);
+    let saved = m.outage_state(Mono::from_secs(31), 1_000_171_000);
     let m = Monitor::resume(Thresholds::default(), Mono::ZERO, 1_000_180, &saved);
     let snap = m.snapshot(Mono::ZERO);
     assert!(!snap.shutdown_started && !snap.on_battery);
@@ -1297,7 +1297,7 @@ fn state_is_saved_when_it_changes_only() {
     assert!(s.at(7, onbatt(90.0)).contains(&Effect::SaveState));
     assert!(s.at(8, mains(90.0)).contains(&Effect::SaveState));
     assert_eq!(
-        s.m.outage_state(s.now, 100),
+        s.m.outage_state(s.now, 100_000),
         OutageState {
             version: 2,
             cumulative_on_battery: 7,
@@ -1374,4 +1374,21 @@ fn next_deadline_follows_annoyme_and_poll_interval_is_fast_on_battery() {
     s.at(11, mains(90.0));
     assert_eq!(s.m.next_deadline(), None);
     assert_eq!(s.m.poll_interval(), Duration::from_secs(60));
+}
+
+#[test]
+fn saved_transfer_times_are_the_second_the_status_shows() {
+    // The adapter went at 5.7 s, when the wall clock read 1_000_005.7 s
+    // (XONBATT shows ...05); the state is saved at 10.3 s. Subtracting whole
+    // seconds (10 - 4) would save ...06, and a restart would show a second
+    // later than before it.
+    let mut m = Monitor::new(Thresholds::default(), Mono::ZERO);
+    m.step(Ok(mains(100.0)), Mono::ZERO);
+    m.step(Ok(onbatt(100.0)), Mono::from_millis(5_700));
+    let saved = m.outage_state(Mono::from_millis(10_300), 1_000_010_300);
+    assert_eq!(saved.last_transfer_on, Some(1_000_005));
+    assert_eq!(saved.outage_start, Some(1_000_005));
+    // Before 1970 as well: whole seconds round down.
+    let saved = m.outage_state(Mono::from_millis(10_300), 4_300);
+    assert_eq!(saved.last_transfer_on, Some(-1));
 }
