@@ -114,7 +114,7 @@ pub fn check(scriptdir: &Path, extra_known: &[&str]) -> Vec<Finding> {
     if let Some(why) = script_config::refusal(&config_path, Judge::AsRoot) {
         findings.problem(
             None,
-            why,
+            why.to_string(),
             "the config is not read at all: the defaults apply (WALL=wall, \
              SHUTDOWN=/sbin/shutdown, HOOK_TIMEOUT=60, no mail); what follows about it \
              applies once root accepts it"
@@ -127,7 +127,7 @@ pub fn check(scriptdir: &Path, extra_known: &[&str]) -> Vec<Finding> {
     for problem in problems {
         findings.problem(
             config.path.clone(),
-            problem.0,
+            problem.to_string(),
             "the default value is used".to_string(),
         );
     }
@@ -178,10 +178,10 @@ fn check_config(config: &ScriptConfig, findings: &mut Findings) {
         ConfigSource::Absent => return,
         ConfigSource::Evaluated => {}
         ConfigSource::Refused(why) => {
-            findings.problem(None, why.clone(), None);
+            findings.problem(None, why.to_string(), None);
             return;
         }
-        ConfigSource::Failed(why) => findings.problem(None, why.clone(), None),
+        ConfigSource::Failed(why) => findings.problem(None, why.to_string(), None),
     }
     for error in script_config::syntax_errors(&path) {
         findings.problem(

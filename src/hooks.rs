@@ -24,6 +24,7 @@
 use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use nix::unistd::{access, AccessFlags};
 
@@ -53,37 +54,43 @@ pub struct Hook {
 }
 
 /// Why a file was not run as a hook.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum SkipReason {
     /// Not executable by us.
+    #[error("not executable (chmod +x it to enable it)")]
     NotExecutable,
     /// A directory, device, socket...
+    #[error("not a regular file")]
     NotRegularFile,
     /// A symlink whose target does not exist.
+    #[error("a symlink to a file that does not exist")]
     DanglingSymlink,
     /// Its name does not match `^[A-Za-z0-9_-]+$` (hooks.d only).
+    #[error("name does not match ^[A-Za-z0-9_-]+$ (like run-parts, names with dots are ignored)")]
     BadName,
     /// It, or a directory or link on the way to it, could be changed by
-    /// someone the judge does not trust ([`crate::trust`]).
-    Unsafe(String),
+    /// someone the judge does not trust ([`crate::trust`]): what and the fix.
+    #[error("refused: {0}")]
+    Unsafe(Arc<TrustError>),
     /// It could not be examined.
+    #[error("cannot be examined: {0}")]
     Unreadable(String),
 }
 
-impl fmt::Display for SkipReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SkipReason::NotExecutable => f.write_str("not executable (chmod +x it to enable it)"),
-            SkipReason::NotRegularFile => f.write_str("not a regular file"),
-            SkipReason::DanglingSymlink => f.write_str("a symlink to a file that does not exist"),
-            SkipReason::BadName => f.write_str(
-                "name does not match ^[A-Za-z0-9_-]+$ (like run-parts, names with dots are ignored)",
-            ),
-            SkipReason::Unsafe(why) => write!(f, "refused: {why}"),
-            SkipReason::Unreadable(why) => write!(f, "cannot be examined: {why}"),
+/// Two reasons are the same when they are the same variant and, for a
+/// refusal, say the same thing (a [`TrustError`] may hold an `io::Error`,
+/// which has no `==`): what a plan compares.
+impl PartialEq for SkipReason {
+    fn eq(&self, other: &SkipReason) -> bool {
+        match (self, other) {
+            (SkipReason::Unsafe(a), SkipReason::Unsafe(b)) => a.to_string() == b.to_string(),
+            (SkipReason::Unreadable(a), SkipReason::Unreadable(b)) => a == b,
+            (a, b) => std::mem::discriminant(a) == std::mem::discriminant(b),
         }
     }
 }
+
+impl Eq for SkipReason {}
 
 /// A file that looked like a hook but will not run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,7 +156,7 @@ pub fn find(scriptdir: &Path, event_name: &str, judge: Judge) -> Found {
     if let Err(e) = trust::check_dir(&dir, &judge.policy()) {
         found.skipped.push(Skipped {
             path: dir,
-            reason: SkipReason::Unsafe(e.to_string()),
+            reason: SkipReason::Unsafe(Arc::new(e)),
         });
         return found;
     }
@@ -200,7 +207,7 @@ fn check_file(path: &Path, judge: Judge) -> Result<(), SkipReason> {
         Err(e @ (TrustError::Io { .. } | TrustError::LinkLoop { .. })) => {
             return Err(SkipReason::Unreadable(e.to_string()))
         }
-        Err(e) => return Err(SkipReason::Unsafe(e.to_string())),
+        Err(e) => return Err(SkipReason::Unsafe(Arc::new(e))),
     };
     let executable = match judge {
         // Root may execute a regular file with any execute bit.
@@ -222,7 +229,7 @@ pub enum HookOutcome {
     CouldNotStart(SpawnError),
     /// When it was opened to run, it (or the way to it) was no longer one
     /// root may trust: it changed after it was found ([`crate::trust`]).
-    Refused(String),
+    Refused(TrustError),
     /// The hook phase's deadline had already passed: not started.
     NotStarted,
     /// Dry run: it would have run.
