@@ -675,6 +675,7 @@ pub fn execute_traced(
             | hooks::HookOutcome::NotStarted
             | hooks::HookOutcome::Refused(_)
             | hooks::HookOutcome::CouldNotStart(_) => Level::Error,
+            hooks::HookOutcome::Ran(crate::process::Outcome::Unknown) => Level::Warning,
             _ => Level::Info,
         };
         let line = match &run.outcome {

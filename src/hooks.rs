@@ -253,6 +253,9 @@ impl fmt::Display for HookOutcome {
                 f,
                 "stopped with {stopped_with} because HOOK_TIMEOUT was reached (not a veto)"
             ),
+            HookOutcome::Ran(Outcome::Unknown) => {
+                write!(f, "{} (not a veto)", Outcome::Unknown)
+            }
             HookOutcome::Ran(outcome) => write!(f, "{outcome}"),
             HookOutcome::CouldNotStart(e) => write!(f, "could not be started: {e}"),
             HookOutcome::Refused(why) => write!(f, "refused when it was to run: {why}"),
@@ -329,6 +332,7 @@ mod tests {
         assert!(HookOutcome::Ran(Outcome::Exited(99)).is_veto());
         assert!(!HookOutcome::Ran(Outcome::Exited(0)).is_veto());
         assert!(!HookOutcome::Ran(Outcome::Signaled(9)).is_veto());
+        assert!(!HookOutcome::Ran(Outcome::Unknown).is_veto());
         assert!(!HookOutcome::NotStarted.is_veto());
     }
 }

@@ -466,6 +466,9 @@ pub enum Outcome {
         /// The signal that finally ended it: SIGTERM, or SIGKILL after the grace.
         stopped_with: Signal,
     },
+    /// It ended, but we could not learn how: someone else reaped it (`wait`
+    /// failed with ECHILD), or the system reported neither a code nor a signal.
+    Unknown,
 }
 
 impl Outcome {
@@ -474,7 +477,7 @@ impl Outcome {
             (Some(code), _) => Outcome::Exited(code),
             (None, Some(sig)) => Outcome::Signaled(sig),
             // Not reachable on Unix: a status is an exit or a signal.
-            (None, None) => Outcome::Exited(255),
+            (None, None) => Outcome::Unknown,
         }
     }
 
@@ -484,6 +487,9 @@ impl Outcome {
             Outcome::Exited(code) => code,
             Outcome::Signaled(sig) => 128 + sig,
             Outcome::TimedOut { stopped_with } => 128 + stopped_with as i32,
+            // No status to report: 255, a failure to every caller, and no
+            // 128+N a signal could be mistaken for.
+            Outcome::Unknown => 255,
         }
     }
 
@@ -503,6 +509,9 @@ impl fmt::Display for Outcome {
             },
             Outcome::TimedOut { stopped_with } => {
                 write!(f, "timed out, stopped with {stopped_with}")
+            }
+            Outcome::Unknown => {
+                f.write_str("ended, but how is unknown (another process reaped it)")
             }
         }
     }
@@ -741,7 +750,7 @@ fn wait_until(running: &mut Running, deadline: Option<Instant>) -> Outcome {
     let _ = killpg(pid, Signal::SIGTERM);
     if running.pump_until(Some(crate::deadline::after(GRACE)), Running::exited) {
         return match reap(&mut running.child) {
-            Outcome::Exited(_) | Outcome::Signaled(_) => Outcome::TimedOut {
+            Outcome::Exited(_) | Outcome::Signaled(_) | Outcome::Unknown => Outcome::TimedOut {
                 stopped_with: Signal::SIGTERM,
             },
             timed_out => timed_out,
@@ -761,7 +770,7 @@ fn reap(child: &mut Child) -> Outcome {
             Ok(status) => return Outcome::from_status(status),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             // ECHILD: someone else reaped it; we cannot know how it ended.
-            Err(_) => return Outcome::Exited(255),
+            Err(_) => return Outcome::Unknown,
         }
     }
 }

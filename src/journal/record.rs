@@ -164,9 +164,10 @@ impl HookRecord {
                 (None, Some(*stopped_with as i32), true)
             }
             HookOutcome::NotStarted => (None, None, true),
-            HookOutcome::CouldNotStart(_) | HookOutcome::Refused(_) | HookOutcome::WouldRun => {
-                (None, None, false)
-            }
+            HookOutcome::Ran(Outcome::Unknown)
+            | HookOutcome::CouldNotStart(_)
+            | HookOutcome::Refused(_)
+            | HookOutcome::WouldRun => (None, None, false),
         };
         HookRecord {
             path: path.display().to_string(),
