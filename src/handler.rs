@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crate::actions::{DryRun, Effects, Live, Rehearsal, StepResult};
 use crate::config::script_config::{
-    self, CommandLine, ConfigSource, Judge, ScriptConfig, ShellArgs, DEFAULT_SCRIPTDIR,
+    self, CommandLine, ConfigSource, Judge, ScriptConfig, ShellArgs,
 };
 use crate::config::Settings;
 use crate::hooks;
@@ -92,7 +92,7 @@ pub fn scriptdir_for(argv0: &OsStr, explicit: Option<&Path>) -> PathBuf {
             }
         }
     }
-    PathBuf::from(DEFAULT_SCRIPTDIR)
+    PathBuf::from(crate::config::defaults::SCRIPT_DIR)
 }
 
 /// The basename of argv\[0\], as the stock usage text prints `${0##*/}`.

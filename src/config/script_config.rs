@@ -37,6 +37,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::defaults::CONFIG_DEADLINE;
 use super::shell::{self, Declarations};
 use super::wrapper::{wrapper_script, Source, END_MARKER};
 use crate::process::{self, Context, Input, Outcome, Reply, Session, Spec};
@@ -44,13 +45,12 @@ use crate::trust;
 
 pub use super::settings::{
     command_list, is_known_variable, CommandLine, Found, Problem, Settings, COMMAND_VARIABLES,
-    DEFAULT_PWRFAILDIR, DEFAULT_REBOOT_FALLBACK, DEFAULT_SCRIPTDIR, DEFAULT_SHUTDOWN_FALLBACK,
-    HOOK_TIMEOUT_MAX, KILLPOWER_DELAY_MAX, VARIABLES,
+    DEFAULT_REBOOT_FALLBACK, DEFAULT_SHUTDOWN_FALLBACK, HOOK_TIMEOUT_MAX, KILLPOWER_DELAY_MAX,
+    VARIABLES,
 };
 use super::settings::{default_of, ALSO_REPORTED, STOCK_INTERNALS};
 pub use super::wrapper::{
-    command_line, parse_records, syntax_errors, wall_line, ConfigShell, Records, ShellStep,
-    CONFIG_DEADLINE, SHELL,
+    command_line, parse_records, syntax_errors, wall_line, ConfigShell, Records, ShellStep, SHELL,
 };
 pub use crate::trust::Judge;
 
@@ -103,7 +103,7 @@ pub enum ConfigFailure {
         /// The config's path.
         path: PathBuf,
     },
-    /// Sourcing took longer than [`CONFIG_DEADLINE`].
+    /// Sourcing took longer than [`super::defaults::CONFIG_DEADLINE`].
     #[error(
         "{} took longer than {} s to evaluate and was stopped; using the defaults",
         path.display(),

@@ -9,10 +9,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Where apccontrol looks for hooks and its config when nothing else says.
-pub const DEFAULT_SCRIPTDIR: &str = "/etc/apcupsd";
-/// Debian's PWRFAILDIR: the mainsback check reads `PWRFAILDIR/powerfail`.
-pub const DEFAULT_PWRFAILDIR: &str = "/etc/apcupsd";
 /// The longest HOOK_TIMEOUT: a day. Longer values are clamped to it (and
 /// `--check` reports them): any deadline must fit in an `Instant`.
 pub const HOOK_TIMEOUT_MAX: u64 = 24 * 3600;
@@ -65,7 +61,7 @@ pub const VARIABLES: &[(&str, Option<&str>, &str)] = &[
     ),
     (
         "PWRFAILDIR",
-        Some(DEFAULT_PWRFAILDIR),
+        Some(super::defaults::PWRFAIL_DIR),
         "directory of the powerfail flag file that mainsback checks",
     ),
     (
