@@ -413,7 +413,7 @@ fn resolve(program: &str, path_var: Option<&str>) -> Result<PathBuf, Unrunnable>
         if !path.is_file() {
             return Err(Unrunnable::Missing);
         }
-        if !executable_by_root(&path) {
+        if !crate::executable::is_executable(&path, Judge::AsRoot) {
             return Err(Unrunnable::NotExecutable);
         }
         Ok(path)
@@ -426,11 +426,6 @@ fn resolve(program: &str, path_var: Option<&str>) -> Result<PathBuf, Unrunnable>
         };
         found.ok_or(Unrunnable::NotOnPath)
     }
-}
-
-fn executable_by_root(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 /// The APCUPSD_MAIL command when it cannot be found, for the hooks that

@@ -26,8 +26,6 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use nix::unistd::{access, AccessFlags};
-
 use crate::config::script_config::Judge;
 use crate::process::{Outcome, SpawnError};
 use crate::trust::{self, TrustError};
@@ -210,9 +208,9 @@ fn check_file(path: &Path, judge: Judge) -> Result<(), SkipReason> {
         Err(e) => return Err(SkipReason::Unsafe(Arc::new(e))),
     };
     let executable = match judge {
-        // Root may execute a regular file with any execute bit.
-        Judge::AsRoot => file.mode() & 0o111 != 0,
-        Judge::AsCaller => access(path, AccessFlags::X_OK).is_ok(),
+        // The descriptor checked is a regular file: its bits decide.
+        Judge::AsRoot => crate::executable::root_may_execute(file.mode()),
+        Judge::AsCaller => crate::executable::is_executable(path, judge),
     };
     if !executable {
         return Err(SkipReason::NotExecutable);

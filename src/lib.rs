@@ -10,6 +10,7 @@
 //!   every default ([`config::defaults`]).
 //! - [`trust`]: every file root runs, sources, writes or reads on a user's
 //!   behalf is opened there, never through a planted link.
+//! - `executable` (crate-private): "may this file be run?", one meaning.
 //! - [`hooks`]: finding hooks (legacy and hooks.d) and what their outcomes mean.
 //! - `plan` (crate-private): pure; invocation + settings + hooks found → the plan.
 //! - [`process`]: the one way a child process is started and stopped.
@@ -39,6 +40,7 @@ pub mod config;
 pub mod daemon;
 pub mod deadline;
 pub mod event;
+pub(crate) mod executable;
 pub mod handler;
 pub mod hooks;
 pub(crate) mod hostname;

@@ -319,9 +319,7 @@ impl Spec {
                 return None;
             }
             let candidate = Path::new(OsStr::from_bytes(dir)).join(&self.program);
-            let executable = std::fs::metadata(&candidate).is_ok_and(|m| m.is_file())
-                && nix::unistd::access(&candidate, nix::unistd::AccessFlags::X_OK).is_ok();
-            if executable {
+            if crate::executable::is_executable(&candidate, crate::trust::Judge::AsCaller) {
                 return Some(candidate);
             }
         }
