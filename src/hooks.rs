@@ -31,7 +31,7 @@ use crate::process::{Outcome, SpawnError};
 use crate::trust::{self, TrustError};
 
 /// The exit status with which a hook vetoes the default action.
-pub const VETO_STATUS: i32 = 99;
+pub(crate) const VETO_STATUS: i32 = 99;
 
 /// Which convention a hook follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,7 +101,7 @@ pub struct Skipped {
 
 /// The hooks for one event.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Found {
+pub(crate) struct Found {
     /// To run, in order.
     pub hooks: Vec<Hook>,
     /// Passed over, with the reason.
@@ -109,12 +109,12 @@ pub struct Found {
 }
 
 /// The hooks directory inside a SCRIPTDIR.
-pub fn hooks_dir(scriptdir: &Path) -> PathBuf {
+pub(crate) fn hooks_dir(scriptdir: &Path) -> PathBuf {
     scriptdir.join("hooks.d")
 }
 
 /// Whether a hooks.d name follows run-parts' rule.
-pub fn valid_hook_name(name: &str) -> bool {
+pub(crate) fn valid_hook_name(name: &str) -> bool {
     !name.is_empty()
         && name
             .bytes()
@@ -122,7 +122,7 @@ pub fn valid_hook_name(name: &str) -> bool {
 }
 
 /// Find the hooks for `event_name` in `scriptdir`, by `judge`'s rules.
-pub fn find(scriptdir: &Path, event_name: &str, judge: Judge) -> Found {
+pub(crate) fn find(scriptdir: &Path, event_name: &str, judge: Judge) -> Found {
     let mut found = Found::default();
 
     let legacy = scriptdir.join(event_name);
