@@ -248,7 +248,7 @@ impl Effects for Live {
             Ok(checked) => checked,
             Err(e) => {
                 return HookRun {
-                    outcome: HookOutcome::Refused(e.to_string()),
+                    outcome: HookOutcome::Refused(e),
                     output: Vec::new(),
                     elapsed: Duration::ZERO,
                     left_running: false,

@@ -7,7 +7,10 @@
 //! duration too long to represent saturates to `FAR_FUTURE` from now, which
 //! for every caller means "no practical limit".
 //!
-//! Pure apart from [`after`], which reads the monotonic clock.
+//! The time left until a deadline is [`left`], so every wait the crate
+//! bounds by a deadline counts down the same way.
+//!
+//! Pure apart from [`after`] and [`left`], which read the monotonic clock.
 
 use std::time::{Duration, Instant};
 
@@ -28,6 +31,11 @@ pub fn after(timeout: Duration) -> Instant {
     after_from(Instant::now(), timeout)
 }
 
+/// The time left until `deadline`: zero once it has passed.
+pub(crate) fn left(deadline: Instant) -> Duration {
+    deadline.saturating_duration_since(Instant::now())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -46,5 +54,7 @@ mod tests {
         );
         assert_eq!(after_from(now, Duration::ZERO), now);
         assert!(after(Duration::MAX) > Instant::now());
+        assert_eq!(left(now), Duration::ZERO);
+        assert!(left(after(Duration::from_secs(60))) > Duration::from_secs(59));
     }
 }

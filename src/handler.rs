@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crate::actions::{DryRun, Effects, Live, Rehearsal, StepResult};
 use crate::config::script_config::{
-    self, CommandLine, ConfigSource, Judge, ScriptConfig, ShellArgs, DEFAULT_SCRIPTDIR,
+    self, CommandLine, ConfigSource, Judge, ScriptConfig, ShellArgs,
 };
 use crate::config::Settings;
 use crate::hooks;
@@ -92,7 +92,7 @@ pub fn scriptdir_for(argv0: &OsStr, explicit: Option<&Path>) -> PathBuf {
             }
         }
     }
-    PathBuf::from(DEFAULT_SCRIPTDIR)
+    PathBuf::from(crate::config::defaults::SCRIPT_DIR)
 }
 
 /// The basename of argv\[0\], as the stock usage text prints `${0##*/}`.
@@ -158,7 +158,7 @@ pub fn handle(request: &Request) -> i32 {
     if mode != Mode::DryRun {
         if let Some(logfile) = &settings.logfile {
             if let Err(e) = log.append_to(logfile) {
-                log.warning(&e);
+                log.warning(&e.to_string());
             }
         }
     }
@@ -176,7 +176,7 @@ pub fn handle(request: &Request) -> i32 {
         log.warning(&format!(
             "{}: {}",
             scriptdir.join("config").display(),
-            problem.0
+            problem
         ));
     }
 
@@ -405,8 +405,18 @@ struct MailConfig {
     settings: Option<notify::MailSettings>,
 }
 
-/// The mail settings, or a message saying why they are wrong.
-fn mail_settings(request: &Request, log: &mut Log) -> Result<MailConfig, String> {
+/// The mail settings in `SCRIPTDIR/config` are wrong: nothing can be sent.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {error}", config.display())]
+struct MailConfigError {
+    /// `SCRIPTDIR/config`.
+    config: PathBuf,
+    /// Which setting is wrong, and how to fix it.
+    error: notify::SettingsError,
+}
+
+/// The mail settings, or why they are wrong.
+fn mail_settings(request: &Request, log: &mut Log) -> Result<MailConfig, MailConfigError> {
     let (scriptdir, vars) = load_vars(request, log);
     match notify::MailSettings::from_vars(&vars) {
         Ok(settings) => Ok(MailConfig {
@@ -414,7 +424,10 @@ fn mail_settings(request: &Request, log: &mut Log) -> Result<MailConfig, String>
             vars,
             settings,
         }),
-        Err(e) => Err(format!("{}: {e}", scriptdir.join("config").display())),
+        Err(error) => Err(MailConfigError {
+            config: scriptdir.join("config"),
+            error,
+        }),
     }
 }
 
@@ -587,8 +600,8 @@ pub fn test_mail(request: &Request) -> i32 {
 fn report_config(config: &ScriptConfig, log: &mut Log) {
     match &config.source {
         ConfigSource::Absent | ConfigSource::Evaluated => {}
-        ConfigSource::Refused(why) => log.error(why),
-        ConfigSource::Failed(why) => log.error(why),
+        ConfigSource::Refused(why) => log.error(&why.to_string()),
+        ConfigSource::Failed(why) => log.error(&why.to_string()),
     }
     for line in &config.diagnostics {
         log.warning(&format!("{}: {line}", config.path.display()));
@@ -662,6 +675,7 @@ pub fn execute_traced(
             | hooks::HookOutcome::NotStarted
             | hooks::HookOutcome::Refused(_)
             | hooks::HookOutcome::CouldNotStart(_) => Level::Error,
+            hooks::HookOutcome::Ran(crate::process::Outcome::Unknown) => Level::Warning,
             _ => Level::Info,
         };
         let line = match &run.outcome {

@@ -24,15 +24,14 @@
 use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
-
-use nix::unistd::{access, AccessFlags};
+use std::sync::Arc;
 
 use crate::config::script_config::Judge;
 use crate::process::{Outcome, SpawnError};
 use crate::trust::{self, TrustError};
 
 /// The exit status with which a hook vetoes the default action.
-pub const VETO_STATUS: i32 = 99;
+pub(crate) const VETO_STATUS: i32 = 99;
 
 /// Which convention a hook follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,37 +52,43 @@ pub struct Hook {
 }
 
 /// Why a file was not run as a hook.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum SkipReason {
     /// Not executable by us.
+    #[error("not executable (chmod +x it to enable it)")]
     NotExecutable,
     /// A directory, device, socket...
+    #[error("not a regular file")]
     NotRegularFile,
     /// A symlink whose target does not exist.
+    #[error("a symlink to a file that does not exist")]
     DanglingSymlink,
     /// Its name does not match `^[A-Za-z0-9_-]+$` (hooks.d only).
+    #[error("name does not match ^[A-Za-z0-9_-]+$ (like run-parts, names with dots are ignored)")]
     BadName,
     /// It, or a directory or link on the way to it, could be changed by
-    /// someone the judge does not trust ([`crate::trust`]).
-    Unsafe(String),
+    /// someone the judge does not trust ([`crate::trust`]): what and the fix.
+    #[error("refused: {0}")]
+    Unsafe(Arc<TrustError>),
     /// It could not be examined.
+    #[error("cannot be examined: {0}")]
     Unreadable(String),
 }
 
-impl fmt::Display for SkipReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SkipReason::NotExecutable => f.write_str("not executable (chmod +x it to enable it)"),
-            SkipReason::NotRegularFile => f.write_str("not a regular file"),
-            SkipReason::DanglingSymlink => f.write_str("a symlink to a file that does not exist"),
-            SkipReason::BadName => f.write_str(
-                "name does not match ^[A-Za-z0-9_-]+$ (like run-parts, names with dots are ignored)",
-            ),
-            SkipReason::Unsafe(why) => write!(f, "refused: {why}"),
-            SkipReason::Unreadable(why) => write!(f, "cannot be examined: {why}"),
+/// Two reasons are the same when they are the same variant and, for a
+/// refusal, say the same thing (a [`TrustError`] may hold an `io::Error`,
+/// which has no `==`): what a plan compares.
+impl PartialEq for SkipReason {
+    fn eq(&self, other: &SkipReason) -> bool {
+        match (self, other) {
+            (SkipReason::Unsafe(a), SkipReason::Unsafe(b)) => a.to_string() == b.to_string(),
+            (SkipReason::Unreadable(a), SkipReason::Unreadable(b)) => a == b,
+            (a, b) => std::mem::discriminant(a) == std::mem::discriminant(b),
         }
     }
 }
+
+impl Eq for SkipReason {}
 
 /// A file that looked like a hook but will not run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,7 +101,7 @@ pub struct Skipped {
 
 /// The hooks for one event.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Found {
+pub(crate) struct Found {
     /// To run, in order.
     pub hooks: Vec<Hook>,
     /// Passed over, with the reason.
@@ -104,12 +109,12 @@ pub struct Found {
 }
 
 /// The hooks directory inside a SCRIPTDIR.
-pub fn hooks_dir(scriptdir: &Path) -> PathBuf {
+pub(crate) fn hooks_dir(scriptdir: &Path) -> PathBuf {
     scriptdir.join("hooks.d")
 }
 
 /// Whether a hooks.d name follows run-parts' rule.
-pub fn valid_hook_name(name: &str) -> bool {
+pub(crate) fn valid_hook_name(name: &str) -> bool {
     !name.is_empty()
         && name
             .bytes()
@@ -117,7 +122,7 @@ pub fn valid_hook_name(name: &str) -> bool {
 }
 
 /// Find the hooks for `event_name` in `scriptdir`, by `judge`'s rules.
-pub fn find(scriptdir: &Path, event_name: &str, judge: Judge) -> Found {
+pub(crate) fn find(scriptdir: &Path, event_name: &str, judge: Judge) -> Found {
     let mut found = Found::default();
 
     let legacy = scriptdir.join(event_name);
@@ -149,7 +154,7 @@ pub fn find(scriptdir: &Path, event_name: &str, judge: Judge) -> Found {
     if let Err(e) = trust::check_dir(&dir, &judge.policy()) {
         found.skipped.push(Skipped {
             path: dir,
-            reason: SkipReason::Unsafe(e.to_string()),
+            reason: SkipReason::Unsafe(Arc::new(e)),
         });
         return found;
     }
@@ -200,12 +205,12 @@ fn check_file(path: &Path, judge: Judge) -> Result<(), SkipReason> {
         Err(e @ (TrustError::Io { .. } | TrustError::LinkLoop { .. })) => {
             return Err(SkipReason::Unreadable(e.to_string()))
         }
-        Err(e) => return Err(SkipReason::Unsafe(e.to_string())),
+        Err(e) => return Err(SkipReason::Unsafe(Arc::new(e))),
     };
     let executable = match judge {
-        // Root may execute a regular file with any execute bit.
-        Judge::AsRoot => file.mode() & 0o111 != 0,
-        Judge::AsCaller => access(path, AccessFlags::X_OK).is_ok(),
+        // The descriptor checked is a regular file: its bits decide.
+        Judge::AsRoot => crate::executable::root_may_execute(file.mode()),
+        Judge::AsCaller => crate::executable::is_executable(path, judge),
     };
     if !executable {
         return Err(SkipReason::NotExecutable);
@@ -222,7 +227,7 @@ pub enum HookOutcome {
     CouldNotStart(SpawnError),
     /// When it was opened to run, it (or the way to it) was no longer one
     /// root may trust: it changed after it was found ([`crate::trust`]).
-    Refused(String),
+    Refused(TrustError),
     /// The hook phase's deadline had already passed: not started.
     NotStarted,
     /// Dry run: it would have run.
@@ -246,6 +251,9 @@ impl fmt::Display for HookOutcome {
                 f,
                 "stopped with {stopped_with} because HOOK_TIMEOUT was reached (not a veto)"
             ),
+            HookOutcome::Ran(Outcome::Unknown) => {
+                write!(f, "{} (not a veto)", Outcome::Unknown)
+            }
             HookOutcome::Ran(outcome) => write!(f, "{outcome}"),
             HookOutcome::CouldNotStart(e) => write!(f, "could not be started: {e}"),
             HookOutcome::Refused(why) => write!(f, "refused when it was to run: {why}"),
@@ -322,6 +330,7 @@ mod tests {
         assert!(HookOutcome::Ran(Outcome::Exited(99)).is_veto());
         assert!(!HookOutcome::Ran(Outcome::Exited(0)).is_veto());
         assert!(!HookOutcome::Ran(Outcome::Signaled(9)).is_veto());
+        assert!(!HookOutcome::Ran(Outcome::Unknown).is_veto());
         assert!(!HookOutcome::NotStarted.is_veto());
     }
 }

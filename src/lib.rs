@@ -8,11 +8,12 @@
 //! - [`event`]: the 21 apcupsd events and every exact text that goes with them.
 //! - [`config`]: `SCRIPTDIR/config` (shell variables) and apcupsd.conf, and
 //!   every default ([`config::defaults`]).
-//! - [`trust`]: every file root runs, sources, writes or reads on a user's
+//! - `trust` (crate-private): every file root runs, sources, writes or reads on a user's
 //!   behalf is opened there, never through a planted link.
-//! - [`hooks`]: finding hooks (legacy and hooks.d) and what their outcomes mean.
+//! - `executable` (crate-private): "may this file be run?", one meaning.
+//! - `hooks` (crate-private): finding hooks (legacy and hooks.d) and what their outcomes mean.
 //! - `plan` (crate-private): pure; invocation + settings + hooks found → the plan.
-//! - [`process`]: the one way a child process is started and stopped.
+//! - `process` (crate-private): the one way a child process is started and stopped.
 //! - [`deadline`]: the one way an `Instant` deadline is made, without panics.
 //! - `actions` (crate-private): the side effects of a plan, behind a trait `--dry-run` swaps.
 //! - [`handler`]: one apccontrol run, end to end.
@@ -39,8 +40,9 @@ pub mod config;
 pub mod daemon;
 pub mod deadline;
 pub mod event;
+pub(crate) mod executable;
 pub mod handler;
-pub mod hooks;
+pub(crate) mod hooks;
 pub(crate) mod hostname;
 pub(crate) mod journal;
 pub(crate) mod log;
@@ -48,7 +50,7 @@ pub mod nis;
 pub mod notify;
 pub(crate) mod plan;
 pub mod power;
-pub mod process;
-pub mod trust;
+pub(crate) mod process;
+pub(crate) mod trust;
 
 pub use event::{DefaultAction, Event};

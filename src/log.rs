@@ -8,7 +8,7 @@
 
 use std::fs::File;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use syslog::{Facility, Formatter3164, Logger, LoggerBackend};
 
@@ -119,9 +119,9 @@ impl Log {
         self.stderr_from
     }
 
-    /// Also append every line to this file. Returns a message if it cannot
-    /// be opened (the caller logs it; it is never fatal).
-    pub fn append_to(&mut self, path: &Path) -> Result<(), String> {
+    /// Also append every line to this file. Says why not if it cannot be
+    /// opened (the caller logs it; it is never fatal).
+    pub fn append_to(&mut self, path: &Path) -> Result<(), LogFileError> {
         // Root appends here: never through a planted link, never into a
         // file that is not ours (crate::trust).
         match crate::trust::append(path, 0o644) {
@@ -129,7 +129,10 @@ impl Log {
                 self.file = Some(file);
                 Ok(())
             }
-            Err(e) => Err(format!("cannot open log file {}: {e}", path.display())),
+            Err(reason) => Err(LogFileError {
+                path: path.to_path_buf(),
+                reason,
+            }),
         }
     }
 
@@ -196,6 +199,16 @@ fn cut(message: &str) -> String {
         end -= 1;
     }
     format!("{}... [cut]", &message[..end])
+}
+
+/// LOGFILE could not be opened for appending: syslog still gets every line.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot open log file {}: {reason}", path.display())]
+pub struct LogFileError {
+    /// LOGFILE.
+    pub path: PathBuf,
+    /// What is wrong with it, and the fix.
+    pub reason: crate::trust::TrustError,
 }
 
 #[cfg(test)]

@@ -51,7 +51,7 @@ use nix::sys::signal::{killpg, Signal};
 use pump::Running;
 
 /// How long a child has between SIGTERM and SIGKILL.
-pub const GRACE: Duration = Duration::from_secs(2);
+pub(crate) const GRACE: Duration = Duration::from_secs(2);
 /// How long we keep reading a pipe after the child exited, for output that a
 /// background grandchild still holds open.
 const DRAIN: Duration = Duration::from_millis(100);
@@ -71,7 +71,7 @@ exit 0
 
 /// What the child reads on stdin.
 #[derive(Debug, Clone)]
-pub enum Input {
+pub(crate) enum Input {
     /// `/dev/null`.
     Null,
     /// These bytes, then end of file (e.g. a message for `wall`).
@@ -93,11 +93,10 @@ pub struct Context {
 
 /// What to run. Build with [`Spec::new`] and the chained setters.
 #[derive(Debug, Clone)]
-pub struct Spec {
+pub(crate) struct Spec {
     program: OsString,
     args: Vec<OsString>,
     env: Option<Vec<(OsString, OsString)>>,
-    env_add: Vec<(OsString, OsString)>,
     cwd: Option<PathBuf>,
     lenient_cwd: Option<CString>,
     umask: Option<u32>,
@@ -109,12 +108,11 @@ pub struct Spec {
 
 impl Spec {
     /// Run `program` (a path, or a name looked up on the child's PATH).
-    pub fn new(program: impl AsRef<OsStr>) -> Spec {
+    pub(crate) fn new(program: impl AsRef<OsStr>) -> Spec {
         Spec {
             program: program.as_ref().to_os_string(),
             args: Vec::new(),
             env: None,
-            env_add: Vec::new(),
             cwd: None,
             lenient_cwd: None,
             umask: None,
@@ -128,14 +126,14 @@ impl Spec {
     /// The child's `argv[0]`, when the program is run by another name (a
     /// checked descriptor, `/proc/self/fd/N`, for a hook whose path it must
     /// still see; see [`crate::trust`]).
-    pub fn arg0(mut self, arg0: impl AsRef<OsStr>) -> Spec {
+    pub(crate) fn arg0(mut self, arg0: impl AsRef<OsStr>) -> Spec {
         self.arg0 = Some(arg0.as_ref().to_os_string());
         self
     }
 
     /// Let the child inherit this descriptor (ours are close-on-exec), e.g.
     /// the checked file that `/proc/self/fd/N` names as its program.
-    pub fn keep_fd(mut self, fd: std::os::fd::RawFd) -> Spec {
+    pub(crate) fn keep_fd(mut self, fd: std::os::fd::RawFd) -> Spec {
         self.keep_fds.push(fd);
         self
     }
@@ -143,7 +141,7 @@ impl Spec {
     /// Run a file that passed [`crate::trust::open_trusted`]: from its
     /// checked descriptor (binaries) or its checked path (scripts), with
     /// `argv[0]` its path as given, as the stock script would run it.
-    pub fn trusted(file: &crate::trust::Trusted) -> Spec {
+    pub(crate) fn trusted(file: &crate::trust::Trusted) -> Spec {
         let spec = Spec::new(file.exec_path()).arg0(file.path());
         if file.exec_needs_fd() {
             spec.keep_fd(file.fd())
@@ -153,13 +151,13 @@ impl Spec {
     }
 
     /// Add one argument.
-    pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Spec {
+    pub(crate) fn arg(mut self, arg: impl AsRef<OsStr>) -> Spec {
         self.args.push(arg.as_ref().to_os_string());
         self
     }
 
     /// Add several arguments.
-    pub fn args<I, S>(mut self, args: I) -> Spec
+    pub(crate) fn args<I, S>(mut self, args: I) -> Spec
     where
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
@@ -170,20 +168,13 @@ impl Spec {
     }
 
     /// Replace the whole environment.
-    pub fn env_clear_and_set(mut self, env: Vec<(OsString, OsString)>) -> Spec {
+    pub(crate) fn env_clear_and_set(mut self, env: Vec<(OsString, OsString)>) -> Spec {
         self.env = Some(env);
         self
     }
 
-    /// Set one variable on top of the environment.
-    pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Spec {
-        self.env_add
-            .push((key.as_ref().to_os_string(), value.as_ref().to_os_string()));
-        self
-    }
-
     /// Run in this directory; the child cannot start if it does not exist.
-    pub fn current_dir(mut self, dir: impl AsRef<Path>) -> Spec {
+    pub(crate) fn current_dir(mut self, dir: impl AsRef<Path>) -> Spec {
         self.cwd = Some(dir.as_ref().to_path_buf());
         self
     }
@@ -192,7 +183,7 @@ impl Spec {
     /// and its working directory and umask. A working directory that has
     /// gone away is left as ours, as a shell's child keeps a removed one:
     /// a shutdown must not fail over it.
-    pub fn within(mut self, context: &Context) -> Spec {
+    pub(crate) fn within(mut self, context: &Context) -> Spec {
         if let Some(env) = &context.env {
             self.env = Some(env.clone());
         }
@@ -206,29 +197,15 @@ impl Spec {
     }
 
     /// What the child reads on stdin.
-    pub fn stdin(mut self, input: Input) -> Spec {
+    pub(crate) fn stdin(mut self, input: Input) -> Spec {
         self.stdin = input;
         self
     }
 
     /// Keep at most this many bytes of stdout and of stderr.
-    pub fn output_cap(mut self, bytes: usize) -> Spec {
+    pub(crate) fn output_cap(mut self, bytes: usize) -> Spec {
         self.output_cap = bytes;
         self
-    }
-
-    /// The program as given.
-    pub fn program(&self) -> &OsStr {
-        &self.program
-    }
-
-    /// The command line, for log lines: program then arguments.
-    pub fn display(&self) -> String {
-        std::iter::once(&self.program)
-            .chain(&self.args)
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect::<Vec<_>>()
-            .join(" ")
     }
 
     /// Start the child with these stdio settings.
@@ -293,15 +270,13 @@ impl Spec {
 
     /// The child's PATH.
     fn child_path(&self) -> Option<OsString> {
-        let added = self.env_add.iter().rev().find(|(k, _)| k == "PATH");
-        match (added, &self.env) {
-            (Some((_, v)), _) => Some(v.clone()),
-            (None, Some(env)) => env
+        match &self.env {
+            Some(env) => env
                 .iter()
                 .rev()
                 .find(|(k, _)| k == "PATH")
                 .map(|(_, v)| v.clone()),
-            (None, None) => std::env::var_os("PATH"),
+            None => std::env::var_os("PATH"),
         }
     }
 
@@ -319,9 +294,7 @@ impl Spec {
                 return None;
             }
             let candidate = Path::new(OsStr::from_bytes(dir)).join(&self.program);
-            let executable = std::fs::metadata(&candidate).is_ok_and(|m| m.is_file())
-                && nix::unistd::access(&candidate, nix::unistd::AccessFlags::X_OK).is_ok();
-            if executable {
+            if crate::executable::is_executable(&candidate, crate::trust::Judge::AsCaller) {
                 return Some(candidate);
             }
         }
@@ -337,7 +310,6 @@ impl Spec {
             cmd.env_clear();
             cmd.envs(env.iter().map(|(k, v)| (k, v)));
         }
-        cmd.envs(self.env_add.iter().map(|(k, v)| (k, v)));
         if let Some(cwd) = &self.cwd {
             cmd.current_dir(cwd);
         }
@@ -466,6 +438,9 @@ pub enum Outcome {
         /// The signal that finally ended it: SIGTERM, or SIGKILL after the grace.
         stopped_with: Signal,
     },
+    /// It ended, but we could not learn how: someone else reaped it (`wait`
+    /// failed with ECHILD), or the system reported neither a code nor a signal.
+    Unknown,
 }
 
 impl Outcome {
@@ -474,7 +449,7 @@ impl Outcome {
             (Some(code), _) => Outcome::Exited(code),
             (None, Some(sig)) => Outcome::Signaled(sig),
             // Not reachable on Unix: a status is an exit or a signal.
-            (None, None) => Outcome::Exited(255),
+            (None, None) => Outcome::Unknown,
         }
     }
 
@@ -484,6 +459,9 @@ impl Outcome {
             Outcome::Exited(code) => code,
             Outcome::Signaled(sig) => 128 + sig,
             Outcome::TimedOut { stopped_with } => 128 + stopped_with as i32,
+            // No status to report: 255, a failure to every caller, and no
+            // 128+N a signal could be mistaken for.
+            Outcome::Unknown => 255,
         }
     }
 
@@ -504,13 +482,16 @@ impl fmt::Display for Outcome {
             Outcome::TimedOut { stopped_with } => {
                 write!(f, "timed out, stopped with {stopped_with}")
             }
+            Outcome::Unknown => {
+                f.write_str("ended, but how is unknown (another process reaped it)")
+            }
         }
     }
 }
 
 /// A child that ran to its end (or was stopped).
 #[derive(Debug, Clone)]
-pub struct Finished {
+pub(crate) struct Finished {
     /// How it ended.
     pub outcome: Outcome,
     /// The first bytes of its stdout (up to the cap).
@@ -528,18 +509,18 @@ pub struct Finished {
 
 impl Finished {
     /// stderr as lines, lossily decoded, without empty ones.
-    pub fn stderr_lines(&self) -> Vec<String> {
+    pub(crate) fn stderr_lines(&self) -> Vec<String> {
         lines(&self.stderr)
     }
 
     /// stdout as lines, lossily decoded, without empty ones.
-    pub fn stdout_lines(&self) -> Vec<String> {
+    pub(crate) fn stdout_lines(&self) -> Vec<String> {
         lines(&self.stdout)
     }
 }
 
 /// Bytes as lines, lossily decoded, trailing blanks trimmed, empty ones dropped.
-pub fn lines(bytes: &[u8]) -> Vec<String> {
+pub(crate) fn lines(bytes: &[u8]) -> Vec<String> {
     String::from_utf8_lossy(bytes)
         .lines()
         .map(str::trim_end)
@@ -631,7 +612,7 @@ impl SpawnError {
 /// The interpreter a `#!` line names, as the kernel reads it (up to the
 /// first blank; a carriage return stays part of the name). `None` when the
 /// path is not a file with a `#!` line.
-pub fn interpreter_of(path: &Path) -> Option<Vec<u8>> {
+pub(crate) fn interpreter_of(path: &Path) -> Option<Vec<u8>> {
     if !path.as_os_str().as_bytes().contains(&b'/') {
         return None;
     }
@@ -651,7 +632,7 @@ pub fn interpreter_of(path: &Path) -> Option<Vec<u8>> {
 
 /// Bytes for a log line, control characters in caret notation (`^M`) as
 /// `cat -A` shows them, other bytes lossily decoded.
-pub fn show_control(bytes: &[u8]) -> String {
+pub(crate) fn show_control(bytes: &[u8]) -> String {
     let mut out = String::new();
     for chunk in String::from_utf8_lossy(bytes).chars() {
         match chunk {
@@ -687,7 +668,7 @@ fn hand_off(pipe: File, label: &str) {
 
 /// Start a child and wait for it to end, at most until `deadline` (`None`:
 /// wait forever). See the module doc for what is guaranteed.
-pub fn run(spec: &Spec, deadline: Option<Instant>) -> Result<Finished, SpawnError> {
+pub(crate) fn run(spec: &Spec, deadline: Option<Instant>) -> Result<Finished, SpawnError> {
     let started = Instant::now();
     let stdin = match spec.stdin {
         Input::Null => Stdio::null,
@@ -741,7 +722,7 @@ fn wait_until(running: &mut Running, deadline: Option<Instant>) -> Outcome {
     let _ = killpg(pid, Signal::SIGTERM);
     if running.pump_until(Some(crate::deadline::after(GRACE)), Running::exited) {
         return match reap(&mut running.child) {
-            Outcome::Exited(_) | Outcome::Signaled(_) => Outcome::TimedOut {
+            Outcome::Exited(_) | Outcome::Signaled(_) | Outcome::Unknown => Outcome::TimedOut {
                 stopped_with: Signal::SIGTERM,
             },
             timed_out => timed_out,
@@ -761,14 +742,14 @@ fn reap(child: &mut Child) -> Outcome {
             Ok(status) => return Outcome::from_status(status),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             // ECHILD: someone else reaped it; we cannot know how it ended.
-            Err(_) => return Outcome::Exited(255),
+            Err(_) => return Outcome::Unknown,
         }
     }
 }
 
 /// What [`Session::read_until`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reply {
+pub(crate) enum Reply {
     /// stderr up to and including the marker.
     Record(Vec<u8>),
     /// stderr ended (the child exited or closed it) without the marker;
@@ -788,7 +769,7 @@ pub enum Reply {
 /// Its pipes are read only while a method of the session runs (the shell
 /// is idle in between, waiting for its next line).
 #[derive(Debug)]
-pub struct Session {
+pub(crate) struct Session {
     running: Running,
     stdin: Option<ChildStdin>,
     /// The child's stdout; `None` when no memory file could be made, and
@@ -811,7 +792,7 @@ fn memory_file() -> Option<File> {
 impl Session {
     /// Start the child: stdin piped from us, stdout into a memory file (or
     /// a pipe where there is none), stderr piped to us.
-    pub fn start(spec: &Spec) -> Result<Session, SpawnError> {
+    pub(crate) fn start(spec: &Spec) -> Result<Session, SpawnError> {
         let report = memory_file();
         let child_report = report.as_ref().and_then(|f| f.try_clone().ok());
         let (report, mut child) = match child_report {
@@ -840,7 +821,7 @@ impl Session {
     }
 
     /// Read stderr until `marker` appears, stderr ends, or the deadline.
-    pub fn read_until(&mut self, marker: &[u8], deadline: Instant) -> Reply {
+    pub(crate) fn read_until(&mut self, marker: &[u8], deadline: Instant) -> Reply {
         self.read_until_match(deadline, |bytes| {
             find(bytes, marker).map(|at| at + marker.len())
         })
@@ -848,7 +829,7 @@ impl Session {
 
     /// Read stderr until `end_of` finds the end of a record in it (the
     /// index just past it), stderr ends, or the deadline.
-    pub fn read_until_match(
+    pub(crate) fn read_until_match(
         &mut self,
         deadline: Instant,
         end_of: impl Fn(&[u8]) -> Option<usize>,
@@ -893,7 +874,7 @@ impl Session {
     }
 
     /// What the child wrote on stdout so far (at most the output cap).
-    pub fn report(&mut self) -> Vec<u8> {
+    pub(crate) fn report(&mut self) -> Vec<u8> {
         use std::io::Seek;
         match self.report.as_mut() {
             Some(file) => {
@@ -912,20 +893,15 @@ impl Session {
     }
 
     /// Write to the child's stdin. `false` when it is gone.
-    pub fn send(&mut self, bytes: &[u8]) -> bool {
+    pub(crate) fn send(&mut self, bytes: &[u8]) -> bool {
         match self.stdin.as_mut() {
             Some(stdin) => stdin.write_all(bytes).and_then(|()| stdin.flush()).is_ok(),
             None => false,
         }
     }
 
-    /// Close its stdin: a shell reading lines from it comes to its end.
-    pub fn close_stdin(&mut self) {
-        drop(self.stdin.take());
-    }
-
     /// What the child wrote on stderr and was not read as a record yet.
-    pub fn take_stderr(&mut self) -> Vec<u8> {
+    pub(crate) fn take_stderr(&mut self) -> Vec<u8> {
         self.running.read_available();
         self.searched = 0;
         std::mem::take(&mut self.running.outputs.stderr.bytes)
@@ -935,7 +911,7 @@ impl Session {
     /// (then its process group is stopped). Returns how it ended and what it
     /// wrote on stderr since it was last taken. Output a background process
     /// still writes goes to syslog.
-    pub fn finish(mut self, deadline: Instant) -> (Outcome, Vec<u8>) {
+    pub(crate) fn finish(mut self, deadline: Instant) -> (Outcome, Vec<u8>) {
         drop(self.stdin.take());
         let outcome = wait_until(&mut self.running, Some(deadline));
         drain(&mut self.running);
@@ -956,7 +932,7 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 
 /// Start a child without waiting: stdin, stdout and stderr are `/dev/null`.
 /// The caller reaps it later (laptop-upsd does so on SIGCHLD).
-pub fn spawn(spec: &Spec) -> Result<Child, SpawnError> {
+pub(crate) fn spawn(spec: &Spec) -> Result<Child, SpawnError> {
     spec.spawn_with(&Stdio::null, &Stdio::null, &Stdio::null)
 }
 

@@ -173,9 +173,11 @@ impl TrustError {
 
 /// A file that passed [`open_trusted`], held open.
 #[derive(Debug)]
-pub struct Trusted {
+pub(crate) struct Trusted {
     fd: OwnedFd,
     path: PathBuf,
+    /// Read by the tests, which check the walk resolved every link.
+    #[cfg_attr(not(test), allow(dead_code))]
     resolved: PathBuf,
     script: bool,
     stat: FileStat,
@@ -183,35 +185,37 @@ pub struct Trusted {
 
 impl Trusted {
     /// The path as given (made absolute).
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
-    /// The path with every symlink resolved, as checked.
-    pub fn resolved(&self) -> &Path {
+    /// The path with every symlink resolved, as checked (for the tests).
+    #[cfg(test)]
+    pub(crate) fn resolved(&self) -> &Path {
         &self.resolved
     }
 
     /// The descriptor of the checked file.
-    pub fn fd(&self) -> RawFd {
+    pub(crate) fn fd(&self) -> RawFd {
         self.fd.as_raw_fd()
     }
 
     /// Permission bits of the checked file.
-    pub fn mode(&self) -> u32 {
+    pub(crate) fn mode(&self) -> u32 {
         self.stat.st_mode & 0o7777
     }
 
     /// Whether the file starts with `#!` (or has no ELF header): it is run
-    /// by an interpreter.
-    pub fn is_script(&self) -> bool {
+    /// by an interpreter (for the tests; [`Trusted::exec_path`] decides).
+    #[cfg(test)]
+    pub(crate) fn is_script(&self) -> bool {
         self.script
     }
 
     /// What to pass to `execve` so the checked file itself runs: its
     /// descriptor for a binary (the child must inherit [`Trusted::fd`]), its
     /// path for a script (see the module doc).
-    pub fn exec_path(&self) -> PathBuf {
+    pub(crate) fn exec_path(&self) -> PathBuf {
         if self.script {
             self.path.clone()
         } else {
@@ -221,13 +225,13 @@ impl Trusted {
 
     /// What a shell should source: the checked file's descriptor (the shell
     /// must inherit [`Trusted::fd`]).
-    pub fn source_path(&self) -> PathBuf {
+    pub(crate) fn source_path(&self) -> PathBuf {
         self.fd_path()
     }
 
     /// Whether a child must inherit [`Trusted::fd`] to use
     /// [`Trusted::exec_path`].
-    pub fn exec_needs_fd(&self) -> bool {
+    pub(crate) fn exec_needs_fd(&self) -> bool {
         !self.script
     }
 
@@ -236,7 +240,7 @@ impl Trusted {
     }
 
     /// Read the checked file (at most `cap` bytes).
-    pub fn read_to_end(&self, cap: u64) -> io::Result<Vec<u8>> {
+    pub(crate) fn read_to_end(&self, cap: u64) -> io::Result<Vec<u8>> {
         let file = File::open(self.fd_path())?;
         let mut bytes = Vec::new();
         file.take(cap).read_to_end(&mut bytes)?;
@@ -589,7 +593,7 @@ fn reach(path: &Path, policy: &Policy) -> Result<Reached, TrustError> {
 /// Open an executable or a file to be sourced, checking the whole way to it
 /// (see the module doc). The file itself must be a regular file owned by a
 /// trusted user and not writable by group or others.
-pub fn open_trusted(path: &Path, policy: &Policy) -> Result<Trusted, TrustError> {
+pub(crate) fn open_trusted(path: &Path, policy: &Policy) -> Result<Trusted, TrustError> {
     let Reached {
         fd,
         stat,
@@ -636,7 +640,7 @@ pub fn open_trusted(path: &Path, policy: &Policy) -> Result<Trusted, TrustError>
 /// [`open_trusted`] checks a file: the directory, and everything on the way
 /// to it, owned by a trusted user and writable by nobody else. Returns its
 /// resolved path.
-pub fn check_dir(path: &Path, policy: &Policy) -> Result<PathBuf, TrustError> {
+pub(crate) fn check_dir(path: &Path, policy: &Policy) -> Result<PathBuf, TrustError> {
     let reached = reach(path, policy)?;
     if !is(&reached.stat, SFlag::S_IFDIR) {
         return Err(TrustError::NotRegular {
@@ -670,7 +674,7 @@ fn check_dir_stat(
 /// Open `path` for appending as root (the events file, LOGFILE, the
 /// journal): created with `mode` if missing, never through a link, and only
 /// a regular file of ours with one link.
-pub fn append(path: &Path, mode: u32) -> Result<File, TrustError> {
+pub(crate) fn append(path: &Path, mode: u32) -> Result<File, TrustError> {
     open_for_write(
         path,
         OFlag::O_WRONLY | OFlag::O_APPEND | OFlag::O_CREAT,
@@ -680,7 +684,7 @@ pub fn append(path: &Path, mode: u32) -> Result<File, TrustError> {
 
 /// Create `path` if it is missing (a flag file such as powerfail), through
 /// no link, and return it open for writing (not truncated).
-pub fn create_flag(path: &Path, mode: u32) -> Result<File, TrustError> {
+pub(crate) fn create_flag(path: &Path, mode: u32) -> Result<File, TrustError> {
     open_for_write(path, OFlag::O_WRONLY | OFlag::O_CREAT, mode)
 }
 
@@ -722,7 +726,7 @@ fn is_link_at(dir: &OwnedFd, name: &OsStr) -> bool {
 /// (owned by trusted users, none writable by others unless sticky) and
 /// what stands at its name, if anything, is a regular file of ours with one
 /// name. For `--check`.
-pub fn check_write_target(path: &Path) -> Result<(), TrustError> {
+pub(crate) fn check_write_target(path: &Path) -> Result<(), TrustError> {
     let policy = Policy::for_caller();
     let given = absolute(path)?;
     let (parent, name) = walk_to_parent(&given, &policy, Dirs::Writes, false)?;
@@ -746,7 +750,7 @@ pub fn check_write_target(path: &Path) -> Result<(), TrustError> {
 /// never through a link, and only if it is a regular file of ours with one
 /// name, so that someone else's file planted at its name is never read,
 /// let alone quoted in a log line. `Ok(None)` when it does not exist.
-pub fn read_own(path: &Path, cap: u64) -> Result<Option<Vec<u8>>, TrustError> {
+pub(crate) fn read_own(path: &Path, cap: u64) -> Result<Option<Vec<u8>>, TrustError> {
     let Some(file) = open_for_read(path)? else {
         return Ok(None);
     };
@@ -802,7 +806,7 @@ fn check_ours(file: &File, path: &Path) -> Result<(), TrustError> {
 /// Replace `path` with `bytes` atomically: a randomly named temporary file
 /// (`O_EXCL`, `mode`) in the same checked directory, synced, then renamed
 /// over the old name (a link at that name is replaced, never followed).
-pub fn replace(path: &Path, bytes: &[u8], mode: u32) -> Result<(), TrustError> {
+pub(crate) fn replace(path: &Path, bytes: &[u8], mode: u32) -> Result<(), TrustError> {
     let policy = Policy::for_caller();
     let given = absolute(path)?;
     let (parent, name) = walk_to_parent(&given, &policy, Dirs::Writes, false)?;
@@ -828,7 +832,7 @@ pub fn replace(path: &Path, bytes: &[u8], mode: u32) -> Result<(), TrustError> {
 
 /// Read at most `cap` bytes of `path`, a regular file, through no link and
 /// without blocking on a FIFO. `Ok(None)` when it does not exist.
-pub fn read_capped(path: &Path, cap: u64) -> Result<Option<Vec<u8>>, TrustError> {
+pub(crate) fn read_capped(path: &Path, cap: u64) -> Result<Option<Vec<u8>>, TrustError> {
     let Some(mut file) = open_for_read(path)? else {
         return Ok(None);
     };
@@ -846,7 +850,7 @@ pub fn read_capped(path: &Path, cap: u64) -> Result<Option<Vec<u8>>, TrustError>
 /// The last `max` bytes of `path` (a regular file, through no link), by
 /// seeking: a huge or sparse file costs no more than a small one.
 /// `Ok(None)` when it does not exist.
-pub fn read_tail(path: &Path, max: u64) -> Result<Option<(Vec<u8>, u64)>, TrustError> {
+pub(crate) fn read_tail(path: &Path, max: u64) -> Result<Option<(Vec<u8>, u64)>, TrustError> {
     let Some(mut file) = open_for_read(path)? else {
         return Ok(None);
     };
@@ -898,7 +902,7 @@ fn open_for_read(path: &Path) -> Result<Option<File>, TrustError> {
 /// A checked directory for root's own files (the mail outbox): it must exist,
 /// be owned by root (the caller, when not root), have mode 0700 or stricter,
 /// and be reached through a trusted chain.
-pub fn private_dir(path: &Path) -> Result<PathBuf, TrustError> {
+pub(crate) fn private_dir(path: &Path) -> Result<PathBuf, TrustError> {
     let policy = Policy::for_caller();
     let given = absolute(path)?;
     let (parent, name) = walk_to_parent(&given, &policy, Dirs::Strict, false)?;

@@ -188,11 +188,11 @@ proptest! {
         let in_range = |max: u64| value.parse::<u64>().is_ok_and(|n| n <= max);
         match key {
             "HOOK_TIMEOUT" if !in_range(86_400) => prop_assert!(
-                problems.iter().any(|p| p.0.contains("HOOK_TIMEOUT")),
+                problems.iter().any(|p| p.to_string().contains("HOOK_TIMEOUT")),
                 "no problem reported for HOOK_TIMEOUT={value}"
             ),
             "KILLPOWER_DELAY" if !in_range(600) => prop_assert!(
-                problems.iter().any(|p| p.0.contains("KILLPOWER_DELAY")),
+                problems.iter().any(|p| p.to_string().contains("KILLPOWER_DELAY")),
                 "no problem reported for KILLPOWER_DELAY={value}"
             ),
             _ => {}

@@ -25,6 +25,9 @@ pub const PWRFAIL_DIR: &str = "/etc/apcupsd";
 /// and `JOURNALDIR` in apcupsd.conf (see `crate::journal`).
 pub const JOURNAL_DIR: &str = "/var/lib/apccontrol";
 
+/// How long `SCRIPTDIR/config` may take to evaluate (sourced by the shell,
+/// or read for `--check`); past it the defaults apply.
+pub const CONFIG_DEADLINE: Duration = Duration::from_secs(5);
 /// How long `wall` may take before apccontrol gives up on it and prints
 /// instead. doshutdown walls *before* its shutdown command, so a hung wall
 /// delays the shutdown by this (plus the process runner's grace if it

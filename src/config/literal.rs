@@ -243,6 +243,11 @@ fn assign(vars: &mut BTreeMap<String, Variable>, step: Literal) {
 /// What dash's `command -v NAME` prints (without its newline; empty when
 /// not found), or `None` when it is a builtin other than `:` or the lookup
 /// depends on something judged only by the shell.
+///
+/// Deliberately not [`crate::executable`]: the report must equal the wrapper
+/// shell's, so "executable" here is dash's rule, `faccessat(X_OK,
+/// AT_EACCESS)` on the effective ids, not the crate's (root: any `x` bit;
+/// others: `access(2)` on the real ids). The differential tests compare both.
 fn command_v(name: &[u8], path: &[u8]) -> Option<Vec<u8>> {
     let name_str = std::str::from_utf8(name).ok();
     if name == b":" {

@@ -34,8 +34,10 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::defaults::CONFIG_DEADLINE;
 use super::shell::{self, Declarations};
 use super::wrapper::{wrapper_script, Source, END_MARKER};
 use crate::process::{self, Context, Input, Outcome, Reply, Session, Spec};
@@ -43,13 +45,12 @@ use crate::trust;
 
 pub use super::settings::{
     command_list, is_known_variable, CommandLine, Found, Problem, Settings, COMMAND_VARIABLES,
-    DEFAULT_PWRFAILDIR, DEFAULT_REBOOT_FALLBACK, DEFAULT_SCRIPTDIR, DEFAULT_SHUTDOWN_FALLBACK,
-    HOOK_TIMEOUT_MAX, KILLPOWER_DELAY_MAX, VARIABLES,
+    DEFAULT_REBOOT_FALLBACK, DEFAULT_SHUTDOWN_FALLBACK, HOOK_TIMEOUT_MAX, KILLPOWER_DELAY_MAX,
+    VARIABLES,
 };
 use super::settings::{default_of, ALSO_REPORTED, STOCK_INTERNALS};
 pub use super::wrapper::{
-    command_line, parse_records, syntax_errors, wall_line, ConfigShell, Records, ShellStep,
-    CONFIG_DEADLINE, SHELL,
+    command_line, parse_records, syntax_errors, wall_line, ConfigShell, Records, ShellStep, SHELL,
 };
 pub use crate::trust::Judge;
 
@@ -60,11 +61,100 @@ pub enum ConfigSource {
     Absent,
     /// The file was evaluated by the shell.
     Evaluated,
-    /// The file was not evaluated, for the reason given (unsafe permissions).
-    Refused(String),
+    /// The file was not evaluated: root may not trust it.
+    Refused(ConfigRefused),
     /// Evaluation failed (syntax error, timeout, no shell): the defaults apply.
-    Failed(String),
+    Failed(ConfigFailure),
 }
+
+/// `SCRIPTDIR/config` was not evaluated because [`crate::trust`] refused
+/// it (an owner or a mode that lets someone else change what root runs).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("not evaluating {}: {reason}", path.display())]
+pub struct ConfigRefused {
+    /// The config's path.
+    pub path: PathBuf,
+    /// What is wrong with it, and the fix.
+    pub reason: Arc<trust::TrustError>,
+}
+
+/// Why reading `SCRIPTDIR/config` failed; the defaults apply.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ConfigFailure {
+    /// `--check` could not read the file (it reads as the caller).
+    #[error("cannot read {} ({error}); run the check as root to read it as apcupsd does", path.display())]
+    Unreadable {
+        /// The config's path.
+        path: PathBuf,
+        /// Why it could not be read.
+        error: Arc<std::io::Error>,
+    },
+    /// The shell that sources the config could not be started.
+    #[error("could not evaluate {}: {error}", path.display())]
+    NoShell {
+        /// The config's path.
+        path: PathBuf,
+        /// Why the shell did not start.
+        error: Arc<process::SpawnError>,
+    },
+    /// The shell ended its report in a way we cannot parse.
+    #[error("{} left a report we cannot read; using the defaults", path.display())]
+    UnreadableReport {
+        /// The config's path.
+        path: PathBuf,
+    },
+    /// Sourcing took longer than [`super::defaults::CONFIG_DEADLINE`].
+    #[error(
+        "{} took longer than {} s to evaluate and was stopped; using the defaults",
+        path.display(),
+        limit.as_secs()
+    )]
+    TimedOut {
+        /// The config's path.
+        path: PathBuf,
+        /// How long it was given.
+        limit: Duration,
+    },
+    /// The shell exited 0 before its report: the config ran `exit` or `exec`.
+    #[error("{} did not finish evaluating (does it call exit or exec?); using the defaults", path.display())]
+    Unfinished {
+        /// The config's path.
+        path: PathBuf,
+    },
+    /// The shell failed while sourcing it (a syntax error, a signal).
+    #[error(
+        "{} failed to evaluate ({outcome}){}{first_line}; using the defaults",
+        path.display(),
+        if first_line.is_empty() { "" } else { ": " }
+    )]
+    Evaluation {
+        /// The config's path.
+        path: PathBuf,
+        /// How the shell ended.
+        outcome: Outcome,
+        /// The first line it printed on stderr, if any.
+        first_line: String,
+    },
+}
+
+/// The same refusal when it says the same (a [`trust::TrustError`] may hold
+/// an `io::Error`, which has no `==`): what the differential tests compare.
+impl PartialEq for ConfigRefused {
+    fn eq(&self, other: &ConfigRefused) -> bool {
+        self.to_string() == other.to_string()
+    }
+}
+
+impl Eq for ConfigRefused {}
+
+/// The same failure when it says the same, as for [`ConfigRefused`].
+impl PartialEq for ConfigFailure {
+    fn eq(&self, other: &ConfigFailure) -> bool {
+        self.to_string() == other.to_string()
+    }
+}
+
+impl Eq for ConfigFailure {}
 
 /// `$0` and the positional parameters the config sees while it runs, as in
 /// the stock script: the apccontrol path, then EVENT UPSNAME CONNECTED
@@ -157,7 +247,10 @@ impl ScriptConfig {
             Ok(file) => Ok(file),
             Err(e) if e.is_not_found() => Err(Box::new(config)),
             Err(e) => {
-                config.source = ConfigSource::Refused(refusal_text(&path, &e));
+                config.source = ConfigSource::Refused(ConfigRefused {
+                    path,
+                    reason: Arc::new(e),
+                });
                 Err(Box::new(config))
             }
         }
@@ -237,10 +330,10 @@ impl ScriptConfig {
         let text = match file.read_to_end(MAX_CONFIG_BYTES) {
             Ok(text) => text,
             Err(e) => {
-                config.source = ConfigSource::Failed(format!(
-                    "cannot read {} ({e}); run the check as root to read it as apcupsd does",
-                    path.display()
-                ));
+                config.source = ConfigSource::Failed(ConfigFailure::Unreadable {
+                    path,
+                    error: Arc::new(e),
+                });
                 return config;
             }
         };
@@ -301,12 +394,15 @@ impl ScriptConfig {
             Source::File(file) => spec.keep_fd(file.fd()),
             Source::Declarations(_) => spec,
         };
-        let path = self.path.display().to_string();
+        let path = self.path.clone();
         let deadline = crate::deadline::after(CONFIG_DEADLINE);
         let mut session = match Session::start(&spec) {
             Ok(session) => session,
             Err(err) => {
-                self.source = ConfigSource::Failed(format!("could not evaluate {path}: {err}"));
+                self.source = ConfigSource::Failed(ConfigFailure::NoShell {
+                    path,
+                    error: Arc::new(err),
+                });
                 return None;
             }
         };
@@ -325,19 +421,17 @@ impl ScriptConfig {
                 _ => {
                     self.diagnostics =
                         process::lines(said.strip_suffix(END_MARKER).unwrap_or(&said));
-                    self.source = ConfigSource::Failed(format!(
-                        "{path} left a report we cannot read; using the defaults"
-                    ));
+                    self.source = ConfigSource::Failed(ConfigFailure::UnreadableReport { path });
                     Some(ConfigShell::new(session))
                 }
             },
             Reply::TimedOut => {
                 self.diagnostics = process::lines(&session.take_stderr());
                 let _ = session.finish(Instant::now());
-                self.source = ConfigSource::Failed(format!(
-                    "{path} took longer than {} s to evaluate and was stopped; using the defaults",
-                    CONFIG_DEADLINE.as_secs()
-                ));
+                self.source = ConfigSource::Failed(ConfigFailure::TimedOut {
+                    path,
+                    limit: CONFIG_DEADLINE,
+                });
                 None
             }
             Reply::Ended(said) => {
@@ -346,16 +440,12 @@ impl ScriptConfig {
                     session.finish(crate::deadline::after(Duration::from_secs(1)));
                 self.diagnostics.extend(process::lines(&stderr));
                 self.source = ConfigSource::Failed(match outcome {
-                    Outcome::Exited(0) => format!(
-                        "{path} did not finish evaluating (does it call exit or exec?); using the defaults"
-                    ),
-                    other => {
-                        let first = self.diagnostics.first().cloned().unwrap_or_default();
-                        format!(
-                            "{path} failed to evaluate ({other}){}{first}; using the defaults",
-                            if first.is_empty() { "" } else { ": " }
-                        )
-                    }
+                    Outcome::Exited(0) => ConfigFailure::Unfinished { path },
+                    outcome => ConfigFailure::Evaluation {
+                        path,
+                        outcome,
+                        first_line: self.diagnostics.first().cloned().unwrap_or_default(),
+                    },
                 });
                 None
             }
@@ -417,16 +507,15 @@ fn report_names<'a>(extra_known: &[&'a str]) -> Vec<&'a str> {
 
 /// Why `judge` refuses to source the config at `path` (or anything on the
 /// way to it, named), or `None`.
-pub fn refusal(path: &Path, judge: Judge) -> Option<String> {
+pub fn refusal(path: &Path, judge: Judge) -> Option<ConfigRefused> {
     match trust::open_trusted(path, &judge.policy()) {
         Ok(_) => None,
         Err(e) if e.is_not_found() => None,
-        Err(e) => Some(refusal_text(path, &e)),
+        Err(e) => Some(ConfigRefused {
+            path: path.to_path_buf(),
+            reason: Arc::new(e),
+        }),
     }
-}
-
-fn refusal_text(path: &Path, e: &trust::TrustError) -> String {
-    format!("not evaluating {}: {e}", path.display())
 }
 
 /// The report of a config of literal assignments, made without a shell
@@ -553,7 +642,7 @@ mod tests {
             let (config, _) =
                 ScriptConfig::evaluate(sd.path(), Judge::AsCaller, &call(&[]), &[], true);
             match &config.source {
-                ConfigSource::Failed(why) => assert!(why.contains(says), "{why}"),
+                ConfigSource::Failed(why) => assert!(why.to_string().contains(says), "{why}"),
                 other => panic!("{text}: {other:?}"),
             }
         }

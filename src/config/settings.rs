@@ -9,10 +9,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Where apccontrol looks for hooks and its config when nothing else says.
-pub const DEFAULT_SCRIPTDIR: &str = "/etc/apcupsd";
-/// Debian's PWRFAILDIR: the mainsback check reads `PWRFAILDIR/powerfail`.
-pub const DEFAULT_PWRFAILDIR: &str = "/etc/apcupsd";
 /// The longest HOOK_TIMEOUT: a day. Longer values are clamped to it (and
 /// `--check` reports them): any deadline must fit in an `Instant`.
 pub const HOOK_TIMEOUT_MAX: u64 = 24 * 3600;
@@ -23,9 +19,11 @@ pub const KILLPOWER_DELAY_MAX: u64 = 600;
 
 /// Report a number of seconds above `max` and clamp it to `max`.
 fn out_of_range(problems: &mut Vec<Problem>, name: &str, raw: &str, max: u64) -> u64 {
-    problems.push(Problem(format!(
-        "{name}=`{raw}` is out of range: allowed are 0 to {max} seconds; using {max}"
-    )));
+    problems.push(Problem::OutOfRange {
+        name: name.to_string(),
+        raw: raw.to_string(),
+        max,
+    });
     max
 }
 /// Every variable apccontrol itself understands, with its default value
@@ -63,7 +61,7 @@ pub const VARIABLES: &[(&str, Option<&str>, &str)] = &[
     ),
     (
         "PWRFAILDIR",
-        Some(DEFAULT_PWRFAILDIR),
+        Some(super::defaults::PWRFAIL_DIR),
         "directory of the powerfail flag file that mainsback checks",
     ),
     (
@@ -216,9 +214,39 @@ pub struct Settings {
     pub reboot_fallback: Vec<CommandLine>,
 }
 
-/// A problem found while reading the settings: it never stops an event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem(pub String);
+/// A problem found while reading the settings: it never stops an event
+/// (the value falls back as the message says).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Problem {
+    /// A number of seconds above the allowed maximum: clamped to it.
+    #[error("{name}=`{raw}` is out of range: allowed are 0 to {max} seconds; using {max}")]
+    OutOfRange {
+        /// The variable.
+        name: String,
+        /// Its value as written.
+        raw: String,
+        /// The largest value allowed, used instead.
+        max: u64,
+    },
+    /// A value that is not a whole number of seconds: the default is used.
+    #[error("{name}=`{raw}` is not a whole number of seconds (0 to {max}); using {default}")]
+    NotSeconds {
+        /// The variable.
+        name: String,
+        /// Its value as written.
+        raw: String,
+        /// The largest value allowed.
+        max: u64,
+        /// The default, used instead.
+        default: u64,
+    },
+    /// JOURNAL_DIR is relative: the journal is off until it is absolute.
+    #[error("JOURNAL_DIR=`{value}` is not an absolute path; no journal is kept until it is")]
+    RelativeJournalDir {
+        /// The value as written.
+        value: String,
+    },
+}
 
 impl Settings {
     /// Derive typed settings from the variables. Bad values fall back to the
@@ -245,9 +273,12 @@ impl Settings {
                     out_of_range(&mut problems, name, &raw, max)
                 }
                 Err(_) => {
-                    problems.push(Problem(format!(
-                        "{name}=`{raw}` is not a whole number of seconds (0 to {max}); using {default}"
-                    )));
+                    problems.push(Problem::NotSeconds {
+                        name: name.to_string(),
+                        raw: raw.clone(),
+                        max,
+                        default,
+                    });
                     default
                 }
             }
@@ -299,9 +330,9 @@ fn journal_dir(value: &str, problems: &mut Vec<Problem>) -> Option<PathBuf> {
     if path.is_absolute() {
         Some(path)
     } else {
-        problems.push(Problem(format!(
-            "JOURNAL_DIR=`{value}` is not an absolute path; no journal is kept until it is"
-        )));
+        problems.push(Problem::RelativeJournalDir {
+            value: value.to_string(),
+        });
         None
     }
 }
@@ -396,7 +427,9 @@ mod tests {
         assert_eq!(s.killpower_delay, Duration::from_secs(10));
         assert_eq!(problems.len(), 2, "{problems:?}");
         assert!(
-            problems.iter().any(|p| p.0.contains("HOOK_TIMEOUT=`soon`")),
+            problems
+                .iter()
+                .any(|p| p.to_string().contains("HOOK_TIMEOUT=`soon`")),
             "{problems:?}"
         );
     }

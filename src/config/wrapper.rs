@@ -15,13 +15,12 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use super::defaults::CONFIG_DEADLINE;
 use super::settings::COMMAND_VARIABLES;
 use super::shell;
 use crate::process::{self, Reply, Session, Spec};
 use crate::trust;
 
-/// How long `SCRIPTDIR/config` may take to evaluate.
-pub const CONFIG_DEADLINE: Duration = Duration::from_secs(5);
 /// The shell that evaluates `SCRIPTDIR/config`, as in the stock script's shebang.
 pub const SHELL: &str = "/bin/sh";
 

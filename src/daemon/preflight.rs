@@ -143,7 +143,7 @@ fn check_apccontrol(conf: &ApcupsdConf, report: &mut Report) {
         }
         Err(e) => report.problem(format!("{}: would not be run: {e}", path.display())),
         Ok(_) => {
-            if nix::unistd::access(&path, nix::unistd::AccessFlags::X_OK).is_err() {
+            if !crate::executable::is_executable(&path, crate::trust::Judge::AsCaller) {
                 report.problem(format!(
                     "{}: is not executable (chmod 755 it)",
                     path.display()

@@ -6,6 +6,8 @@
 //! Numbers are rounded and never NaN (JSON has none), so a line stays short
 //! and every JSON reader takes it.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, FixedOffset};
 use serde::{Deserialize, Serialize};
 
@@ -162,9 +164,10 @@ impl HookRecord {
                 (None, Some(*stopped_with as i32), true)
             }
             HookOutcome::NotStarted => (None, None, true),
-            HookOutcome::CouldNotStart(_) | HookOutcome::Refused(_) | HookOutcome::WouldRun => {
-                (None, None, false)
-            }
+            HookOutcome::Ran(Outcome::Unknown)
+            | HookOutcome::CouldNotStart(_)
+            | HookOutcome::Refused(_)
+            | HookOutcome::WouldRun => (None, None, false),
         };
         HookRecord {
             path: path.display().to_string(),
@@ -316,19 +319,41 @@ impl Record {
     }
 
     /// A record from one line, checked: a known version and a real time.
-    pub(crate) fn from_line(line: &str) -> Result<Record, String> {
-        let record: Record = serde_json::from_str(line).map_err(|e| e.to_string())?;
+    pub(crate) fn from_line(line: &str) -> Result<Record, RecordError> {
+        let record: Record =
+            serde_json::from_str(line).map_err(|e| RecordError::NotJson(Arc::new(e)))?;
         if record.v != VERSION {
-            return Err(format!(
-                "format version {} (this apccontrol reads version {VERSION})",
-                record.v
-            ));
+            return Err(RecordError::Version { found: record.v });
         }
         if record.time().is_none() {
-            return Err(format!("`at` is not an RFC 3339 time: `{}`", record.at));
+            return Err(RecordError::NotATime { at: record.at });
         }
         Ok(record)
     }
+}
+
+/// Why a journal line is not a record we can read; the line is reported as
+/// damaged and the rest of the journal is still read.
+#[derive(Debug, Clone, thiserror::Error)]
+pub(crate) enum RecordError {
+    /// The line is not UTF-8.
+    #[error("not UTF-8 text")]
+    NotUtf8,
+    /// The line is not a JSON record of the expected shape.
+    #[error("{0}")]
+    NotJson(Arc<serde_json::Error>),
+    /// Written by a version of apccontrol with another record format.
+    #[error("format version {found} (this apccontrol reads version {VERSION})")]
+    Version {
+        /// The line's `v`.
+        found: u32,
+    },
+    /// `at` is not an RFC 3339 time.
+    #[error("`at` is not an RFC 3339 time: `{at}`")]
+    NotATime {
+        /// The line's `at`.
+        at: String,
+    },
 }
 
 #[cfg(test)]

@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 
-use super::record::{Entry, Record};
+use super::record::{Entry, Record, RecordError};
 use crate::trust;
 
 /// The journal's file name.
@@ -121,14 +121,14 @@ pub(crate) enum Appended {
 }
 
 /// A line that could not be read as a record.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(crate) struct Damaged {
     /// The file.
     pub file: PathBuf,
     /// Its 1-based line number (counted from the part read).
     pub line: usize,
     /// What is wrong with it.
-    pub reason: String,
+    pub reason: RecordError,
 }
 
 impl std::fmt::Display for Damaged {
@@ -382,7 +382,7 @@ fn parse_into(path: &Path, bytes: &[u8], start: u64, contents: &mut Contents) {
             continue;
         }
         let parsed = std::str::from_utf8(raw)
-            .map_err(|_| "not UTF-8 text".to_string())
+            .map_err(|_| RecordError::NotUtf8)
             .and_then(Record::from_line);
         match parsed {
             Ok(record) => contents.records.push(record),

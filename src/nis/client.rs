@@ -13,7 +13,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Instant;
 
-use super::deadline::DeadlineStream;
+use super::deadline_stream::DeadlineStream;
 use super::frame::{self, FrameError, Packet};
 
 /// apcupsd's default NISPORT.
@@ -124,8 +124,7 @@ fn resolve(host: &str, port: u16, deadline: Instant) -> Result<Vec<SocketAddr>, 
             source,
         });
     }
-    let left = deadline.saturating_duration_since(Instant::now());
-    match rx.recv_timeout(left) {
+    match rx.recv_timeout(crate::deadline::left(deadline)) {
         Ok(Ok(addrs)) if addrs.is_empty() => Err(ClientError::NoAddress {
             host: host.to_owned(),
         }),
@@ -143,7 +142,7 @@ fn connect(host: &str, port: u16, deadline: Instant) -> Result<TcpStream, Client
     let addrs = resolve(host, port, deadline)?;
     let mut last = None;
     for addr in addrs {
-        let left = deadline.saturating_duration_since(Instant::now());
+        let left = crate::deadline::left(deadline);
         if left.is_zero() {
             return Err(timed_out(host, port, "connecting"));
         }

@@ -169,19 +169,46 @@ pub fn owners_from_proc(proc: &Path, port: u16) -> Vec<u32> {
         .collect()
 }
 
+/// Why what listens on a port is not to be believed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ListenerError {
+    /// No socket listens on the port.
+    #[error("nothing listens on port {port}")]
+    NobodyListens {
+        /// The port.
+        port: u16,
+    },
+    /// A socket on the port belongs to a user the policy does not trust.
+    #[error("port {port} is served by uid {uid}, not {policy}; not trusting what it says")]
+    Untrusted {
+        /// The port.
+        port: u16,
+        /// The owner of the untrusted socket.
+        uid: u32,
+        /// Who may serve it.
+        policy: crate::trust::Policy,
+    },
+}
+
 /// Whether every socket listening on `port` belongs to a user `policy`
 /// trusts (and at least one listens).
-pub fn served_by_trusted(port: u16, policy: &crate::trust::Policy) -> Result<(), String> {
+pub fn served_by_trusted(port: u16, policy: &crate::trust::Policy) -> Result<(), ListenerError> {
     judge(&owners(Path::new("/proc"), port), port, policy)
 }
 
 /// [`served_by_trusted`] on the owners already found.
-pub fn judge(owners: &[u32], port: u16, policy: &crate::trust::Policy) -> Result<(), String> {
+pub fn judge(
+    owners: &[u32],
+    port: u16,
+    policy: &crate::trust::Policy,
+) -> Result<(), ListenerError> {
     match owners.iter().find(|uid| !policy.trusts(**uid)) {
-        _ if owners.is_empty() => Err(format!("nothing listens on port {port}")),
-        Some(uid) => Err(format!(
-            "port {port} is served by uid {uid}, not {policy}; not trusting what it says"
-        )),
+        _ if owners.is_empty() => Err(ListenerError::NobodyListens { port }),
+        Some(uid) => Err(ListenerError::Untrusted {
+            port,
+            uid: *uid,
+            policy: policy.clone(),
+        }),
         None => Ok(()),
     }
 }

@@ -29,7 +29,7 @@
 //! - [`server`]: the bounded server, one thread for every client.
 
 mod connection;
-mod deadline;
+mod deadline_stream;
 
 pub mod client;
 pub mod events;

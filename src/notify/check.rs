@@ -63,7 +63,7 @@ pub fn check(settings: &MailSettings) -> Vec<Finding> {
 
     match &settings.transport {
         Transport::Sendmail { program } => {
-            if !is_executable(program) {
+            if !crate::executable::is_executable(program, crate::trust::Judge::AsRoot) {
                 push(
                     Level::Error,
                     "SMTP_HOST",
@@ -106,13 +106,6 @@ pub fn check(settings: &MailSettings) -> Vec<Finding> {
         );
     }
     found
-}
-
-fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path)
-        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        .unwrap_or(false)
 }
 
 fn check_smtp(smtp: &SmtpSettings, push: &mut impl FnMut(Level, &'static str, String)) {

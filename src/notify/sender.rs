@@ -238,6 +238,7 @@ fn run_sendmail(program: &Path, message: &Message, deadline: Instant) -> Result<
         outcome => {
             let how = match outcome {
                 Outcome::Exited(code) => format!("it exited with status {code}"),
+                Outcome::Unknown => "it ended, but how is unknown".to_string(),
                 _ => "it was killed by a signal".to_string(),
             };
             let stderr = done.stderr_lines().join(" ");

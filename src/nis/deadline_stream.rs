@@ -5,6 +5,7 @@
 //! Before each call this wrapper sets the socket timeout to the time left
 //! until the deadline, and fails with `TimedOut` once it has passed. Used by
 //! the client (the caller's deadline) and the server (per request and reply).
+//! Only the socket handling is NIS's: the time left is [`crate::deadline::left`].
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
@@ -24,7 +25,7 @@ impl<'a> DeadlineStream<'a> {
 
     /// Time left, or a `TimedOut` error once none is.
     fn remaining(&self) -> io::Result<Duration> {
-        let left = self.deadline.saturating_duration_since(Instant::now());
+        let left = crate::deadline::left(self.deadline);
         if left.is_zero() {
             Err(io::Error::new(
                 io::ErrorKind::TimedOut,
