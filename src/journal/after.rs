@@ -294,35 +294,12 @@ pub(crate) fn at_mainsback(
 
 #[cfg(test)]
 mod tests {
-    use super::super::record::{Action, Run};
     use super::*;
 
-    fn at(secs: i64) -> DateTime<FixedOffset> {
-        DateTime::parse_from_rfc3339("2026-11-22T02:00:00+01:00").unwrap()
-            + chrono::Duration::seconds(secs)
-    }
+    use super::super::outage::tests::at;
 
     fn run(secs: i64, event: &str, boot: &str) -> Record {
-        Record::new(
-            Writer::Apccontrol,
-            &at(secs),
-            Some(boot.into()),
-            Entry::Run(Run {
-                event: event.into(),
-                ups: "u".into(),
-                status: None,
-                hooks: Vec::new(),
-                hooks_dropped: 0,
-                vetoed_by: None,
-                actions: vec![Action {
-                    step: "s".into(),
-                    ok: true,
-                    detail: None,
-                }],
-                exit: 0,
-                secs: 0.0,
-            }),
-        )
+        super::super::outage::tests::run(secs, event, boot, true)
     }
 
     fn here(boot: &str, booted: i64) -> Here {

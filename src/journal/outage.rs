@@ -299,11 +299,12 @@ pub(crate) fn writer_name(by: Writer) -> &'static str {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::super::record::{Action, Decision, Reading, Run};
     use super::*;
 
-    fn at(secs: i64) -> DateTime<FixedOffset> {
+    /// A wall-clock time `secs` after 2026-11-22 02:00 +01:00.
+    pub(in crate::journal) fn at(secs: i64) -> DateTime<FixedOffset> {
         DateTime::parse_from_rfc3339("2026-11-22T02:00:00+01:00").unwrap()
             + chrono::Duration::seconds(secs)
     }
@@ -325,7 +326,8 @@ mod tests {
         )
     }
 
-    fn run(secs: i64, event: &str, boot: &str, ok: bool) -> Record {
+    /// An apccontrol run of `event` whose one action went `ok` or not.
+    pub(in crate::journal) fn run(secs: i64, event: &str, boot: &str, ok: bool) -> Record {
         Record::new(
             Writer::Apccontrol,
             &at(secs),
