@@ -251,7 +251,10 @@ fn wait(
         if let Some(listener) = uevents {
             fds.push(PollFd::new(listener.as_fd(), PollFlags::POLLIN));
         }
-        let ms = PollTimeout::try_from(left.as_millis().max(1)).unwrap_or(PollTimeout::MAX);
+        // Rounded up: rounded down, poll returns just before the deadline
+        // and a second poll of 1 ms follows, two wakeups a reading for one.
+        let ms = PollTimeout::try_from(left.as_micros().div_ceil(1000).max(1))
+            .unwrap_or(PollTimeout::MAX);
         match poll(&mut fds, ms) {
             Ok(0) => continue,
             Ok(_) => {}
