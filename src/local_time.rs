@@ -38,11 +38,7 @@ pub(crate) struct OffsetCache {
 impl OffsetCache {
     /// The offset at `utc_ms`, asking `zone` (the offset at a time in
     /// milliseconds since the epoch) only when the kept one may not hold.
-    pub(crate) fn offset(
-        &mut self,
-        utc_ms: i64,
-        zone: impl Fn(i64) -> FixedOffset,
-    ) -> FixedOffset {
+    pub(crate) fn offset(&mut self, utc_ms: i64, zone: impl Fn(i64) -> FixedOffset) -> FixedOffset {
         if let Some(k) = self.known {
             if (k.since..k.until).contains(&utc_ms) {
                 return k.offset;
@@ -53,11 +49,7 @@ impl OffsetCache {
         // The same offset a minute on: no change in between (zones change
         // at most twice a year). Otherwise keep nothing: the next call asks
         // again, until the change is behind us.
-        let until = if zone(later) == offset {
-            later
-        } else {
-            utc_ms
-        };
+        let until = if zone(later) == offset { later } else { utc_ms };
         self.known = Some(Known {
             offset,
             since: utc_ms,
