@@ -12,9 +12,7 @@
 
 use std::ops::Range;
 
-use plotters::coord::ranged1d::{
-    KeyPointHint, NoDefaultFormatting, Ranged, ReversibleRanged, ValueFormatter,
-};
+use plotters::coord::ranged1d::{KeyPointHint, NoDefaultFormatting, Ranged, ValueFormatter};
 use plotters::coord::types::RangedCoordf64;
 
 /// A linear f64 axis from `start` to `end`.
@@ -55,12 +53,6 @@ impl Ranged for Linear {
 
     fn range(&self) -> Range<f64> {
         self.start..self.end
-    }
-}
-
-impl ReversibleRanged for Linear {
-    fn unmap(&self, input: i32, limit: (i32, i32)) -> Option<f64> {
-        self.plotters().unmap(input, limit)
     }
 }
 
