@@ -686,11 +686,7 @@ pub(crate) fn append(path: &Path, mode: u32) -> Result<File, TrustError> {
 /// already there (the journal's last byte) reads it through this same
 /// descriptor, with no second open.
 pub(crate) fn append_readable(path: &Path, mode: u32) -> Result<File, TrustError> {
-    open_for_write(
-        path,
-        OFlag::O_RDWR | OFlag::O_APPEND | OFlag::O_CREAT,
-        mode,
-    )
+    open_for_write(path, OFlag::O_RDWR | OFlag::O_APPEND | OFlag::O_CREAT, mode)
 }
 
 /// Create `path` if it is missing (a flag file such as powerfail), through
