@@ -10,7 +10,7 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use syslog::{Facility, Formatter3164, Logger, LoggerBackend};
+use syslog::{Facility, LogFormat, Logger, LoggerBackend, Severity};
 
 /// The longest line we log; longer ones are cut and marked.
 pub(crate) const MAX_LINE: usize = 1000;
@@ -55,10 +55,52 @@ impl From<crate::event::Severity> for Level {
     }
 }
 
+/// Syslog lines as glibc's syslog(3) writes them (RFC 3164, facility
+/// daemon): `<PRI>Mmm dd hh:mm:ss ident[pid]: message`, in local time.
+///
+/// The syslog crate's own `Formatter3164` writes the same line but parses a
+/// `time` format description for every line: with it, the `time` crate's
+/// parser and formatter were some 45 KiB of laptop-upsd's code, pages it
+/// kept in memory all day (issue 17). chrono formats the time here, as it
+/// does for the log file.
+#[derive(Debug, Clone)]
+struct Rfc3164 {
+    process: String,
+    pid: u32,
+}
+
+impl Rfc3164 {
+    /// The line for `message` at `severity`, stamped `now`.
+    fn line<T: std::fmt::Display>(
+        &self,
+        now: &chrono::DateTime<chrono::Local>,
+        severity: Severity,
+        message: T,
+    ) -> String {
+        format!(
+            "<{}>{} {}[{}]: {message}",
+            Facility::LOG_DAEMON as u8 | severity as u8,
+            now.format("%b %e %H:%M:%S"),
+            self.process,
+            self.pid
+        )
+    }
+}
+
+impl<T: std::fmt::Display> LogFormat<T> for Rfc3164 {
+    fn format<W: Write>(&self, w: &mut W, severity: Severity, message: T) -> syslog::Result<()> {
+        w.write_all(
+            self.line(&chrono::Local::now(), severity, message)
+                .as_bytes(),
+        )
+        .map_err(syslog::Error::Write)
+    }
+}
+
 /// A sink for log lines. Cheap to create; every output is optional.
 pub struct Log {
     ident: String,
-    syslog: Option<Logger<LoggerBackend, Formatter3164>>,
+    syslog: Option<Logger<LoggerBackend, Rfc3164>>,
     file: Option<File>,
     stderr_from: Option<Level>,
     mark: String,
@@ -77,9 +119,7 @@ impl std::fmt::Debug for Log {
 impl Log {
     /// Log as `ident` to syslog (if `/dev/log` answers) and nowhere else yet.
     pub fn new(ident: &str) -> Log {
-        let formatter = Formatter3164 {
-            facility: Facility::LOG_DAEMON,
-            hostname: None,
+        let formatter = Rfc3164 {
             process: ident.to_string(),
             pid: std::process::id(),
         };
@@ -241,6 +281,32 @@ pub struct LogFileError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn syslog_lines_are_rfc_3164_as_glibc_writes_them() {
+        use chrono::TimeZone;
+        let format = Rfc3164 {
+            process: "laptop-upsd".into(),
+            pid: 4242,
+        };
+        let now = chrono::Local
+            .with_ymd_and_hms(2026, 11, 9, 7, 5, 3)
+            .single()
+            .expect("a plain local time");
+        // Facility daemon (3) * 8 + severity: alert 1, notice 5, info 6.
+        assert_eq!(
+            format.line(&now, Severity::LOG_ALERT, "shutting down"),
+            "<25>Nov  9 07:05:03 laptop-upsd[4242]: shutting down"
+        );
+        assert_eq!(
+            format.line(&now, Severity::LOG_NOTICE, "x"),
+            "<29>Nov  9 07:05:03 laptop-upsd[4242]: x"
+        );
+        assert_eq!(
+            format.line(&now, Severity::LOG_INFO, 7),
+            "<30>Nov  9 07:05:03 laptop-upsd[4242]: 7"
+        );
+    }
 
     #[test]
     fn long_lines_are_cut_on_a_char_boundary() {

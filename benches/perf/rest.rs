@@ -487,7 +487,7 @@ pub(crate) fn bench_rest(table: &mut Table) {
     if let Some((_, u, v, _)) = phases.last() {
         if u.hwm_kb > v.hwm_kb {
             table.note(format!(
-                "Peak RSS missed: {} KiB vs {} KiB. At the end, laptop-upsd had {} KiB anonymous memory (heap, thread stacks) against apcupsd's {} KiB, so the difference is all file-backed pages: {} KiB vs {} KiB: the pages of the binaries and shared libraries mapped into the process (the kernel maps 64 KiB around each page touched), where the laptop-upsd binary is {} KiB (its Rust crates linked in, and libm for one exp()) against apcupsd's {} KiB plus C libraries that other processes share.",
+                "Peak RSS missed: {} KiB vs {} KiB. At the end, laptop-upsd had {} KiB anonymous memory (heap, thread stacks) against apcupsd's {} KiB, so the difference is all file-backed pages: {} KiB vs {} KiB: the pages of the binaries and shared libraries mapped into the process (the kernel maps 64 KiB around each page touched), where the laptop-upsd binary is {} KiB (the Rust crates it links, from std's panic backtrace printer to chrono, serde and plotters for the post-outage chart; since issue 17 neither clap (lexopt reads its flags) nor libm.so.6 (exp() comes from the pure-Rust libm crate and the chart's axes need no log or pow)) against apcupsd's {} KiB plus C libraries that other processes share.",
                 u.hwm_kb,
                 v.hwm_kb,
                 u.anon_kb,

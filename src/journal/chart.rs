@@ -3,13 +3,14 @@
 //! with every event marked by a vertical line and labelled.
 //!
 //! Drawn with plotters' SVG backend (a kept plotting crate, not markup of
-//! our own). Only `apccontrol --report --svg`, the post-outage mail and the
+//! our own), on axes of [`Linear`], which need no libm. Only `apccontrol --report --svg`, the post-outage mail and the
 //! demo draw charts; no event run does. Pure apart from the text it returns.
 
 use chrono::{DateTime, FixedOffset};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
+use super::axis::Linear;
 use super::outage::Outage;
 
 /// The chart's size in pixels.
@@ -91,9 +92,9 @@ pub(crate) fn svg(outage: &Outage) -> Result<String, ChartError> {
             .x_label_area_size(40)
             .y_label_area_size(50)
             .right_y_label_area_size(if runtimes.is_empty() { 0 } else { 50 })
-            .build_cartesian_2d(0.0..x_end, 0.0..100.0)
+            .build_cartesian_2d(Linear::from(0.0..x_end), Linear::from(0.0..100.0))
             .map_err(draw_error)?
-            .set_secondary_coord(0.0..x_end, 0.0..runtime_top);
+            .set_secondary_coord(Linear::from(0.0..x_end), Linear::from(0.0..runtime_top));
         let format = if span < 10.0 { "%H:%M:%S" } else { "%H:%M" };
         let clock = |m: &f64| {
             let at = start + chrono::Duration::milliseconds((m * 60_000.0) as i64);

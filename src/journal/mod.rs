@@ -49,6 +49,7 @@
 //! post-outage mail).
 
 pub(crate) mod after;
+pub(crate) mod axis;
 pub(crate) mod chart;
 pub(crate) mod outage;
 pub(crate) mod record;

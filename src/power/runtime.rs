@@ -96,6 +96,15 @@ fn contents(b: &Battery) -> Option<(Basis, f64)> {
     }
 }
 
+/// The weight of a sample `dt` after the one before: `1 - e^(-dt/TAU)`,
+/// so that the average forgets at the same pace however often it is fed.
+/// `exp` from the pure-Rust libm crate, not std's: std's links the system
+/// libm.so.6, which laptop-upsd would then keep in memory all day for this
+/// one call (issue 17).
+fn smoothing(dt: Duration) -> f64 {
+    1.0 - libm::exp(-dt.as_secs_f64() / TAU.as_secs_f64())
+}
+
 impl RuntimeEstimator {
     /// Feed one believable reading of the battery.
     pub fn update(&mut self, b: &Battery, now: Mono) {
@@ -130,10 +139,7 @@ impl RuntimeEstimator {
             return;
         };
         self.drain = Some(match (self.drain, dt) {
-            (Some(old), Some(dt)) => {
-                let alpha = 1.0 - (-dt.as_secs_f64() / TAU.as_secs_f64()).exp();
-                old + alpha * (sample - old)
-            }
+            (Some(old), Some(dt)) => old + smoothing(dt) * (sample - old),
             (Some(old), None) => old + 0.5 * (sample - old),
             (None, _) => sample,
         });
@@ -227,6 +233,24 @@ mod tests {
             full: Some(50.0),
             rate: power_w,
             ..Battery::default()
+        }
+    }
+
+    #[test]
+    fn a_sample_weighs_one_minus_e_to_the_minus_dt_over_tau() {
+        // The figures of Python's 1 - math.exp(-dt / 60).
+        for (dt, weight) in [
+            (Duration::ZERO, 0.0),
+            (Duration::from_millis(1), 1.6666527778541607e-05),
+            (Duration::from_secs(1), 0.01652854617838251),
+            (Duration::from_secs(5), 0.07995558537067671),
+            (Duration::from_secs(30), 0.3934693402873666),
+            (TAU, 0.6321205588285577),
+            (Duration::from_secs(600), 0.9999546000702375),
+            (Duration::from_secs(3600), 1.0),
+        ] {
+            let got = smoothing(dt);
+            assert!((got - weight).abs() <= 1e-15, "{dt:?}: {got} != {weight}");
         }
     }
 
