@@ -238,7 +238,7 @@ const SYSLOG_SOCKETS: [&str; 3] = ["/dev/log", "/var/run/syslog", "/var/run/log"
 /// that exists, but a path that is not there costs one `stat` rather than
 /// a socket, a failed connect and a close (apccontrol starts for every
 /// event, on machines with and without `/dev/log`).
-fn connect_syslog(formatter: Formatter3164) -> Option<Logger<LoggerBackend, Formatter3164>> {
+fn connect_syslog(formatter: Rfc3164) -> Option<Logger<LoggerBackend, Rfc3164>> {
     let missing = |path: &str| {
         std::fs::metadata(path).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
     };
