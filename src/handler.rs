@@ -104,10 +104,9 @@ pub fn program_name(argv0: &OsStr) -> String {
 /// Run one event: for real, as a dry run or as a test ([`Mode`]). Returns
 /// the exit status.
 pub fn handle(request: &Request) -> i32 {
-    let started = (
-        chrono::Local::now().fixed_offset(),
-        std::time::Instant::now(),
-    );
+    // The clock now; its local time (the time zone file read and parsed)
+    // only for the journal, after the default action.
+    let started = (std::time::SystemTime::now(), std::time::Instant::now());
     let mode = request.mode;
     let mut log = match mode {
         // A dry run writes nothing to syslog or LOGFILE: its lines would
@@ -321,7 +320,7 @@ struct RunFacts {
     event: crate::Event,
     ups: String,
     /// When it started (wall clock, and for the duration).
-    started: (chrono::DateTime<chrono::FixedOffset>, std::time::Instant),
+    started: (std::time::SystemTime, std::time::Instant),
     exit: i32,
     /// The NIS status text, if the mail read it already.
     status_text: Option<String>,
@@ -357,9 +356,10 @@ fn journal_run(
         exit: run.exit,
         secs: journal_record::round(run.started.1.elapsed().as_secs_f64(), 3),
     });
+    let started = chrono::DateTime::<chrono::Local>::from(run.started.0).fixed_offset();
     let record = crate::journal::Record::new(
         crate::journal::Writer::Apccontrol,
-        &run.started.0,
+        &started,
         crate::daemon::clock::boot_id(),
         entry,
     );

@@ -125,7 +125,7 @@ impl Log {
         };
         Log {
             ident: ident.to_string(),
-            syslog: syslog::unix(formatter).ok(),
+            syslog: connect_syslog(formatter),
             file: None,
             stderr_from: None,
             mark: String::new(),
@@ -228,6 +228,33 @@ impl Log {
     pub fn error(&mut self, message: &str) {
         self.line(Level::Error, message);
     }
+}
+
+/// Where a syslog daemon listens, tried in this order (the syslog crate's
+/// own list).
+const SYSLOG_SOCKETS: [&str; 3] = ["/dev/log", "/var/run/syslog", "/var/run/log"];
+
+/// What `syslog::unix` does, connecting to the first of [`SYSLOG_SOCKETS`]
+/// that exists, but a path that is not there costs one `stat` rather than
+/// a socket, a failed connect and a close (apccontrol starts for every
+/// event, on machines with and without `/dev/log`).
+fn connect_syslog(formatter: Rfc3164) -> Option<Logger<LoggerBackend, Rfc3164>> {
+    let missing = |path: &str| {
+        std::fs::metadata(path).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+    };
+    for path in SYSLOG_SOCKETS {
+        if missing(path) {
+            continue;
+        }
+        match syslog::unix_custom(formatter.clone(), path) {
+            Ok(logger) => return Some(logger),
+            // Gone between the look and the connect: the next one, as
+            // `syslog::unix` would.
+            Err(_) if missing(path) => continue,
+            Err(_) => return None,
+        }
+    }
+    None
 }
 
 fn cut(message: &str) -> String {

@@ -682,6 +682,13 @@ pub(crate) fn append(path: &Path, mode: u32) -> Result<File, TrustError> {
     )
 }
 
+/// [`append`], open for reading too: a writer that must look at what is
+/// already there (the journal's last byte) reads it through this same
+/// descriptor, with no second open.
+pub(crate) fn append_readable(path: &Path, mode: u32) -> Result<File, TrustError> {
+    open_for_write(path, OFlag::O_RDWR | OFlag::O_APPEND | OFlag::O_CREAT, mode)
+}
+
 /// Create `path` if it is missing (a flag file such as powerfail), through
 /// no link, and return it open for writing (not truncated).
 pub(crate) fn create_flag(path: &Path, mode: u32) -> Result<File, TrustError> {

@@ -238,15 +238,17 @@ impl ScriptConfig {
     /// to it; otherwise the config says why not.
     fn admit(scriptdir: &Path, judge: Judge) -> Result<trust::Trusted, Box<ScriptConfig>> {
         let path = scriptdir.join("config");
-        let mut config = ScriptConfig::new(path.clone());
         // Like the stock `[ -f ]`: no regular file (after links) is no config.
         if !path.is_file() {
-            return Err(Box::new(config));
+            return Err(Box::new(ScriptConfig::new(path)));
         }
+        // The config is built only when it is refused or absent: an admitted
+        // file's caller builds its own (the environment is copied once).
         match trust::open_trusted(&path, &judge.policy()) {
             Ok(file) => Ok(file),
-            Err(e) if e.is_not_found() => Err(Box::new(config)),
+            Err(e) if e.is_not_found() => Err(Box::new(ScriptConfig::new(path))),
             Err(e) => {
+                let mut config = ScriptConfig::new(path.clone());
                 config.source = ConfigSource::Refused(ConfigRefused {
                     path,
                     reason: Arc::new(e),

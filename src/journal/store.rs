@@ -28,8 +28,7 @@
 //! append ever takes.
 
 use std::fs::{self, File};
-use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::fd::AsRawFd;
+use std::io::{self, Write};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -285,14 +284,14 @@ impl Journal {
         let line = bounded_line(record);
         self.ensure_dir()?;
         let path = self.path();
-        let mut file = trust::append(&path, MODE)?;
+        let mut file = trust::append_readable(&path, MODE)?;
         let mut size = file.metadata().map_err(|e| self.write_error(e))?.len();
         let mut rotated = false;
         if record.opens_outage() && size >= ROTATE_AT {
             // A rename keeps the inode: a writer that opened the old file a
             // moment ago still lands in journal.1.jsonl, which is read too.
             fs::rename(&path, self.previous_path()).map_err(|e| self.write_error(e))?;
-            file = trust::append(&path, MODE)?;
+            file = trust::append_readable(&path, MODE)?;
             size = file.metadata().map_err(|e| self.write_error(e))?.len();
             rotated = true;
         }
@@ -354,15 +353,11 @@ impl Journal {
 }
 
 /// Whether the file's last byte is a newline, read through the descriptor
-/// we write (its `/proc/self/fd` link opens the same file, for reading).
+/// we write (opened for reading too, [`trust::append_readable`]).
 fn ends_with_newline(file: &File, size: u64) -> bool {
-    let reopened = File::open(format!("/proc/self/fd/{}", file.as_raw_fd()));
+    use std::os::unix::fs::FileExt;
     let mut last = [0u8; 1];
-    reopened
-        .and_then(|mut f| {
-            f.seek(SeekFrom::Start(size - 1))?;
-            f.read_exact(&mut last)
-        })
+    file.read_exact_at(&mut last, size - 1)
         // If it cannot be read, a newline first costs one empty line at most.
         .is_ok_and(|()| last[0] == b'\n')
 }

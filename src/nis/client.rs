@@ -172,7 +172,19 @@ pub fn request(
     deadline: Instant,
 ) -> Result<Vec<u8>, ClientError> {
     let stream = connect(host, port, deadline)?;
-    let mut io = DeadlineStream::new(&stream, deadline);
+    exchange(&stream, host, port, command, deadline)
+}
+
+/// [`request`] on a connection already made to `host`:`port` (named in
+/// the errors), which is shut down afterwards.
+pub(crate) fn exchange(
+    stream: &TcpStream,
+    host: &str,
+    port: u16,
+    command: &str,
+    deadline: Instant,
+) -> Result<Vec<u8>, ClientError> {
+    let mut io = DeadlineStream::new(stream, deadline);
     let frame_error = |source: FrameError, stage| {
         if source.is_timeout() {
             timed_out(host, port, stage)
@@ -212,6 +224,17 @@ pub fn request(
 /// Parse it with [`StatusReport::parse`](super::report::StatusReport::parse).
 pub fn fetch_status(host: &str, port: u16, deadline: Instant) -> Result<String, ClientError> {
     request(host, port, "status", deadline)
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// [`fetch_status`] on a connection already made to `host`:`port`.
+pub(crate) fn fetch_status_on(
+    stream: &TcpStream,
+    host: &str,
+    port: u16,
+    deadline: Instant,
+) -> Result<String, ClientError> {
+    exchange(stream, host, port, "status", deadline)
         .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
 }
 

@@ -180,28 +180,33 @@ pub(crate) fn nis_address(scriptdir: &Path) -> Option<(String, u16)> {
 /// only from a NIS server that root runs: port 3551 is unprivileged, and a
 /// squatter's text must not reach root's mail ([`nis::listener`]). The body
 /// then says the status is unavailable.
+///
+/// On this machine, one connection does it all: it says whether anything
+/// listens (refused in microseconds, where asking for the owner costs a
+/// netlink dump), and once the listener's owner is trusted, the status is
+/// asked on it, not on a second connection.
 pub(crate) fn nis_status(scriptdir: &Path, log: &mut Log) -> Option<String> {
     let (host, port) = nis_address(scriptdir)?;
-    let local = host
+    let local_ip = host
         .parse::<std::net::IpAddr>()
-        .is_ok_and(|ip| ip.is_loopback() || local_address(ip));
-    if local {
-        // A refused connection says "nothing listens" in microseconds;
-        // reading /proc/net/tcp for the owner can take milliseconds.
-        if let Ok(ip) = host.parse::<std::net::IpAddr>() {
-            let probe = std::net::TcpStream::connect_timeout(
-                &std::net::SocketAddr::new(ip, port),
-                std::time::Duration::from_millis(500),
-            );
-            if probe
-                .as_ref()
-                .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused)
-            {
+        .ok()
+        .filter(|ip| ip.is_loopback() || local_address(*ip));
+    let mut connected = None;
+    if let Some(ip) = local_ip {
+        let probe = std::net::TcpStream::connect_timeout(
+            &std::net::SocketAddr::new(ip, port),
+            std::time::Duration::from_millis(500),
+        );
+        match probe {
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
                 log.info(&format!(
                     "no UPS status (for the mail and the journal): nothing listens on {host}:{port}"
                 ));
                 return None;
             }
+            Ok(stream) => connected = Some(stream),
+            // Not refused, not accepted in time: the fetch tries again.
+            Err(_) => {}
         }
         let owners = nis::listener::owners(Path::new("/proc"), port);
         if owners.is_empty() {
@@ -218,7 +223,12 @@ pub(crate) fn nis_status(scriptdir: &Path, log: &mut Log) -> Option<String> {
             return None;
         }
     }
-    match nis::client::fetch_status(&host, port, crate::deadline::after(NIS_DEADLINE)) {
+    let deadline = crate::deadline::after(NIS_DEADLINE);
+    let fetched = match &connected {
+        Some(stream) => nis::client::fetch_status_on(stream, &host, port, deadline),
+        None => nis::client::fetch_status(&host, port, deadline),
+    };
+    match fetched {
         Ok(text) => Some(text),
         Err(e) => {
             log.info(&format!(
