@@ -20,6 +20,8 @@
 //! - [`check`]: `apccontrol --check`, every problem visible without running anything.
 //! - `log` (crate-private): syslog, log file and stderr lines.
 //! - `hostname` (crate-private): this machine's name, read in one place.
+//! - `local_time` (crate-private): the local wall clock of laptop-upsd's
+//!   every-second paths, its zone's offset looked up once a minute.
 //! - [`notify`]: built-in mail with an on-disk outbox that never delays a shutdown.
 //! - `journal` (crate-private): the outage journal, its report and chart, and the post-outage mail.
 //! - [`nis`]: apcupsd's network information server protocol: framing, status
@@ -45,6 +47,7 @@ pub mod handler;
 pub(crate) mod hooks;
 pub(crate) mod hostname;
 pub(crate) mod journal;
+pub(crate) mod local_time;
 pub(crate) mod log;
 pub mod nis;
 pub mod notify;

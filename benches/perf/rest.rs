@@ -467,7 +467,7 @@ pub(crate) fn bench_rest(table: &mut Table) {
     for (phase, u, v, _) in &phases {
         if u.cpu_ms > v.cpu_ms {
             table.note(format!(
-                "CPU on {phase} missed: {} vs {} over {} s. Both poll every {}. At each reading laptop-upsd lists the supplies and reads each one's `uevent` file (every property in one read; the fake tree has one per supply, as sysfs does), steps the monitor and builds the status record; at each of the slave's requests its NIS thread accepts, reads, writes the reply (rendered once per reading) and closes. The slave, for its part, connects and reads the reply packet by packet. Most of the CPU on both sides is kernel time in those system calls.",
+                "CPU on {phase} missed: {} vs {} over {} s. Both poll every {}. At each reading laptop-upsd lists the supplies (the directory kept open, checked by one stat) and reads each one's `uevent` file again from its start (every property in one read, the file kept open between readings: no file is opened; the fake tree has one per supply, as sysfs does), steps the monitor and builds the status record; at each of the slave's requests its NIS thread accepts, reads, writes the reply (rendered once per reading) and closes. The slave, for its part, connects and reads the reply packet by packet. Most of the CPU on both sides is kernel time in those system calls.",
                 ms(u.cpu_ms),
                 ms(v.cpu_ms),
                 REST_WINDOW.as_secs(),

@@ -82,7 +82,7 @@ fn serve<E: Effects>(
     }
     let now = || boot_clock.now();
     let boot_id = clock::boot_id();
-    let start_time = chrono::Local::now().fixed_offset();
+    let start_time = crate::local_time::now();
     let mut monitor = start_monitor(conf, now(), boot_id.as_deref(), &mut effector.log);
     clear_stale_flags(conf, &monitor, &mut effector);
     // The preflight checks of `--check`, logged (the NIS port is checked by
@@ -140,7 +140,7 @@ fn serve<E: Effects>(
         // The wall clock of the same moment: the status and the journal
         // place the monitor's instants (XONBATT, ...) relative to this
         // pair, so it must not drift by the time the effects below take.
-        let last_poll = chrono::Local::now().fixed_offset();
+        let last_poll = crate::local_time::now();
         let reading = source.read();
         let effects = monitor.step(reading, at);
         for effect in &effects {
@@ -251,7 +251,10 @@ fn wait(
         if let Some(listener) = uevents {
             fds.push(PollFd::new(listener.as_fd(), PollFlags::POLLIN));
         }
-        let ms = PollTimeout::try_from(left.as_millis().max(1)).unwrap_or(PollTimeout::MAX);
+        // Rounded up: rounded down, poll returns just before the deadline
+        // and a second poll of 1 ms follows, two wakeups a reading for one.
+        let ms = PollTimeout::try_from(left.as_micros().div_ceil(1000).max(1))
+            .unwrap_or(PollTimeout::MAX);
         match poll(&mut fds, ms) {
             Ok(0) => continue,
             Ok(_) => {}

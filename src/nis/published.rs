@@ -112,6 +112,13 @@ impl StatusSource for Published {
         self.current().record.clone()
     }
 
+    /// Local time, its offset looked up once a minute (see
+    /// [`crate::local_time`]): a request a second does not stat
+    /// `/etc/localtime` each time.
+    fn now(&self) -> DateTime<FixedOffset> {
+        crate::local_time::now()
+    }
+
     fn status_reply(&self) -> Vec<u8> {
         let reading = self.current();
         reading

@@ -21,7 +21,11 @@
 //! garbage becomes `None`, never a panic. Reads only; never writes.
 
 use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use super::reading::{Battery, BatteryStatus, CapacityLevel, CapacityUnit, PowerReading};
@@ -117,6 +121,8 @@ fn text_field(files: &SupplyFiles, name: &str) -> Option<String> {
 
 /// Build a [`Battery`] from one Battery supply's files. A missing or garbled
 /// `present` file means present (many drivers lack it); only `0` means absent.
+/// Only the files of [`BATTERY_FILES`] are looked at: a whole uevent's
+/// properties may be given as they are.
 pub fn parse_battery(files: &SupplyFiles) -> Battery {
     let micro = |name: &str| files.get(name).and_then(|t| parse_micro(t));
     let present = files.get("present").and_then(|t| parse_online(t));
@@ -196,16 +202,42 @@ pub fn parse_battery(files: &SupplyFiles) -> Battery {
 }
 
 /// Reads `<root>/sys/class/power_supply`.
-#[derive(Debug, Clone)]
+///
+/// Between readings it keeps the directory and each supply's `uevent` file
+/// open ([`OpenTree`]): a reading lists the directory again and reads each
+/// listed supply's file again from its start, as sysfs regenerates it on
+/// every read, so a reading opens no file. What is kept is checked first:
+/// the directory must still be the one at its path (one `stat`), else the
+/// one there now is opened; then, with what the listing and the open file
+/// tell without a path lookup, a supply no longer listed is let go; a supply whose entry is another one now (its
+/// inode in the listing changed: a battery unplugged and plugged back, a
+/// fake tree's supply directory or link replaced) or whose `uevent` file
+/// was replaced or deleted (no link left to the kept one: a fake tree's
+/// file replaced by rename) has its file opened again, as does one whose
+/// kept file cannot be read (sysfs says ENODEV once a device is gone).
+#[derive(Debug)]
 pub struct SysfsSource {
     dir: PathBuf,
+    open: Mutex<Option<OpenTree>>,
+}
+
+impl Clone for SysfsSource {
+    /// The same directory, opened afresh at its first reading.
+    fn clone(&self) -> Self {
+        Self::new_for(self.dir.clone())
+    }
 }
 
 impl SysfsSource {
     /// A source under `root` (`/` on a real system, a temp dir in tests).
     pub fn new(root: &Path) -> Self {
+        Self::new_for(root.join("sys/class/power_supply"))
+    }
+
+    fn new_for(dir: PathBuf) -> Self {
         Self {
-            dir: root.join("sys/class/power_supply"),
+            dir,
+            open: Mutex::new(None),
         }
     }
 
@@ -216,23 +248,51 @@ impl SysfsSource {
 
     /// One reading. An error means nothing usable could be read this poll.
     pub fn read(&self) -> Result<PowerReading, SourceError> {
-        let entries = std::fs::read_dir(&self.dir).map_err(|source| SourceError::List {
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        let list_error = |e: nix::Error| SourceError::List {
             path: self.dir.clone(),
-            source,
-        })?;
-        let mut names: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-        names.sort();
+            source: e.into(),
+        };
+        // The kept directory while it is still the one at the path (one
+        // lookup, no file opened).
+        let at_path = nix::sys::stat::stat(&self.dir).ok();
+        let kept = open
+            .take()
+            .filter(|tree| at_path.is_some_and(|st| (st.st_dev, st.st_ino) == tree.id))
+            .and_then(|mut tree| {
+                let names = tree.list().ok()?;
+                Some((tree, names))
+            });
+        // Nothing kept, or the directory is another one now: open it again.
+        let (tree, names) = match kept {
+            Some(kept) => kept,
+            None => {
+                let mut tree = OpenTree::open(&self.dir).map_err(list_error)?;
+                let names = tree.list().map_err(list_error)?;
+                (tree, names)
+            }
+        };
+        let tree = open.insert(tree);
         let mut adapters = Vec::new();
         let mut batteries = Vec::new();
-        for dir in names {
-            let Some(supply) = SupplyDir::open(&dir) else {
-                continue;
+        for (name, entry) in names {
+            // One read for every property when the uevent file has them;
+            // the attribute files, through the supply's own directory,
+            // otherwise.
+            let props = tree
+                .uevent(&name, entry)
+                .and_then(|text| parse_uevent(&text));
+            let supply = match props {
+                Some(_) => None,
+                None => match SupplyDir::open_at(tree.fd(), &name) {
+                    Some(dir) => Some(dir),
+                    None => continue,
+                },
             };
-            // One read for every property when the uevent file has them.
-            let props = supply.read("uevent").and_then(|text| parse_uevent(&text));
-            let read = |name: &str| match &props {
-                Some(props) => props.get(name).cloned(),
-                None => supply.read(name),
+            let read = |file: &str| match (&props, &supply) {
+                (Some(props), _) => props.get(file).cloned(),
+                (None, Some(dir)) => dir.read(file),
+                (None, None) => None,
             };
             let Some(kind) = read("type") else { continue };
             if read("scope").is_some_and(|s| s.trim() == "Device") {
@@ -240,13 +300,17 @@ impl SysfsSource {
             }
             match parse_type(&kind) {
                 SupplyKind::Adapter => adapters.push(read("online").and_then(|t| parse_online(&t))),
-                SupplyKind::Battery => {
-                    let files: SupplyFiles = BATTERY_FILES
-                        .iter()
-                        .filter_map(|name| read(name).map(|text| (name.to_string(), text)))
-                        .collect();
-                    batteries.push(parse_battery(&files));
-                }
+                // The uevent's properties as they are (parse_battery looks
+                // up only BATTERY_FILES); else each of those files.
+                SupplyKind::Battery => batteries.push(match &props {
+                    Some(props) => parse_battery(props),
+                    None => parse_battery(
+                        &BATTERY_FILES
+                            .iter()
+                            .filter_map(|name| read(name).map(|text| (name.to_string(), text)))
+                            .collect(),
+                    ),
+                }),
                 SupplyKind::Other => {}
             }
         }
@@ -254,55 +318,165 @@ impl SysfsSource {
     }
 }
 
-/// A supply's directory, opened once per reading: its files are read
-/// relative to it, so the kernel does not walk `/sys/class/power_supply/X`
-/// (a symlink into `/sys/devices`) again for each of some twenty files, and
-/// each file takes one `read` (a sysfs attribute comes whole in one read)
-/// instead of `read_to_string`'s stat, read and read.
+/// The power_supply directory and the `uevent` files of its supplies, kept
+/// open from one reading to the next.
+#[derive(Debug)]
+struct OpenTree {
+    dir: nix::dir::Dir,
+    /// The directory's device and inode.
+    id: (u64, u64),
+    uevents: BTreeMap<OsString, KeptFile>,
+}
+
+/// A supply's open `uevent` file, and the inode of the supply's entry in
+/// the listing when it was opened.
+#[derive(Debug)]
+struct KeptFile {
+    file: std::fs::File,
+    entry: u64,
+}
+
+impl OpenTree {
+    fn open(dir: &Path) -> nix::Result<OpenTree> {
+        use nix::fcntl::OFlag;
+        let dir = nix::dir::Dir::open(
+            dir,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )?;
+        let st = nix::sys::stat::fstat(dir.as_raw_fd())?;
+        Ok(OpenTree {
+            dir,
+            id: (st.st_dev, st.st_ino),
+            uevents: BTreeMap::new(),
+        })
+    }
+
+    fn fd(&self) -> RawFd {
+        self.dir.as_raw_fd()
+    }
+
+    /// The supplies' names, sorted, each with its entry's inode; the files
+    /// of those gone are closed. An error when the directory cannot be
+    /// listed (it was deleted: the kernel refuses to list a dead directory
+    /// with ENOENT). The listing rewinds for the next reading when it ends.
+    fn list(&mut self) -> nix::Result<Vec<(OsString, u64)>> {
+        let mut names = Vec::new();
+        for (i, entry) in self.dir.iter().enumerate() {
+            let entry = match entry {
+                Ok(entry) => entry,
+                // An entry that cannot be read ends the listing with what
+                // it gave; a listing that gives nothing is an error.
+                Err(e) if i == 0 => return Err(e),
+                Err(_) => break,
+            };
+            let name = OsStr::from_bytes(entry.file_name().to_bytes());
+            if name != "." && name != ".." {
+                names.push((name.to_os_string(), entry.ino()));
+            }
+        }
+        names.sort();
+        self.uevents
+            .retain(|name, _| names.binary_search_by(|(n, _)| n.cmp(name)).is_ok());
+        Ok(names)
+    }
+
+    /// The text of supply `name`'s `uevent` file (`entry`: its inode in
+    /// this listing): the kept file while it is still that supply's,
+    /// otherwise the file at `name/uevent`, opened and kept. `None` (and
+    /// nothing kept) when it is missing, unreadable, or not UTF-8 (as
+    /// `read_to_string` would say).
+    fn uevent(&mut self, name: &OsStr, entry: u64) -> Option<String> {
+        if let Some(kept) = self.uevents.remove(name) {
+            let linked =
+                || nix::sys::stat::fstat(kept.file.as_raw_fd()).is_ok_and(|st| st.st_nlink > 0);
+            if kept.entry == entry && linked() {
+                if let Some(text) = read_whole(&kept.file) {
+                    self.uevents.insert(name.to_os_string(), kept);
+                    return Some(text);
+                }
+            }
+        }
+        use nix::fcntl::OFlag;
+        let raw = nix::fcntl::openat(
+            Some(self.fd()),
+            &Path::new(name).join("uevent"),
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOCTTY,
+            nix::sys::stat::Mode::empty(),
+        )
+        .ok()?;
+        let file = std::fs::File::from(owned(raw));
+        let text = read_whole(&file)?;
+        self.uevents
+            .insert(name.to_os_string(), KeptFile { file, entry });
+        Some(text)
+    }
+}
+
+/// A supply's directory, opened only when its `uevent` file is missing or
+/// not usable: its attribute files are then read relative to it, so the
+/// kernel does not walk `/sys/class/power_supply/X` (a symlink into
+/// `/sys/devices`) again for each of some twenty files, and each file takes
+/// one `read` (a sysfs attribute comes whole in one read) instead of
+/// `read_to_string`'s stat, read and read.
 struct SupplyDir {
     fd: std::os::fd::OwnedFd,
 }
 
 impl SupplyDir {
-    fn open(path: &Path) -> Option<SupplyDir> {
+    /// The supply `name` in the directory open as `parent`.
+    fn open_at(parent: RawFd, name: &OsStr) -> Option<SupplyDir> {
         use nix::fcntl::OFlag;
         let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
-        let raw = nix::fcntl::open(path, flags, nix::sys::stat::Mode::empty()).ok()?;
+        let raw =
+            nix::fcntl::openat(Some(parent), name, flags, nix::sys::stat::Mode::empty()).ok()?;
         Some(SupplyDir { fd: owned(raw) })
     }
 
     /// The file's text; `None` when it is missing, unreadable, or not UTF-8
     /// (as `read_to_string` would say).
     fn read(&self, name: &str) -> Option<String> {
-        use nix::fcntl::OFlag;
-        use std::io::Read;
-        use std::os::fd::AsRawFd;
-        let raw = nix::fcntl::openat(
-            Some(self.fd.as_raw_fd()),
-            name,
-            OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOCTTY,
-            nix::sys::stat::Mode::empty(),
-        )
-        .ok()?;
-        let mut file = std::fs::File::from(owned(raw));
-        let mut chunk = [0u8; 4096];
-        let mut text = Vec::new();
-        // A short read is the whole file (sysfs, regular files); a full one
-        // may have more behind it. Capped: an attribute is one page.
-        for _ in 0..16 {
-            let n = loop {
-                match file.read(&mut chunk) {
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    other => break other.ok()?,
-                }
-            };
-            text.extend_from_slice(&chunk[..n]);
-            if n < chunk.len() {
-                break;
-            }
-        }
-        String::from_utf8(text).ok()
+        read_at(self.fd.as_raw_fd(), Path::new(name))
     }
+}
+
+/// The text of the file `path` relative to the directory open as `dir`;
+/// `None` when it is missing, unreadable, or not UTF-8 (as
+/// `read_to_string` would say).
+fn read_at(dir: RawFd, path: &Path) -> Option<String> {
+    use nix::fcntl::OFlag;
+    let raw = nix::fcntl::openat(
+        Some(dir),
+        path,
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOCTTY,
+        nix::sys::stat::Mode::empty(),
+    )
+    .ok()?;
+    read_whole(&std::fs::File::from(owned(raw)))
+}
+
+/// The whole text of an open file, read from its start (`pread`, so a kept
+/// sysfs file gives its current contents each time); `None` when it cannot
+/// be read or is not UTF-8.
+fn read_whole(file: &std::fs::File) -> Option<String> {
+    use std::os::unix::fs::FileExt;
+    let mut chunk = [0u8; 4096];
+    let mut text = Vec::new();
+    // A short read is the whole file (sysfs, regular files); a full one
+    // may have more behind it. Capped: an attribute is one page.
+    for _ in 0..16 {
+        let n = loop {
+            match file.read_at(&mut chunk, text.len() as u64) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                other => break other.ok()?,
+            }
+        };
+        text.extend_from_slice(&chunk[..n]);
+        if n < chunk.len() {
+            break;
+        }
+    }
+    String::from_utf8(text).ok()
 }
 
 /// Own a descriptor the kernel just returned to us.
@@ -632,6 +806,101 @@ mod tests {
         );
         let r = SysfsSource::new(tmp.path()).read().unwrap();
         assert_eq!(r.battery.charge_pct, Some(99.0));
+    }
+
+    /// A source kept from reading to reading (its files kept open) reads
+    /// what a new one reads, whatever happens to the tree in between.
+    #[test]
+    fn a_kept_source_reads_what_a_new_one_reads_as_the_tree_changes() {
+        use std::os::unix::fs::symlink;
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        let dir = root.join("sys/class/power_supply");
+        let elsewhere = tmp.path().join("elsewhere");
+        let uevent = |kind: &str, props: &str| {
+            format!("POWER_SUPPLY_NAME=X\nPOWER_SUPPLY_TYPE={kind}\n{props}")
+        };
+        let put = |path: &Path, text: &str| {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        };
+        // Written beside and renamed over, as udev-less fake trees do.
+        let replace = |path: &Path, text: &str| {
+            let new = path.with_extension("new");
+            std::fs::write(&new, text).unwrap();
+            std::fs::rename(&new, path).unwrap();
+        };
+        let battery = |pct: u32| uevent("Battery", &format!("POWER_SUPPLY_CAPACITY={pct}\n"));
+        let mains = |online: u8| uevent("Mains", &format!("POWER_SUPPLY_ONLINE={online}\n"));
+        let kept = SysfsSource::new(&root);
+        let check = |step: &str| {
+            let ours = kept.read();
+            let fresh = SysfsSource::new(&root).read();
+            match (&ours, &fresh) {
+                (Ok(a), Ok(b)) => assert_eq!(a, b, "{step}"),
+                (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{step}"),
+                _ => panic!("{step}: kept {ours:?}, new {fresh:?}"),
+            }
+            ours.ok()
+        };
+        let charge = |r: Option<PowerReading>| r.and_then(|r| r.battery.charge_pct);
+        let ac = |r: Option<PowerReading>| r.and_then(|r| r.ac_online);
+
+        put(&dir.join("AC/uevent"), &mains(0));
+        put(&dir.join("BAT0/uevent"), &battery(80));
+        assert_eq!(ac(check("first reading")), Some(false));
+        replace(&dir.join("AC/uevent"), &mains(1));
+        assert_eq!(ac(check("a uevent file renamed over")), Some(true));
+        std::fs::write(dir.join("BAT0/uevent"), battery(70)).unwrap();
+        assert_eq!(charge(check("a uevent file written in place")), Some(70.0));
+        std::fs::remove_dir_all(dir.join("BAT0")).unwrap();
+        put(&dir.join("BAT1/uevent"), &battery(60));
+        assert_eq!(charge(check("a battery gone, another come")), Some(60.0));
+        std::fs::remove_dir_all(dir.join("BAT1")).unwrap();
+        put(&dir.join("BAT1/uevent"), &battery(50));
+        assert_eq!(
+            charge(check("a battery unplugged and plugged back")),
+            Some(50.0)
+        );
+        put(&elsewhere.join("a/uevent"), &battery(40));
+        put(&elsewhere.join("b/uevent"), &battery(30));
+        std::fs::remove_dir_all(dir.join("BAT1")).unwrap();
+        symlink(elsewhere.join("a"), dir.join("BAT1")).unwrap();
+        assert_eq!(charge(check("a battery as a link")), Some(40.0));
+        let link = dir.join("BAT1.new");
+        symlink(elsewhere.join("b"), &link).unwrap();
+        std::fs::rename(&link, dir.join("BAT1")).unwrap();
+        assert_eq!(charge(check("the link pointed elsewhere")), Some(30.0));
+        std::fs::write(elsewhere.join("a/uevent"), battery(99)).unwrap();
+        assert_eq!(charge(check("the old link's file changed")), Some(30.0));
+        std::fs::remove_file(dir.join("AC/uevent")).unwrap();
+        put(&dir.join("AC/type"), "Mains\n");
+        put(&dir.join("AC/online"), "0\n");
+        assert_eq!(
+            ac(check("a uevent file deleted: the attribute files")),
+            Some(false)
+        );
+        put(&dir.join("AC/uevent"), "garbage");
+        put(&dir.join("AC/online"), "1\n");
+        assert_eq!(
+            ac(check("a uevent file of garbage: the attribute files")),
+            Some(true)
+        );
+        std::fs::remove_dir_all(&root).unwrap();
+        assert_eq!(check("the tree removed"), None);
+        put(&dir.join("AC/uevent"), &mains(0));
+        put(&dir.join("BAT0/uevent"), &battery(20));
+        let again = check("the tree built again");
+        assert_eq!(ac(again.clone()), Some(false));
+        assert_eq!(charge(again), Some(20.0));
+        let moved = tmp.path().join("moved");
+        std::fs::rename(&root, &moved).unwrap();
+        put(&dir.join("AC/uevent"), &mains(1));
+        put(&dir.join("BAT0/uevent"), &battery(10));
+        assert_eq!(
+            charge(check("the tree moved away, another built")),
+            Some(10.0)
+        );
     }
 
     #[test]
