@@ -14,6 +14,8 @@ use crate::{APCUPSD, LAPTOP_UPSD};
 /// A fake laptop tree, a SCRIPTDIR holding the stamping stub, a config.
 pub(crate) struct Laptop {
     pub(crate) dir: tempfile::TempDir,
+    /// Where the fake /sys lives: in memory, as sysfs is (see [`sys_tempdir`]).
+    _sys: tempfile::TempDir,
     pub(crate) root: PathBuf,
     pub(crate) sd: PathBuf,
     pub(crate) conf: PathBuf,
@@ -23,7 +25,8 @@ impl Laptop {
     pub(crate) fn new(extra: &str) -> Laptop {
         let dir = tempdir();
         let d = dir.path().to_path_buf();
-        let root = d.join("root");
+        let sys = sys_tempdir();
+        let root = sys.path().join("root");
         let sd = d.join("sd");
         mkdir(&sd);
         symlink(
@@ -44,6 +47,7 @@ impl Laptop {
         .expect("cannot write apcupsd.conf");
         let laptop = Laptop {
             dir,
+            _sys: sys,
             root,
             sd,
             conf,
@@ -118,9 +122,33 @@ impl Laptop {
         Proc::spawn("laptop-upsd", &mut cmd)
     }
 
+    /// Where the fake tree is, for the notes.
+    pub(crate) fn tree_place(&self) -> &'static str {
+        if self.root.starts_with(SHM) {
+            "on tmpfs (/dev/shm), in memory as sysfs is"
+        } else {
+            "on the disk /tmp is on (no /dev/shm here)"
+        }
+    }
+
     pub(crate) fn stderr(&self) -> String {
         fs::read_to_string(self.dir.path().join("stderr")).unwrap_or_default()
     }
+}
+
+/// The in-memory file system the fake /sys goes on.
+const SHM: &str = "/dev/shm";
+
+/// A directory for the fake /sys tree: on tmpfs when there is one, since
+/// the real /sys/class/power_supply is in memory (kernfs) and listing or
+/// reading a directory on a disk file system costs more than on sysfs,
+/// which would charge laptop-upsd's readings with a cost a real machine
+/// does not have. SCRIPTDIR, the config and the journal stay on disk.
+fn sys_tempdir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("apccontrol-bench-sys.")
+        .tempdir_in(SHM)
+        .unwrap_or_else(|_| crate::support::tempdir())
 }
 
 /// A real apcupsd, a network slave of `master_port`, in its own directory.

@@ -450,8 +450,9 @@ pub(crate) fn bench_rest(table: &mut Table) {
     } else {
         "the kernel's uevent group (no udevd here), with the socket filter that drops other subsystems' uevents in the kernel"
     };
+    let tree = laptop.tree_place();
     table.note(format!(
-        "At rest: one laptop-upsd (POLLTIME 60, the default; NETSERVER on, serving the slave) and one `/sbin/apcupsd -b` as its network slave (UPSTYPE net, POLLTIME 60, NETSERVER off, polling laptop-upsd's NIS), measured over the same {w} s windows. \
+        "At rest: one laptop-upsd (POLLTIME 60, the default; NETSERVER on, serving the slave) and one `/sbin/apcupsd -b` as its network slave (UPSTYPE net, POLLTIME 60, NETSERVER off, polling laptop-upsd's NIS), measured over the same {w} s windows; laptop-upsd's fake /sys tree is {tree}. \
          CPU = the process CPU clock (`clock_getcpuclockid`, ns, every thread including exited ones, user and kernel time; the verdict uses it) and utime+stime from /proc/PID/stat (10 ms ticks, too coarse at this scale); wakeups = voluntary context switches (the thread blocked and was woken) summed over /proc/PID/task/*, with involuntary ones (preempted while running, which a busy machine causes) in brackets; peak RSS = VmHWM. \
          Both start on battery (so both see it at once, not up to 60 s late) and the battery window starts 2 s after both ran onbattery; then the adapter comes back and the mains window starts 2 s after both ran mainsback. \
          laptop-upsd listens to {uev}{mains}. It has two threads: the monitor loop (main thread: a poll on its signalfd and uevent socket until the next reading) and `nis`, one poll loop that serves every NIS client (no thread per connection) from a status rendered at the first request after each reading.",
@@ -467,7 +468,7 @@ pub(crate) fn bench_rest(table: &mut Table) {
     for (phase, u, v, _) in &phases {
         if u.cpu_ms > v.cpu_ms {
             table.note(format!(
-                "CPU on {phase} missed: {} vs {} over {} s. Both poll every {}. At each reading laptop-upsd lists the supplies (the directory kept open, checked by one stat) and reads each one's `uevent` file again from its start (every property in one read, the file kept open between readings: no file is opened; the fake tree has one per supply, as sysfs does), steps the monitor and builds the status record; at each of the slave's requests its NIS thread accepts, reads, writes the reply (rendered once per reading) and closes. The slave, for its part, connects and reads the reply packet by packet. Most of the CPU on both sides is kernel time in those system calls.",
+                "CPU on {phase} missed: {} vs {} over {} s. Both poll every {}. At each reading laptop-upsd lists the supplies (the directory kept open, checked by one stat) and reads each one's `uevent` file again from its start (every property in one read, the file kept open between readings: no file is opened; the fake tree, {tree}, has one per supply, as sysfs does), steps the monitor and builds the status record; at each of the slave's requests its NIS thread accepts, reads, writes the reply (rendered once per reading) and closes. The slave, for its part, connects and reads the reply packet by packet. Most of the CPU on both sides is kernel time in those system calls.",
                 ms(u.cpu_ms),
                 ms(v.cpu_ms),
                 REST_WINDOW.as_secs(),
