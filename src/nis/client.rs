@@ -223,8 +223,7 @@ pub(crate) fn exchange(
 ///
 /// Parse it with [`StatusReport::parse`](super::report::StatusReport::parse).
 pub fn fetch_status(host: &str, port: u16, deadline: Instant) -> Result<String, ClientError> {
-    request(host, port, "status", deadline)
-        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+    fetch_status_on(&connect(host, port, deadline)?, host, port, deadline)
 }
 
 /// [`fetch_status`] on a connection already made to `host`:`port`.
