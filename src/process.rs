@@ -1193,6 +1193,16 @@ mod tests {
     }
 
     #[test]
+    fn both_paths_reset_the_same_signals() {
+        for signal in RESET_SIGNALS.iter().chain([&Signal::SIGPIPE]) {
+            assert!(
+                spawner::DEFAULTED.contains(&(*signal as libc::c_int)),
+                "{signal} is not reset on the fast path"
+            );
+        }
+    }
+
+    #[test]
     fn exec_errors_on_the_fast_path_read_as_before() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();

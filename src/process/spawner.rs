@@ -3,9 +3,10 @@
 //!
 //! Why it exists: apccontrol starts five children on its way from
 //! `doshutdown` to the SHUTDOWN command (hooks, `wall`, `shutdown`), and
-//! glibc's `posix_spawn` child walks all 64 signals before it execs (about
-//! 100 `rt_sigaction` calls). On a loaded two-CPU machine that was about
-//! 40 µs a child; this child makes about 15 system calls before `execve`.
+//! glibc's `posix_spawn` child walks all 64 signals before it execs (121
+//! `rt_sigaction` calls a child, under strace). On a loaded two-CPU machine
+//! that was about 40 µs a child; this child makes 13 system calls before
+//! `execve` (14 with a working directory).
 //!
 //! What the child gets, and nothing else (see [`spawn`]):
 //!
