@@ -131,6 +131,7 @@ impl Child {
 impl From<std::process::Child> for Child {
     fn from(mut child: std::process::Child) -> Child {
         Child {
+            // A pid always fits: std made this u32 from a pid_t.
             pid: libc::pid_t::try_from(child.id()).unwrap_or(libc::pid_t::MAX),
             stdin: child.stdin.take().map(|p| File::from(OwnedFd::from(p))),
             stdout: child.stdout.take().map(|p| File::from(OwnedFd::from(p))),
