@@ -28,6 +28,12 @@
 //! - With a deadline, a child still running at the deadline gets SIGTERM to
 //!   its whole group, then SIGKILL after [`GRACE`]. The result says so.
 //!   Signalling is safe from PID reuse: we only signal before we reap.
+//! - It starts fast: our own `vfork`-like clone (`spawner`) does only the
+//!   above between clone and exec (glibc's `posix_spawn` also walks all 64
+//!   signals), which counts five times on the way to a shutdown. When the
+//!   child needs more (the config's umask, a descriptor to keep) or we run
+//!   with signals blocked or ignored, std forks and a `pre_exec` hook does
+//!   it all.
 //!
 //! What a child's exit means (a veto, an error) is the caller's business: a
 //! non-zero exit is an [`Outcome`], not an `Err`. `Err` means the child could
@@ -35,6 +41,7 @@
 //! interpreter is named, `^M` included).
 
 mod pump;
+mod spawner;
 
 use std::ffi::{CString, OsStr, OsString};
 use std::fmt;
@@ -43,12 +50,14 @@ use std::io::{Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{killpg, Signal};
 
 use pump::Running;
+pub(crate) use spawner::Child;
+use spawner::Io;
 
 /// How long a child has between SIGTERM and SIGKILL.
 pub(crate) const GRACE: Duration = Duration::from_secs(2);
@@ -210,39 +219,63 @@ impl Spec {
 
     /// Start the child with these stdio settings.
     ///
-    /// Two ways, same result. When nothing has to be done in the child
-    /// between fork and exec that `posix_spawn(3)` cannot do, std starts it
-    /// with `posix_spawn` (a `vfork`-like clone: no copy of our page tables,
-    /// a few hundred microseconds less per child on a busy machine). That
-    /// holds when none of TERM, INT, HUP, QUIT and CHLD is ignored in our
-    /// process (handled ones are reset by exec, std resets PIPE), no signal
-    /// is blocked (std passes the mask on), the umask is ours, no descriptor
-    /// must be kept, and
-    /// a program without `/` is found on absolute PATH entries (we search
-    /// the child's PATH as `execvp` would). Otherwise a `pre_exec` hook does
-    /// it all in the forked child, as before.
-    fn spawn_with(
-        &self,
-        stdin: &dyn Fn() -> Stdio,
-        stdout: &dyn Fn() -> Stdio,
-        stderr: &dyn Fn() -> Stdio,
-    ) -> Result<Child, SpawnError> {
-        let fast = self.without_hook();
-        let mut cmd = self.command(fast.as_ref());
-        cmd.stdin(stdin()).stdout(stdout()).stderr(stderr());
-        match cmd.spawn() {
+    /// Two ways, same result. The fast one is our own `vfork`-like clone
+    /// that execs at once ([`spawner`]: no copy of our page tables, and
+    /// none of `posix_spawn`'s walk over all 64 signals). It is taken when
+    /// none of TERM, INT, HUP, QUIT and CHLD is ignored in our process, no
+    /// signal is blocked, the umask is ours, no descriptor must be kept,
+    /// and a program without `/` is found on absolute PATH entries (we
+    /// search the child's PATH as `execvp` would): the conditions under
+    /// which std's `posix_spawn` used to be enough. Otherwise std forks and
+    /// a `pre_exec` hook does it all in the child ([`Spec::fork_exec`]).
+    fn spawn_with(&self, stdin: Io, stdout: Io, stderr: Io) -> Result<Child, SpawnError> {
+        let Some(found) = self.without_hook() else {
+            return self.fork_exec(stdin, stdout, stderr);
+        };
+        let lenient = self
+            .lenient_cwd
+            .as_ref()
+            .map(|dir| OsStr::from_bytes(dir.as_bytes()));
+        let strict = self.cwd.as_deref().map(Path::as_os_str);
+        let start = |dir| self.clone_exec(found.as_deref(), dir, stdin, stdout, stderr);
+        match start(lenient.or(strict)) {
             Ok(child) => Ok(child),
-            // The lenient working directory vanished between our check and
-            // the spawn: start it where we are, as a shell's child would.
-            Err(_)
-                if fast.is_some() && self.lenient_cwd.is_some() && !self.lenient_dir_exists() =>
-            {
-                let mut cmd = self.command(None);
-                cmd.stdin(stdin()).stdout(stdout()).stderr(stderr());
-                cmd.spawn().map_err(|e| SpawnError::new(&self.program, e))
+            // The shell's working directory has gone away: start it where
+            // we are, as a shell's child would.
+            Err(_) if lenient.is_some() && !self.lenient_dir_exists() => {
+                start(strict).map_err(|e| SpawnError::new(&self.program, e))
             }
             Err(e) => Err(SpawnError::new(&self.program, e)),
         }
+    }
+
+    /// The fast path ([`spawner`]): `found` is the program found on the
+    /// child's PATH, `dir` where the child starts (`None`: here).
+    fn clone_exec(
+        &self,
+        found: Option<&Path>,
+        dir: Option<&OsStr>,
+        stdin: Io,
+        stdout: Io,
+        stderr: Io,
+    ) -> std::io::Result<Child> {
+        let program = found.map_or(self.program.as_os_str(), Path::as_os_str);
+        // execvp gives the name as it was asked for.
+        let arg0 = self.arg0.as_deref().unwrap_or(&self.program);
+        let argv = std::iter::once(arg0).chain(self.args.iter().map(OsString::as_os_str));
+        let exec = spawner::Exec::new(program, argv, self.env.as_deref(), dir)?;
+        spawner::spawn(&exec, stdin, stdout, stderr)
+    }
+
+    /// The slow path: std forks, and `pre_exec` hooks prepare the child.
+    fn fork_exec(&self, stdin: Io, stdout: Io, stderr: Io) -> Result<Child, SpawnError> {
+        let mut cmd = self.command();
+        cmd.stdin(std_stdio(stdin))
+            .stdout(std_stdio(stdout))
+            .stderr(std_stdio(stderr));
+        cmd.spawn()
+            .map(Child::from)
+            .map_err(|e| SpawnError::new(&self.program, e))
     }
 
     fn lenient_dir_exists(&self) -> bool {
@@ -301,10 +334,9 @@ impl Spec {
         None
     }
 
-    /// The command; `fast` is [`Spec::without_hook`]'s answer.
-    fn command(&self, fast: Option<&Option<PathBuf>>) -> Command {
-        let found = fast.and_then(Option::as_ref);
-        let mut cmd = Command::new(found.map_or(self.program.as_os_str(), |p| p.as_os_str()));
+    /// The command for [`Spec::fork_exec`].
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(&self.program);
         cmd.args(&self.args);
         if let Some(env) = &self.env {
             cmd.env_clear();
@@ -313,35 +345,30 @@ impl Spec {
         if let Some(cwd) = &self.cwd {
             cmd.current_dir(cwd);
         }
-        match (&self.arg0, &found) {
-            (Some(arg0), _) => {
-                cmd.arg0(arg0);
-            }
-            // execvp gives the name as it was asked for.
-            (None, Some(_)) => {
-                cmd.arg0(&self.program);
-            }
-            (None, None) => {}
+        if let Some(arg0) = &self.arg0 {
+            cmd.arg0(arg0);
         }
         cmd.process_group(0);
-        if fast.is_some() {
-            if self.lenient_dir_exists() {
-                if let Some(dir) = &self.lenient_cwd {
-                    cmd.current_dir(OsStr::from_bytes(dir.as_bytes()));
-                }
-            }
-        } else {
-            prepare_child(&mut cmd, self.lenient_cwd.clone(), self.umask);
-            if !self.keep_fds.is_empty() {
-                keep_fds_in_child(&mut cmd, self.keep_fds.clone());
-            }
+        prepare_child(&mut cmd, self.lenient_cwd.clone(), self.umask);
+        if !self.keep_fds.is_empty() {
+            keep_fds_in_child(&mut cmd, self.keep_fds.clone());
         }
         cmd
     }
 }
 
-/// The signals a child must find at their default action (see
-/// [`prepare_child`]); PIPE is std's to reset.
+/// std's equivalent of an [`Io`], for [`Spec::fork_exec`].
+fn std_stdio(io: Io) -> Stdio {
+    match io {
+        Io::Null => Stdio::null(),
+        Io::Pipe => Stdio::piped(),
+        Io::File(file) => file.try_clone().map_or_else(|_| Stdio::null(), Stdio::from),
+    }
+}
+
+/// The signals a child must find at their default action, besides PIPE
+/// (which std ignores in our process): both ways of starting a child reset
+/// these and PIPE ([`prepare_child`], and `spawner::DEFAULTED`).
 const RESET_SIGNALS: [Signal; 5] = [
     Signal::SIGTERM,
     Signal::SIGINT,
@@ -366,10 +393,13 @@ fn any_reset_signal_ignored() -> bool {
     })
 }
 
-/// Whether this thread blocks no signal. std's `posix_spawn` path passes
-/// the mask on to the child (apcupsd starts apccontrol with HUP, INT, PIPE
-/// and TERM blocked, and a hook that blocks TERM outlives its timeout's
-/// TERM), so a blocked signal means the `pre_exec` path, which empties it.
+/// Whether this thread blocks no signal: a condition of the fast path.
+/// A child must start with an empty mask (apcupsd starts apccontrol with
+/// HUP, INT, PIPE and TERM blocked, and a hook that blocks TERM outlives
+/// its timeout's TERM). std's `posix_spawn` passed our mask on, so a
+/// blocked signal meant the `pre_exec` path; the spawner now empties the
+/// mask itself, but the condition is kept as it was (laptop-upsd, which
+/// blocks the signals its signalfd reads, takes the `pre_exec` path).
 fn no_signal_blocked() -> bool {
     nix::sys::signal::SigSet::thread_get_mask()
         .is_ok_and(|mask| mask == nix::sys::signal::SigSet::empty())
@@ -671,10 +701,10 @@ fn hand_off(pipe: File, label: &str) {
 pub(crate) fn run(spec: &Spec, deadline: Option<Instant>) -> Result<Finished, SpawnError> {
     let started = Instant::now();
     let stdin = match spec.stdin {
-        Input::Null => Stdio::null,
-        Input::Bytes(_) => Stdio::piped,
+        Input::Null => Io::Null,
+        Input::Bytes(_) => Io::Pipe,
     };
-    let child = spec.spawn_with(&stdin, &Stdio::piped, &Stdio::piped)?;
+    let child = spec.spawn_with(stdin, Io::Pipe, Io::Pipe)?;
     let input = match &spec.stdin {
         Input::Bytes(bytes) => Some(bytes.clone()),
         Input::Null => None,
@@ -737,13 +767,10 @@ fn wait_until(running: &mut Running, deadline: Option<Instant>) -> Outcome {
 }
 
 fn reap(child: &mut Child) -> Outcome {
-    loop {
-        match child.wait() {
-            Ok(status) => return Outcome::from_status(status),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            // ECHILD: someone else reaped it; we cannot know how it ended.
-            Err(_) => return Outcome::Unknown,
-        }
+    match child.wait() {
+        Ok(status) => Outcome::from_status(status),
+        // ECHILD: someone else reaped it; we cannot know how it ended.
+        Err(_) => Outcome::Unknown,
     }
 }
 
@@ -771,7 +798,7 @@ pub(crate) enum Reply {
 #[derive(Debug)]
 pub(crate) struct Session {
     running: Running,
-    stdin: Option<ChildStdin>,
+    stdin: Option<File>,
     /// The child's stdout; `None` when no memory file could be made, and
     /// stdout is then a pipe read with stderr.
     report: Option<File>,
@@ -794,21 +821,8 @@ impl Session {
     /// a pipe where there is none), stderr piped to us.
     pub(crate) fn start(spec: &Spec) -> Result<Session, SpawnError> {
         let report = memory_file();
-        let child_report = report.as_ref().and_then(|f| f.try_clone().ok());
-        let (report, mut child) = match child_report {
-            Some(file) => {
-                // A fresh descriptor per attempt (spawn_with may retry).
-                let stdout = move || file.try_clone().map_or_else(|_| Stdio::null(), Stdio::from);
-                (
-                    report,
-                    spec.spawn_with(&Stdio::piped, &stdout, &Stdio::piped)?,
-                )
-            }
-            None => (
-                None,
-                spec.spawn_with(&Stdio::piped, &Stdio::piped, &Stdio::piped)?,
-            ),
-        };
+        let stdout = report.as_ref().map_or(Io::Pipe, Io::File);
+        let mut child = spec.spawn_with(Io::Pipe, stdout, Io::Pipe)?;
         let stdin = child.stdin.take();
         Ok(Session {
             running: Running::new(child, None, spec.output_cap),
@@ -933,7 +947,7 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 /// Start a child without waiting: stdin, stdout and stderr are `/dev/null`.
 /// The caller reaps it later (laptop-upsd does so on SIGCHLD).
 pub(crate) fn spawn(spec: &Spec) -> Result<Child, SpawnError> {
-    spec.spawn_with(&Stdio::null, &Stdio::null, &Stdio::null)
+    spec.spawn_with(Io::Null, Io::Null, Io::Null)
 }
 
 #[cfg(test)]
@@ -1132,8 +1146,9 @@ mod tests {
         nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&blocked), Some(&mut old))
             .unwrap();
         let pipe_bit = 1u64 << (Signal::SIGPIPE as i32 - 1);
-        // /bin/sh found on PATH, nothing else asked: posix_spawn, but not
-        // with signals blocked (std's posix_spawn passes the mask on).
+        // /bin/sh found on PATH, nothing else asked: the fast path, but not
+        // with signals blocked (a condition kept from std's posix_spawn,
+        // which passed the mask on).
         let fast = Spec::new("sh").env_clear_and_set(vec![("PATH".into(), "/usr/bin:/bin".into())]);
         assert!(fast.without_hook().is_none());
         // fork + pre_exec: an umask other than ours.
@@ -1149,7 +1164,8 @@ mod tests {
             assert_eq!(ign & pipe_bit, 0, "SIGPIPE must be back at its default");
         }
         nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None).unwrap();
-        // Nothing blocked: posix_spawn, and the child's mask is still empty.
+        // Nothing blocked: the fast path (our spawner), and the child's mask
+        // is empty and PIPE at its default there too.
         if old == SigSet::empty() {
             let fast =
                 Spec::new("sh").env_clear_and_set(vec![("PATH".into(), "/usr/bin:/bin".into())]);
@@ -1174,6 +1190,89 @@ mod tests {
         let missing = Spec::new("no-such-program-here").env_clear_and_set(env("/usr/bin:/bin"));
         assert!(missing.without_hook().is_none());
         assert_eq!(run(&missing, None).unwrap_err().shell_status(), 127);
+    }
+
+    #[test]
+    fn both_paths_reset_the_same_signals() {
+        for signal in RESET_SIGNALS.iter().chain([&Signal::SIGPIPE]) {
+            assert!(
+                spawner::DEFAULTED.contains(&(*signal as libc::c_int)),
+                "{signal} is not reset on the fast path"
+            );
+        }
+    }
+
+    #[test]
+    fn exec_errors_on_the_fast_path_read_as_before() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = |name: &str, text: &str, mode: u32| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            std::fs::set_permissions(&path, PermissionsExt::from_mode(mode)).unwrap();
+            path
+        };
+        let error = |path: &Path| {
+            let spec = Spec::new(path);
+            assert!(spec.without_hook().is_some(), "not the fast path");
+            run(&spec, None).unwrap_err()
+        };
+        let missing = dir.path().join("missing");
+        let e = error(&missing);
+        assert_eq!(
+            e.to_string(),
+            format!("`{}` was not found", missing.display())
+        );
+        assert_eq!(e.shell_status(), 127);
+        let plain = file("plain", "#!/bin/sh\nexit 0\n", 0o644);
+        let e = error(&plain);
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "`{}` is not executable (check its mode and its interpreter line)",
+                plain.display()
+            )
+        );
+        assert_eq!(e.shell_status(), 126);
+        let orphan = file("orphan", "#!/nonexistent/interp -x\nexit 0\n", 0o755);
+        let e = error(&orphan);
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "interpreter `/nonexistent/interp` not found for `{}`",
+                orphan.display()
+            )
+        );
+        assert_eq!(e.shell_status(), 127);
+        let dos = file("dos", "#!/bin/sh\r\nexit 0\r\n", 0o755);
+        let text = error(&dos).to_string();
+        assert!(
+            text.starts_with("interpreter `/bin/sh^M` not found for `"),
+            "{text}"
+        );
+        assert!(text.contains("DOS line endings"), "{text}");
+        // No #! line: ENOEXEC, left to the caller (a shell would run it).
+        let bare = file("bare", "exit 0\n", 0o755);
+        assert!(error(&bare).is_not_a_binary());
+    }
+
+    #[test]
+    fn a_working_directory_that_vanished_after_the_config_ran_is_left_as_ours() {
+        let dir = tempfile::tempdir().unwrap();
+        let gone = dir.path().join("gone");
+        std::fs::create_dir(&gone).unwrap();
+        let spec = sh("pwd -P").within(&Context {
+            cwd: Some(gone.clone()),
+            ..Context::default()
+        });
+        assert!(spec.without_hook().is_some(), "not the fast path");
+        // Gone after the config's shell reported it: the first try fails
+        // in the child's chdir, the second starts where we are.
+        std::fs::remove_dir(&gone).unwrap();
+        let done = run(&spec, None).unwrap();
+        assert_eq!(done.outcome, Outcome::Exited(0));
+        let ours = std::env::current_dir().unwrap().canonicalize().unwrap();
+        assert_eq!(done.stdout_lines(), [ours.display().to_string()]);
     }
 
     #[test]

@@ -19,7 +19,8 @@
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
-use std::process::{Child, ChildStderr, ChildStdin, ChildStdout};
+
+use super::Child;
 use std::time::{Duration, Instant};
 
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
@@ -74,7 +75,7 @@ impl Outputs {
 /// Bytes still to be written to the child's stdin.
 #[derive(Debug)]
 struct Feed {
-    pipe: ChildStdin,
+    pipe: File,
     bytes: Vec<u8>,
     written: usize,
 }
@@ -130,15 +131,16 @@ impl Running {
         let pidfd = pidfd_open(child.id());
         let mut outputs = Outputs::default();
         let mut open = Vec::new();
-        let out: Option<OwnedFd> = child.stdout.take().map(|p: ChildStdout| p.into());
-        let err: Option<OwnedFd> = child.stderr.take().map(|p: ChildStderr| p.into());
-        for (stream, fd) in [(Stream::Stdout, out), (Stream::Stderr, err)] {
-            match fd {
-                Some(fd) => {
+        for (stream, pipe) in [
+            (Stream::Stdout, child.stdout.take()),
+            (Stream::Stderr, child.stderr.take()),
+        ] {
+            match pipe {
+                Some(pipe) => {
                     // A blocking read end would stall the loop; such a pipe
                     // is left unread (the deadline still bounds the child).
-                    if set_nonblocking(&fd) {
-                        open.push((stream, File::from(fd)));
+                    if set_nonblocking(&pipe) {
+                        open.push((stream, pipe));
                     } else {
                         outputs.of(stream).eof = true;
                     }
@@ -391,7 +393,7 @@ mod tests {
     #[test]
     fn a_pidfd_is_available_here() {
         // Linux 5.3 and later; the fallback is tested below regardless.
-        let child = Command::new("/bin/true").spawn().unwrap();
+        let child = Command::new("/bin/true").spawn().unwrap().into();
         let mut running = Running::new(child, None, 1024);
         assert!(running.pidfd.is_some(), "no pidfd_open on this kernel?");
         assert!(
@@ -408,7 +410,8 @@ mod tests {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap();
+            .unwrap()
+            .into();
         let mut running = Running::new(child, None, 1024);
         running.pidfd = None;
         let end = crate::deadline::after(Duration::from_secs(5));
