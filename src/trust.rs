@@ -179,7 +179,10 @@ pub(crate) struct Trusted {
     /// Read by the tests, which check the walk resolved every link.
     #[cfg_attr(not(test), allow(dead_code))]
     resolved: PathBuf,
-    script: bool,
+    /// Whether it is run by an interpreter: read from its first bytes the
+    /// first time someone asks (only to execute it; sourcing or reading
+    /// does not need it).
+    script: std::cell::OnceCell<bool>,
     stat: FileStat,
 }
 
@@ -209,14 +212,24 @@ impl Trusted {
     /// by an interpreter (for the tests; [`Trusted::exec_path`] decides).
     #[cfg(test)]
     pub(crate) fn is_script(&self) -> bool {
-        self.script
+        self.script()
+    }
+
+    /// Whether the file starts with `#!` (or has no ELF header): read once,
+    /// through the checked descriptor.
+    fn script(&self) -> bool {
+        *self.script.get_or_init(|| {
+            let mut magic = [0u8; 4];
+            let read = File::open(self.fd_path()).and_then(|mut f| f.read(&mut magic));
+            !matches!(read, Ok(4) if magic == *b"\x7fELF")
+        })
     }
 
     /// What to pass to `execve` so the checked file itself runs: its
     /// descriptor for a binary (the child must inherit [`Trusted::fd`]), its
     /// path for a script (see the module doc).
     pub(crate) fn exec_path(&self) -> PathBuf {
-        if self.script {
+        if self.script() {
             self.path.clone()
         } else {
             self.fd_path()
@@ -232,7 +245,7 @@ impl Trusted {
     /// Whether a child must inherit [`Trusted::fd`] to use
     /// [`Trusted::exec_path`].
     pub(crate) fn exec_needs_fd(&self) -> bool {
-        !self.script
+        !self.script()
     }
 
     fn fd_path(&self) -> PathBuf {
@@ -359,6 +372,19 @@ fn walk_to_parent(
     dirs: Dirs,
     follow_last: bool,
 ) -> Result<(Dir, OsString), TrustError> {
+    walk(path, policy, dirs, follow_last).map(|(parent, last, _)| (parent, last))
+}
+
+/// [`walk_to_parent`], and when it followed the last component, what that
+/// component turned out to be (not a link), already open (`O_PATH`) with its
+/// `fstat`, so the caller need not open it again; `None` when it does not
+/// exist.
+fn walk(
+    path: &Path,
+    policy: &Policy,
+    dirs: Dirs,
+    follow_last: bool,
+) -> Result<(Dir, OsString, Option<Opened>), TrustError> {
     let path = absolute(path)?;
     let mut queue: VecDeque<OsString> = VecDeque::new();
     push_components(&mut queue, &path, false);
@@ -378,20 +404,24 @@ fn walk_to_parent(
     // The last component may itself be a link to somewhere else: to run or
     // source it, resolve it to its final directory and name, so the caller
     // opens it NOFOLLOW there; to write it, leave the name as it is.
-    let last = if follow_last {
+    let (last, opened) = if follow_last {
         resolve_last(&mut stack, last, &path, policy, dirs, &mut links)?
     } else {
-        last
+        (last, None)
     };
     let parent = stack
         .pop()
         .ok_or_else(|| TrustError::io(&path, Errno::ENOENT))?;
-    Ok((parent, last))
+    Ok((parent, last, opened))
 }
+
+/// An object a walk opened (`O_PATH | O_NOFOLLOW`) and `fstat`ed.
+type Opened = (OwnedFd, FileStat);
 
 /// Follow the links at a walk's last component until it names something
 /// that is not a link (or nothing); return that name, whose directory is
-/// then on top of `stack`.
+/// then on top of `stack`, with the object itself as opened to look at it
+/// (`None`: nothing has that name).
 fn resolve_last(
     stack: &mut Vec<Dir>,
     mut last: OsString,
@@ -399,7 +429,7 @@ fn resolve_last(
     policy: &Policy,
     dirs: Dirs,
     links: &mut usize,
-) -> Result<OsString, TrustError> {
+) -> Result<(OsString, Option<Opened>), TrustError> {
     let mut queue = VecDeque::new();
     loop {
         let parent = stack
@@ -419,12 +449,12 @@ fn resolve_last(
             Mode::empty(),
         ) {
             Ok(fd) => fd,
-            Err(Errno::ENOENT) => return Ok(last),
+            Err(Errno::ENOENT) => return Ok((last, None)),
             Err(e) => return Err(TrustError::io(&link_path, e)),
         };
         let stat = fstat(link.as_raw_fd()).map_err(|e| TrustError::io(&link_path, e))?;
         if !is(&stat, SFlag::S_IFLNK) {
-            return Ok(last);
+            return Ok((last, Some((link, stat))));
         }
         *links += 1;
         if *links > MAX_LINKS {
@@ -572,16 +602,10 @@ struct Reached {
 /// Walk `path` strictly (see the module doc) and open what it ends in.
 fn reach(path: &Path, policy: &Policy) -> Result<Reached, TrustError> {
     let given = absolute(path)?;
-    let (parent, name) = walk_to_parent(&given, policy, Dirs::Strict, true)?;
+    let (parent, name, opened) = walk(&given, policy, Dirs::Strict, true)?;
     let resolved = parent.path.join(&name);
-    let fd = open_at(
-        &parent.fd,
-        &name,
-        OFlag::O_PATH | OFlag::O_NOFOLLOW,
-        Mode::empty(),
-    )
-    .map_err(|e| TrustError::io(&resolved, e))?;
-    let stat = fstat(fd.as_raw_fd()).map_err(|e| TrustError::io(&resolved, e))?;
+    // The walk opened it to see that it is no link; nothing: not found.
+    let (fd, stat) = opened.ok_or_else(|| TrustError::io(&resolved, Errno::ENOENT))?;
     Ok(Reached {
         fd,
         stat,
@@ -623,17 +647,13 @@ pub(crate) fn open_trusted(path: &Path, policy: &Policy) -> Result<Trusted, Trus
             what: "what runs as root".to_string(),
         });
     }
-    let mut trusted = Trusted {
+    Ok(Trusted {
         fd,
         path: given,
         resolved,
-        script: true,
+        script: std::cell::OnceCell::new(),
         stat,
-    };
-    let mut magic = [0u8; 4];
-    let read = File::open(trusted.fd_path()).and_then(|mut f| f.read(&mut magic));
-    trusted.script = !matches!(read, Ok(4) if magic == *b"\x7fELF");
-    Ok(trusted)
+    })
 }
 
 /// Check a directory whose entries root will run (`hooks.d`) the way
