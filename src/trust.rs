@@ -618,12 +618,17 @@ fn reach(path: &Path, policy: &Policy) -> Result<Reached, TrustError> {
 /// (see the module doc). The file itself must be a regular file owned by a
 /// trusted user and not writable by group or others.
 pub(crate) fn open_trusted(path: &Path, policy: &Policy) -> Result<Trusted, TrustError> {
+    judge_file(reach(path, policy)?, policy)
+}
+
+/// The file at the end of a strict walk, judged as [`open_trusted`] says.
+fn judge_file(reached: Reached, policy: &Policy) -> Result<Trusted, TrustError> {
     let Reached {
         fd,
         stat,
         given,
         resolved,
-    } = reach(path, policy)?;
+    } = reached;
     if !is(&stat, SFlag::S_IFREG) {
         return Err(TrustError::NotRegular {
             path: resolved,
@@ -656,11 +661,20 @@ pub(crate) fn open_trusted(path: &Path, policy: &Policy) -> Result<Trusted, Trus
     })
 }
 
+/// A directory whose entries root will run (`hooks.d`), checked by
+/// [`open_dir`] and held open, so its entries can be checked from it.
+pub(crate) struct CheckedDir {
+    fd: OwnedFd,
+    /// The path as given (made absolute).
+    given: PathBuf,
+    /// The path with every symlink resolved.
+    resolved: PathBuf,
+}
+
 /// Check a directory whose entries root will run (`hooks.d`) the way
 /// [`open_trusted`] checks a file: the directory, and everything on the way
-/// to it, owned by a trusted user and writable by nobody else. Returns its
-/// resolved path.
-pub(crate) fn check_dir(path: &Path, policy: &Policy) -> Result<PathBuf, TrustError> {
+/// to it, owned by a trusted user and writable by nobody else.
+pub(crate) fn open_dir(path: &Path, policy: &Policy) -> Result<CheckedDir, TrustError> {
     let reached = reach(path, policy)?;
     if !is(&reached.stat, SFlag::S_IFDIR) {
         return Err(TrustError::NotRegular {
@@ -669,7 +683,44 @@ pub(crate) fn check_dir(path: &Path, policy: &Policy) -> Result<PathBuf, TrustEr
         });
     }
     check_dir_stat(&reached.stat, &reached.resolved, policy, &reached.given)?;
-    Ok(reached.resolved)
+    Ok(CheckedDir {
+        fd: reached.fd,
+        given: reached.given,
+        resolved: reached.resolved,
+    })
+}
+
+/// [`open_trusted`] for the entry `name` of a directory [`open_dir`] just
+/// checked: the walk up to the directory is not done again (it is one
+/// instant, as when the directory is listed). An entry that is a symlink
+/// may lead anywhere, so it gets the whole walk from its path.
+pub(crate) fn open_trusted_in(
+    dir: &CheckedDir,
+    name: &OsStr,
+    policy: &Policy,
+) -> Result<Trusted, TrustError> {
+    let given = dir.given.join(name);
+    let resolved = dir.resolved.join(name);
+    let fd = open_at(
+        &dir.fd,
+        name,
+        OFlag::O_PATH | OFlag::O_NOFOLLOW,
+        Mode::empty(),
+    )
+    .map_err(|e| TrustError::io(&resolved, e))?;
+    let stat = fstat(fd.as_raw_fd()).map_err(|e| TrustError::io(&resolved, e))?;
+    if is(&stat, SFlag::S_IFLNK) {
+        return open_trusted(&given, policy);
+    }
+    judge_file(
+        Reached {
+            fd,
+            stat,
+            given,
+            resolved,
+        },
+        policy,
+    )
 }
 
 fn check_dir_stat(
