@@ -17,9 +17,11 @@
 //! pack-relative-relocs`, DT_RELR): apccontrol has about 3,400 of them, each
 //! a 24-byte record the dynamic loader reads at every start; packed, they
 //! take about 1 KiB (measured: 0.05 ms less per event). That needs glibc
-//! 2.36 at run time (Debian 12), which the linker checks against the glibc
-//! it links with: where the C compiler's linker cannot do it, the programs
-//! are linked as before.
+//! 2.36 at run time (Debian 12); the linker adds that requirement
+//! (GLIBC_ABI_DT_RELR) to the programs. The option is tried first on a small
+//! C program with the C compiler (rustc may link with its own LLD, which
+//! takes the option too): where that fails, the programs are linked as
+//! before.
 //!
 //! If the C compiler that links us does not know the archive or the option,
 //! nothing is changed for that part, and cargo says why.
