@@ -4,4 +4,7 @@
 //! a hook. The bench adds it to the hook's and wall's own fork+exec and
 //! compares the sum with the stock script.
 
+// Linked as apccontrol is: the library brings build.rs's link options.
+extern crate apccontrol as _;
+
 fn main() {}

@@ -151,13 +151,16 @@ pub(crate) fn find(scriptdir: &Path, event_name: &str, judge: Judge) -> Found {
         });
         return found;
     }
-    if let Err(e) = trust::check_dir(&dir, &judge.policy()) {
-        found.skipped.push(Skipped {
-            path: dir,
-            reason: SkipReason::Unsafe(Arc::new(e)),
-        });
-        return found;
-    }
+    let checked = match trust::open_dir(&dir, &judge.policy()) {
+        Ok(checked) => checked,
+        Err(e) => {
+            found.skipped.push(Skipped {
+                path: dir,
+                reason: SkipReason::Unsafe(Arc::new(e)),
+            });
+            return found;
+        }
+    };
     let entries = match fs::read_dir(&dir) {
         Ok(entries) => entries,
         Err(e) => {
@@ -178,7 +181,11 @@ pub(crate) fn find(scriptdir: &Path, event_name: &str, judge: Judge) -> Found {
         let path = dir.join(&name);
         let valid = name.to_str().is_some_and(valid_hook_name);
         let verdict = if valid {
-            check_file(&path, judge)
+            judge_hook(
+                trust::open_trusted_in(&checked, &name, &judge.policy()),
+                &path,
+                judge,
+            )
         } else {
             Err(SkipReason::BadName)
         };
@@ -198,7 +205,16 @@ pub(crate) fn find(scriptdir: &Path, event_name: &str, judge: Judge) -> Found {
 /// the way to it), then for an execute bit. The runner opens it again the
 /// same way and runs it from the checked descriptor.
 fn check_file(path: &Path, judge: Judge) -> Result<(), SkipReason> {
-    let file = match trust::open_trusted(path, &judge.policy()) {
+    judge_hook(trust::open_trusted(path, &judge.policy()), path, judge)
+}
+
+/// [`check_file`]'s verdict on the file as opened (or refused).
+fn judge_hook(
+    opened: Result<trust::Trusted, TrustError>,
+    path: &Path,
+    judge: Judge,
+) -> Result<(), SkipReason> {
+    let file = match opened {
         Ok(file) => file,
         Err(e) if e.is_not_found() => return Err(SkipReason::DanglingSymlink),
         Err(TrustError::NotRegular { .. }) => return Err(SkipReason::NotRegularFile),

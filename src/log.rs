@@ -235,22 +235,28 @@ impl Log {
 const SYSLOG_SOCKETS: [&str; 3] = ["/dev/log", "/var/run/syslog", "/var/run/log"];
 
 /// What `syslog::unix` does, connecting to the first of [`SYSLOG_SOCKETS`]
-/// that exists, but a path that is not there costs one `stat` rather than
-/// a socket, a failed connect and a close (apccontrol starts for every
-/// event, on machines with and without `/dev/log`).
+/// that is a socket, but a path that is not there (or is no socket) costs
+/// one `stat` rather than a socket, a failed connect and a close
+/// (apccontrol starts for every event, on machines with and without
+/// `/dev/log`).
 fn connect_syslog(formatter: Rfc3164) -> Option<Logger<LoggerBackend, Rfc3164>> {
-    let missing = |path: &str| {
-        std::fs::metadata(path).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+    // Only a socket can be connected to: where systemd-journald runs and no
+    // syslog daemon does, /var/run/log is journald's directory.
+    let socket = |path: &str| {
+        std::fs::metadata(path).is_ok_and(|m| {
+            use std::os::unix::fs::FileTypeExt;
+            m.file_type().is_socket()
+        })
     };
     for path in SYSLOG_SOCKETS {
-        if missing(path) {
+        if !socket(path) {
             continue;
         }
         match syslog::unix_custom(formatter.clone(), path) {
             Ok(logger) => return Some(logger),
             // Gone between the look and the connect: the next one, as
             // `syslog::unix` would.
-            Err(_) if missing(path) => continue,
+            Err(_) if !socket(path) => continue,
             Err(_) => return None,
         }
     }

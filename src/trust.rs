@@ -179,7 +179,10 @@ pub(crate) struct Trusted {
     /// Read by the tests, which check the walk resolved every link.
     #[cfg_attr(not(test), allow(dead_code))]
     resolved: PathBuf,
-    script: bool,
+    /// Whether it is run by an interpreter: read from its first bytes the
+    /// first time someone asks (only to execute it; sourcing or reading
+    /// does not need it).
+    script: std::cell::OnceCell<bool>,
     stat: FileStat,
 }
 
@@ -209,14 +212,24 @@ impl Trusted {
     /// by an interpreter (for the tests; [`Trusted::exec_path`] decides).
     #[cfg(test)]
     pub(crate) fn is_script(&self) -> bool {
-        self.script
+        self.script()
+    }
+
+    /// Whether the file starts with `#!` (or has no ELF header): read once,
+    /// through the checked descriptor.
+    fn script(&self) -> bool {
+        *self.script.get_or_init(|| {
+            let mut magic = [0u8; 4];
+            let read = File::open(self.fd_path()).and_then(|mut f| f.read(&mut magic));
+            !matches!(read, Ok(4) if magic == *b"\x7fELF")
+        })
     }
 
     /// What to pass to `execve` so the checked file itself runs: its
     /// descriptor for a binary (the child must inherit [`Trusted::fd`]), its
     /// path for a script (see the module doc).
     pub(crate) fn exec_path(&self) -> PathBuf {
-        if self.script {
+        if self.script() {
             self.path.clone()
         } else {
             self.fd_path()
@@ -232,7 +245,7 @@ impl Trusted {
     /// Whether a child must inherit [`Trusted::fd`] to use
     /// [`Trusted::exec_path`].
     pub(crate) fn exec_needs_fd(&self) -> bool {
-        !self.script
+        !self.script()
     }
 
     fn fd_path(&self) -> PathBuf {
@@ -359,6 +372,19 @@ fn walk_to_parent(
     dirs: Dirs,
     follow_last: bool,
 ) -> Result<(Dir, OsString), TrustError> {
+    walk(path, policy, dirs, follow_last).map(|(parent, last, _)| (parent, last))
+}
+
+/// [`walk_to_parent`], and when it followed the last component, what that
+/// component turned out to be (not a link), already open (`O_PATH`) with its
+/// `fstat`, so the caller need not open it again; `None` when it does not
+/// exist.
+fn walk(
+    path: &Path,
+    policy: &Policy,
+    dirs: Dirs,
+    follow_last: bool,
+) -> Result<(Dir, OsString, Option<Opened>), TrustError> {
     let path = absolute(path)?;
     let mut queue: VecDeque<OsString> = VecDeque::new();
     push_components(&mut queue, &path, false);
@@ -378,20 +404,24 @@ fn walk_to_parent(
     // The last component may itself be a link to somewhere else: to run or
     // source it, resolve it to its final directory and name, so the caller
     // opens it NOFOLLOW there; to write it, leave the name as it is.
-    let last = if follow_last {
+    let (last, opened) = if follow_last {
         resolve_last(&mut stack, last, &path, policy, dirs, &mut links)?
     } else {
-        last
+        (last, None)
     };
     let parent = stack
         .pop()
         .ok_or_else(|| TrustError::io(&path, Errno::ENOENT))?;
-    Ok((parent, last))
+    Ok((parent, last, opened))
 }
+
+/// An object a walk opened (`O_PATH | O_NOFOLLOW`) and `fstat`ed.
+type Opened = (OwnedFd, FileStat);
 
 /// Follow the links at a walk's last component until it names something
 /// that is not a link (or nothing); return that name, whose directory is
-/// then on top of `stack`.
+/// then on top of `stack`, with the object itself as opened to look at it
+/// (`None`: nothing has that name).
 fn resolve_last(
     stack: &mut Vec<Dir>,
     mut last: OsString,
@@ -399,7 +429,7 @@ fn resolve_last(
     policy: &Policy,
     dirs: Dirs,
     links: &mut usize,
-) -> Result<OsString, TrustError> {
+) -> Result<(OsString, Option<Opened>), TrustError> {
     let mut queue = VecDeque::new();
     loop {
         let parent = stack
@@ -419,12 +449,12 @@ fn resolve_last(
             Mode::empty(),
         ) {
             Ok(fd) => fd,
-            Err(Errno::ENOENT) => return Ok(last),
+            Err(Errno::ENOENT) => return Ok((last, None)),
             Err(e) => return Err(TrustError::io(&link_path, e)),
         };
         let stat = fstat(link.as_raw_fd()).map_err(|e| TrustError::io(&link_path, e))?;
         if !is(&stat, SFlag::S_IFLNK) {
-            return Ok(last);
+            return Ok((last, Some((link, stat))));
         }
         *links += 1;
         if *links > MAX_LINKS {
@@ -572,16 +602,10 @@ struct Reached {
 /// Walk `path` strictly (see the module doc) and open what it ends in.
 fn reach(path: &Path, policy: &Policy) -> Result<Reached, TrustError> {
     let given = absolute(path)?;
-    let (parent, name) = walk_to_parent(&given, policy, Dirs::Strict, true)?;
+    let (parent, name, opened) = walk(&given, policy, Dirs::Strict, true)?;
     let resolved = parent.path.join(&name);
-    let fd = open_at(
-        &parent.fd,
-        &name,
-        OFlag::O_PATH | OFlag::O_NOFOLLOW,
-        Mode::empty(),
-    )
-    .map_err(|e| TrustError::io(&resolved, e))?;
-    let stat = fstat(fd.as_raw_fd()).map_err(|e| TrustError::io(&resolved, e))?;
+    // The walk opened it to see that it is no link; nothing: not found.
+    let (fd, stat) = opened.ok_or_else(|| TrustError::io(&resolved, Errno::ENOENT))?;
     Ok(Reached {
         fd,
         stat,
@@ -594,12 +618,17 @@ fn reach(path: &Path, policy: &Policy) -> Result<Reached, TrustError> {
 /// (see the module doc). The file itself must be a regular file owned by a
 /// trusted user and not writable by group or others.
 pub(crate) fn open_trusted(path: &Path, policy: &Policy) -> Result<Trusted, TrustError> {
+    judge_file(reach(path, policy)?, policy)
+}
+
+/// The file at the end of a strict walk, judged as [`open_trusted`] says.
+fn judge_file(reached: Reached, policy: &Policy) -> Result<Trusted, TrustError> {
     let Reached {
         fd,
         stat,
         given,
         resolved,
-    } = reach(path, policy)?;
+    } = reached;
     if !is(&stat, SFlag::S_IFREG) {
         return Err(TrustError::NotRegular {
             path: resolved,
@@ -623,24 +652,29 @@ pub(crate) fn open_trusted(path: &Path, policy: &Policy) -> Result<Trusted, Trus
             what: "what runs as root".to_string(),
         });
     }
-    let mut trusted = Trusted {
+    Ok(Trusted {
         fd,
         path: given,
         resolved,
-        script: true,
+        script: std::cell::OnceCell::new(),
         stat,
-    };
-    let mut magic = [0u8; 4];
-    let read = File::open(trusted.fd_path()).and_then(|mut f| f.read(&mut magic));
-    trusted.script = !matches!(read, Ok(4) if magic == *b"\x7fELF");
-    Ok(trusted)
+    })
+}
+
+/// A directory whose entries root will run (`hooks.d`), checked by
+/// [`open_dir`] and held open, so its entries can be checked from it.
+pub(crate) struct CheckedDir {
+    fd: OwnedFd,
+    /// The path as given (made absolute).
+    given: PathBuf,
+    /// The path with every symlink resolved.
+    resolved: PathBuf,
 }
 
 /// Check a directory whose entries root will run (`hooks.d`) the way
 /// [`open_trusted`] checks a file: the directory, and everything on the way
-/// to it, owned by a trusted user and writable by nobody else. Returns its
-/// resolved path.
-pub(crate) fn check_dir(path: &Path, policy: &Policy) -> Result<PathBuf, TrustError> {
+/// to it, owned by a trusted user and writable by nobody else.
+pub(crate) fn open_dir(path: &Path, policy: &Policy) -> Result<CheckedDir, TrustError> {
     let reached = reach(path, policy)?;
     if !is(&reached.stat, SFlag::S_IFDIR) {
         return Err(TrustError::NotRegular {
@@ -649,7 +683,44 @@ pub(crate) fn check_dir(path: &Path, policy: &Policy) -> Result<PathBuf, TrustEr
         });
     }
     check_dir_stat(&reached.stat, &reached.resolved, policy, &reached.given)?;
-    Ok(reached.resolved)
+    Ok(CheckedDir {
+        fd: reached.fd,
+        given: reached.given,
+        resolved: reached.resolved,
+    })
+}
+
+/// [`open_trusted`] for the entry `name` of a directory [`open_dir`] just
+/// checked: the walk up to the directory is not done again (it is one
+/// instant, as when the directory is listed). An entry that is a symlink
+/// may lead anywhere, so it gets the whole walk from its path.
+pub(crate) fn open_trusted_in(
+    dir: &CheckedDir,
+    name: &OsStr,
+    policy: &Policy,
+) -> Result<Trusted, TrustError> {
+    let given = dir.given.join(name);
+    let resolved = dir.resolved.join(name);
+    let fd = open_at(
+        &dir.fd,
+        name,
+        OFlag::O_PATH | OFlag::O_NOFOLLOW,
+        Mode::empty(),
+    )
+    .map_err(|e| TrustError::io(&resolved, e))?;
+    let stat = fstat(fd.as_raw_fd()).map_err(|e| TrustError::io(&resolved, e))?;
+    if is(&stat, SFlag::S_IFLNK) {
+        return open_trusted(&given, policy);
+    }
+    judge_file(
+        Reached {
+            fd,
+            stat,
+            given,
+            resolved,
+        },
+        policy,
+    )
 }
 
 fn check_dir_stat(

@@ -333,3 +333,54 @@ fn a_private_directory_must_be_ours_and_0700() {
         ));
     }
 }
+
+#[test]
+fn an_entry_checked_from_its_directory_gets_the_verdict_of_the_whole_walk() {
+    let dir = tree();
+    let hooks = dir.path().join("hooks.d");
+    fs::create_dir(&hooks).unwrap();
+    chmod(&hooks, 0o755);
+    let elsewhere = dir.path().join("open");
+    fs::create_dir(&elsewhere).unwrap();
+    chmod(&elsewhere, 0o777);
+    script(&elsewhere.join("planted"));
+    script(&dir.path().join("kept"));
+
+    script(&hooks.join("plain"));
+    script(&hooks.join("group-writable"));
+    chmod(&hooks.join("group-writable"), 0o775);
+    fs::create_dir(hooks.join("subdir")).unwrap();
+    nix::unistd::mkfifo(&hooks.join("fifo"), Mode::from_bits_truncate(0o644)).unwrap();
+    symlink(dir.path().join("kept"), hooks.join("to-kept")).unwrap();
+    symlink(elsewhere.join("planted"), hooks.join("to-open-dir")).unwrap();
+    symlink(hooks.join("missing"), hooks.join("dangling")).unwrap();
+    symlink("plain", hooks.join("relative")).unwrap();
+    if root() {
+        script(&hooks.join("nobodys"));
+        chown(&hooks.join("nobodys"), NOBODY);
+    }
+
+    let policy = Policy::root();
+    let checked = open_dir(&hooks, &policy).unwrap();
+    let verdict = |result: Result<Trusted, TrustError>| match result {
+        Ok(t) => format!("ok {} {}", t.path().display(), t.resolved.display()),
+        Err(e) => format!("refused: {e} (not found: {})", e.is_not_found()),
+    };
+    let mut names: Vec<_> = fs::read_dir(&hooks)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    names.push("vanished".into());
+    names.sort();
+    for name in names {
+        let whole = verdict(open_trusted(&hooks.join(&name), &policy));
+        let from_dir = verdict(open_trusted_in(&checked, &name, &policy));
+        assert_eq!(from_dir, whole, "{name:?}");
+    }
+    // The verdicts differ where they must.
+    assert!(verdict(open_trusted_in(&checked, OsStr::new("plain"), &policy)).starts_with("ok"));
+    for refused in ["group-writable", "subdir", "fifo", "to-open-dir"] {
+        let got = verdict(open_trusted_in(&checked, OsStr::new(refused), &policy));
+        assert!(got.starts_with("refused"), "{refused}: {got}");
+    }
+}

@@ -322,7 +322,7 @@ pub(crate) fn bench_apccontrol(table: &mut Table) {
         ms(m(without, "shell")),
     ));
     table.note(format!(
-        "Floor: an empty Rust program (`fn main() {{}}`, our release profile, linked as every Rust program on Debian is: dynamically, against glibc and libgcc_s) starts and exits in {} here, against {} for `sh -c :`; with the hook's and wall's own fork+exec ({}) that is {}, {} of the stock script's {}, before apccontrol has done anything. {}",
+        "Floor: an empty Rust program (`fn main() {{}}`, our release profile, linked as ours are: dynamically against glibc, with GCC's unwinder linked in statically instead of libgcc_s.so.1 (build.rs)) starts and exits in {} here, against {} for `sh -c :`; with the hook's and wall's own fork+exec ({}) that is {}, {} of the stock script's {}, before apccontrol has done anything. {}",
         ms(m(without, "rust_floor")),
         ms(m(without, "shell")),
         ms(m(without, "baseline")),
