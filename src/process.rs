@@ -221,13 +221,15 @@ impl Spec {
     ///
     /// Two ways, same result. The fast one is our own `vfork`-like clone
     /// that execs at once ([`spawner`]: no copy of our page tables, and
-    /// none of `posix_spawn`'s walk over all 64 signals). It is taken when
-    /// none of TERM, INT, HUP, QUIT and CHLD is ignored in our process, no
-    /// signal is blocked, the umask is ours, no descriptor must be kept,
-    /// and a program without `/` is found on absolute PATH entries (we
-    /// search the child's PATH as `execvp` would): the conditions under
-    /// which std's `posix_spawn` used to be enough. Otherwise std forks and
-    /// a `pre_exec` hook does it all in the child ([`Spec::fork_exec`]).
+    /// none of `posix_spawn`'s walk over all 64 signals). It empties the
+    /// child's signal mask, resets the signals a hook must receive and sets
+    /// the config's umask itself, so it is taken also when apcupsd starts us
+    /// with signals blocked (as it does) or ignored; it is not taken when a
+    /// descriptor must be kept open across exec (a binary hook run from its
+    /// checked descriptor) or a program without `/` is not found on
+    /// absolute PATH entries (we search the child's PATH as `execvp`
+    /// would). Then std forks and a `pre_exec` hook does it all in the
+    /// child ([`Spec::fork_exec`]).
     fn spawn_with(&self, stdin: Io, stdout: Io, stderr: Io) -> Result<Child, SpawnError> {
         let Some(found) = self.without_hook() else {
             return self.fork_exec(stdin, stdout, stderr);
@@ -263,7 +265,7 @@ impl Spec {
         // execvp gives the name as it was asked for.
         let arg0 = self.arg0.as_deref().unwrap_or(&self.program);
         let argv = std::iter::once(arg0).chain(self.args.iter().map(OsString::as_os_str));
-        let exec = spawner::Exec::new(program, argv, self.env.as_deref(), dir)?;
+        let exec = spawner::Exec::new(program, argv, self.env.as_deref(), dir)?.umask(self.umask);
         spawner::spawn(&exec, stdin, stdout, stderr)
     }
 
@@ -287,11 +289,7 @@ impl Spec {
     /// `Some` when the child can be started without a `pre_exec` hook, with
     /// the program found on its PATH when it has no `/`.
     fn without_hook(&self) -> Option<Option<PathBuf>> {
-        let simple = self.keep_fds.is_empty()
-            && self.umask.is_none_or(|mask| mask == current_umask())
-            && !any_reset_signal_ignored()
-            && no_signal_blocked();
-        if !simple {
+        if !self.keep_fds.is_empty() {
             return None;
         }
         if self.program.as_bytes().contains(&b'/') {
@@ -376,34 +374,6 @@ const RESET_SIGNALS: [Signal; 5] = [
     Signal::SIGQUIT,
     Signal::SIGCHLD,
 ];
-
-/// Whether one of [`RESET_SIGNALS`] is ignored in this process (ignored
-/// signals stay ignored across exec; handled ones do not).
-#[allow(unsafe_code)]
-fn any_reset_signal_ignored() -> bool {
-    RESET_SIGNALS.iter().any(|signal| {
-        let mut old = std::mem::MaybeUninit::<libc::sigaction>::zeroed();
-        // SAFETY: with a null new action, sigaction(2) only writes the
-        // current one into `old`, which is valid, zeroed memory of the
-        // right type.
-        let rc =
-            unsafe { libc::sigaction(*signal as libc::c_int, std::ptr::null(), old.as_mut_ptr()) };
-        // SAFETY: on success the kernel filled it; zeroed is valid anyway.
-        rc != 0 || unsafe { old.assume_init() }.sa_sigaction == libc::SIG_IGN
-    })
-}
-
-/// Whether this thread blocks no signal: a condition of the fast path.
-/// A child must start with an empty mask (apcupsd starts apccontrol with
-/// HUP, INT, PIPE and TERM blocked, and a hook that blocks TERM outlives
-/// its timeout's TERM). std's `posix_spawn` passed our mask on, so a
-/// blocked signal meant the `pre_exec` path; the spawner now empties the
-/// mask itself, but the condition is kept as it was (laptop-upsd, which
-/// blocks the signals its signalfd reads, takes the `pre_exec` path).
-fn no_signal_blocked() -> bool {
-    nix::sys::signal::SigSet::thread_get_mask()
-        .is_ok_and(|mask| mask == nix::sys::signal::SigSet::empty())
-}
 
 /// This process's umask (read by setting it and putting it back).
 pub(crate) fn current_umask() -> u32 {
@@ -1146,17 +1116,12 @@ mod tests {
         nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&blocked), Some(&mut old))
             .unwrap();
         let pipe_bit = 1u64 << (Signal::SIGPIPE as i32 - 1);
-        // /bin/sh found on PATH, nothing else asked: the fast path, but not
-        // with signals blocked (a condition kept from std's posix_spawn,
-        // which passed the mask on).
+        // /bin/sh found on PATH, nothing else asked: the fast path, signals
+        // blocked or not (the spawner empties the child's mask).
         let fast = Spec::new("sh").env_clear_and_set(vec![("PATH".into(), "/usr/bin:/bin".into())]);
-        assert!(fast.without_hook().is_none());
-        // fork + pre_exec: an umask other than ours.
-        let mask = current_umask() ^ 0o002;
-        let slow = Spec::new("/bin/sh").within(&Context {
-            umask: Some(mask),
-            ..Context::default()
-        });
+        assert!(matches!(fast.without_hook(), Some(Some(_))));
+        // fork + pre_exec: a descriptor to keep.
+        let slow = Spec::new("/bin/sh").keep_fd(0);
         assert!(slow.without_hook().is_none());
         for spec in [fast, slow] {
             let (blk, ign) = child_signals(spec);

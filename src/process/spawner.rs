@@ -19,6 +19,7 @@
 //! - the working directory asked for, if any: when `chdir` fails, the spawn
 //!   fails, and the caller decides (`super::Spec::spawn_with` retries where
 //!   we are when a shell-like working directory has vanished);
+//! - the umask asked for, if any (the one `SCRIPTDIR/config` left);
 //! - an **empty signal mask**, and [`DEFAULTED`] at their default action.
 //!
 //! Why resetting that fixed set is enough. At `execve` the kernel resets
@@ -164,6 +165,7 @@ pub(crate) struct Exec {
     argv: Vec<CString>,
     envp: Vec<CString>,
     dir: Option<CString>,
+    umask: Option<libc::mode_t>,
 }
 
 impl Exec {
@@ -201,7 +203,14 @@ impl Exec {
             argv,
             envp,
             dir: dir.map(c_string).transpose()?,
+            umask: None,
         })
+    }
+
+    /// Start the child with this umask (`None`: ours).
+    pub(crate) fn umask(mut self, mask: Option<u32>) -> Exec {
+        self.umask = mask.map(|m| m & 0o777);
+        self
     }
 }
 
@@ -238,6 +247,8 @@ struct ChildArgs {
     envp: *const *const libc::c_char,
     /// Null: stay where we are.
     dir: *const libc::c_char,
+    /// `None`: ours.
+    umask: Option<libc::mode_t>,
     /// The descriptors for 0, 1 and 2; all 3 or above (see [`spawn`]).
     stdio: [RawFd; 3],
     default_action: libc::sigaction,
@@ -275,6 +286,10 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
         }
         if !args.dir.is_null() && libc::chdir(args.dir) != 0 {
             fail(args);
+        }
+        if let Some(mask) = args.umask {
+            // Cannot fail.
+            libc::umask(mask);
         }
         libc::sigprocmask(libc::SIG_SETMASK, &args.empty_mask, std::ptr::null_mut());
         libc::execve(args.path, args.argv, args.envp);
@@ -419,6 +434,7 @@ pub(crate) fn spawn(exec: &Exec, stdin: Io, stdout: Io, stderr: Io) -> io::Resul
         argv: argv.as_ptr(),
         envp: envp.as_ptr(),
         dir: exec.dir.as_ref().map_or(std::ptr::null(), |d| d.as_ptr()),
+        umask: exec.umask,
         stdio,
         default_action,
         empty_mask: *SigSet::empty().as_ref(),
