@@ -269,10 +269,25 @@ pub fn handle(request: &Request) -> i32 {
             if let Some(mail) = &mail {
                 mail.queue_with_status(status_text.as_deref(), &mut log);
             }
+            // The journal's UPS status, when the mail did not ask for it:
+            // asked meanwhile, on a thread of its own (never for an event
+            // that stops the machine).
+            let probe = match (&invocation.event, &settings.journal_dir, &status_text) {
+                (EventName::Known(event), Some(_), None) if !event.stops_machine() => {
+                    Some(notify::event_mail::StatusProbe::start(&settings.scriptdir))
+                }
+                _ => None,
+            };
             let mut live = Live::new(context, shell);
             let mut trace = Trace::default();
             let status = execute_traced(&plan, &settings, &env, &mut live, &mut log, &mut trace);
             live.finish();
+            let status_text = match probe {
+                Some(Some(probe)) => probe.finish(&mut log),
+                // No thread: ask now, as before.
+                Some(None) => notify::event_mail::nis_status(&settings.scriptdir, &mut log),
+                None => status_text,
+            };
             // After the default action: the shutdown, if any, is under way.
             if let (EventName::Known(event), Some(dir)) = (&invocation.event, &settings.journal_dir)
             {
@@ -284,7 +299,7 @@ pub fn handle(request: &Request) -> i32 {
                     exit: status,
                     status_text,
                 };
-                journal_run(&journal, &settings, run, trace, &mut log);
+                journal_run(&journal, run, trace, &mut log);
                 if *event == crate::Event::Mainsback {
                     let mail_settings = notify::event_mail::settings_from(&vars, &mut log);
                     let here = crate::journal::after::Here::now();
@@ -326,27 +341,15 @@ struct RunFacts {
     status_text: Option<String>,
 }
 
-/// Append the run's record to the journal. The UPS status is read now if
-/// the mail did not read it (never for an event that stops the machine).
-/// A failure is logged and changes nothing else.
-fn journal_run(
-    journal: &crate::journal::Journal,
-    settings: &Settings,
-    run: RunFacts,
-    trace: Trace,
-    log: &mut Log,
-) {
-    let status_text = match run.status_text {
-        Some(text) => Some(text),
-        None if !run.event.stops_machine() => {
-            notify::event_mail::nis_status(&settings.scriptdir, log)
-        }
-        None => None,
-    };
+/// Append the run's record to the journal, with the UPS status the mail or
+/// the status probe read (neither asks for an event that stops the
+/// machine). A failure is logged and changes nothing else.
+fn journal_run(journal: &crate::journal::Journal, run: RunFacts, trace: Trace, log: &mut Log) {
     let entry = crate::journal::Entry::Run(journal_record::Run {
         event: run.event.name().to_string(),
         ups: run.ups,
-        status: status_text
+        status: run
+            .status_text
             .as_deref()
             .map(journal_record::Status::from_nis_text),
         hooks: trace.hooks,

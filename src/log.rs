@@ -104,6 +104,8 @@ pub struct Log {
     file: Option<File>,
     stderr_from: Option<Level>,
     mark: String,
+    /// [`Log::held`]: lines kept here, for [`Log::replay_into`].
+    held: Option<Vec<(Level, String)>>,
 }
 
 impl std::fmt::Debug for Log {
@@ -129,6 +131,7 @@ impl Log {
             file: None,
             stderr_from: None,
             mark: String::new(),
+            held: None,
         }
     }
 
@@ -140,6 +143,24 @@ impl Log {
             file: None,
             stderr_from: None,
             mark: String::new(),
+            held: None,
+        }
+    }
+
+    /// A log that keeps its lines, for work done on another thread: the
+    /// thread that owns the real log writes them with [`Log::replay_into`],
+    /// in order, when the work is done.
+    pub(crate) fn held() -> Log {
+        Log {
+            held: Some(Vec::new()),
+            ..Log::silent("")
+        }
+    }
+
+    /// Write the lines a [`Log::held`] kept into `log`.
+    pub(crate) fn replay_into(self, log: &mut Log) {
+        for (level, message) in self.held.unwrap_or_default() {
+            log.line(level, &message);
         }
     }
 
@@ -178,6 +199,10 @@ impl Log {
 
     /// Log one line.
     pub fn line(&mut self, level: Level, message: &str) {
+        if let Some(held) = self.held.as_mut() {
+            held.push((level, message.to_string()));
+            return;
+        }
         let message = cut(&format!("{}{message}", self.mark));
         if let Some(syslog) = self.syslog.as_mut() {
             let result = match level {
@@ -332,6 +357,32 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains("test["), "{text}");
         assert!(text.trim_end().ends_with("warning: hello"), "{text}");
+    }
+
+    #[test]
+    fn a_held_log_writes_nothing_until_replayed_in_order_with_the_marks_and_levels_of_the_real_one()
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let mut log = Log::silent("apccontrol");
+        log.append_to(&path).unwrap();
+        log.mark("test run: ");
+        log.notice("first");
+        let mut held = Log::held();
+        held.info("from the thread");
+        held.warning("and again");
+        log.notice("meanwhile");
+        let before = std::fs::read_to_string(&path).unwrap();
+        assert!(!before.contains("from the thread"), "{before}");
+        held.replay_into(&mut log);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 4, "{text}");
+        assert!(
+            lines[2].ends_with("info: test run: from the thread"),
+            "{text}"
+        );
+        assert!(lines[3].ends_with("warning: test run: and again"), "{text}");
     }
 
     #[test]

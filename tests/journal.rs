@@ -196,7 +196,7 @@ fn an_outage_played_by_laptop_upsd_is_reported_charted_and_mailed_once() {
         "default action: wall \"Power failure on UPS testups. Running on batteries.\" -- done",
         "default action: wall \"Continuing with shutdown.\" if ",
         "Shut down:   yes, doshutdown at",
-        "UPS after the run: STATUS ONBATT",
+        "UPS during the run: STATUS ONBATT",
         "mainsback",
         "offbattery",
     ] {

@@ -138,19 +138,14 @@ impl Outage {
         })
     }
 
-    /// Values in time order. apccontrol reads the UPS status at the end of
-    /// its run, so that value is placed at the run's end, not its start.
+    /// Values in time order. apccontrol asks for the UPS status as its run
+    /// starts (the mail before the hooks, the journal's probe while they
+    /// run), so that value is placed at the run's start.
     fn series(&self, value: impl Fn(&Record) -> Option<f64>) -> Vec<(DateTime<FixedOffset>, f64)> {
         let mut points: Vec<(DateTime<FixedOffset>, f64)> = self
             .records
             .iter()
-            .filter_map(|r| {
-                let mut at = r.time()?;
-                if let Entry::Run(run) = &r.entry {
-                    at += chrono::Duration::milliseconds((run.secs.max(0.0) * 1000.0) as i64);
-                }
-                Some((at, value(r).filter(|v| v.is_finite())?))
-            })
+            .filter_map(|r| Some((r.time()?, value(r).filter(|v| v.is_finite())?)))
             .collect();
         points.sort_by_key(|(at, _)| *at);
         points

@@ -71,8 +71,9 @@ pub(crate) struct Run {
     pub event: String,
     /// The UPS name apccontrol was given.
     pub ups: String,
-    /// The UPS status read over NIS, when it could be had in time (never
-    /// before an event that stops the machine).
+    /// The UPS status read over NIS while the run was under way, when it
+    /// could be had in time (never for an event that stops the machine,
+    /// unless its mail asked).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<Status>,
     /// Each hook, in the order they ran.

@@ -254,7 +254,11 @@ fn run_text(out: &mut String, run: &Run, who: &str) {
             parts.push(format!("load {l:.0} %"));
         }
         if !parts.is_empty() {
-            let _ = writeln!(out, "              UPS after the run: {}", parts.join(", "));
+            let _ = writeln!(
+                out,
+                "              UPS during the run: {}",
+                parts.join(", ")
+            );
         }
     }
     if run.hooks.is_empty() {

@@ -186,6 +186,50 @@ pub(crate) fn nis_address(scriptdir: &Path) -> Option<(String, u16)> {
 /// netlink dump), and once the listener's owner is trusted, the status is
 /// asked on it, not on a second connection.
 pub(crate) fn nis_status(scriptdir: &Path, log: &mut Log) -> Option<String> {
+    nis_status_from(scriptdir, log)
+}
+
+/// [`nis_status`], asked on a thread of its own while the hooks and the
+/// default action run: the journal's UPS status costs the event nothing
+/// in front of a shutdown, and little after it (the bench measured about
+/// 0.15 ms for the probe on the event's own thread, with nothing
+/// listening). Its log lines are written when it is [`StatusProbe::finish`]ed.
+pub(crate) struct StatusProbe {
+    thread: std::thread::JoinHandle<(Option<String>, Log)>,
+}
+
+impl StatusProbe {
+    /// Start asking; `None` when no thread can be started (then ask on
+    /// this one, later).
+    pub(crate) fn start(scriptdir: &Path) -> Option<StatusProbe> {
+        let scriptdir = scriptdir.to_path_buf();
+        std::thread::Builder::new()
+            .name("nis-status".to_string())
+            .spawn(move || {
+                let mut log = Log::held();
+                (nis_status_from(&scriptdir, &mut log), log)
+            })
+            .ok()
+            .map(|thread| StatusProbe { thread })
+    }
+
+    /// The status, once asked (within the probe's own deadlines), its log
+    /// lines written to `log`.
+    pub(crate) fn finish(self, log: &mut Log) -> Option<String> {
+        match self.thread.join() {
+            Ok((text, held)) => {
+                held.replay_into(log);
+                text
+            }
+            Err(_) => {
+                log.warning("no UPS status for the journal: the thread asking for it failed");
+                None
+            }
+        }
+    }
+}
+
+fn nis_status_from(scriptdir: &Path, log: &mut Log) -> Option<String> {
     let (host, port) = nis_address(scriptdir)?;
     let local_ip = host
         .parse::<std::net::IpAddr>()
