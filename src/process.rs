@@ -1088,14 +1088,7 @@ mod tests {
             None,
         )
         .unwrap();
-        let text = String::from_utf8_lossy(&done.stdout).into_owned();
-        let field = |name: &str| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(name))
-                .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
-                .unwrap()
-        };
-        (field("SigBlk:"), field("SigIgn:"))
+        spawner::signal_masks(&String::from_utf8_lossy(&done.stdout))
     }
 
     #[test]
@@ -1183,32 +1176,35 @@ mod tests {
             run(&spec, None).unwrap_err()
         };
         let missing = dir.path().join("missing");
-        let e = error(&missing);
-        assert_eq!(
-            e.to_string(),
-            format!("`{}` was not found", missing.display())
-        );
-        assert_eq!(e.shell_status(), 127);
         let plain = file("plain", "#!/bin/sh\nexit 0\n", 0o644);
-        let e = error(&plain);
-        assert_eq!(
-            e.to_string(),
-            format!(
-                "`{}` is not executable (check its mode and its interpreter line)",
-                plain.display()
-            )
-        );
-        assert_eq!(e.shell_status(), 126);
         let orphan = file("orphan", "#!/nonexistent/interp -x\nexit 0\n", 0o755);
-        let e = error(&orphan);
-        assert_eq!(
-            e.to_string(),
-            format!(
-                "interpreter `/nonexistent/interp` not found for `{}`",
-                orphan.display()
-            )
-        );
-        assert_eq!(e.shell_status(), 127);
+        for (path, text, status) in [
+            (
+                &missing,
+                format!("`{}` was not found", missing.display()),
+                127,
+            ),
+            (
+                &plain,
+                format!(
+                    "`{}` is not executable (check its mode and its interpreter line)",
+                    plain.display()
+                ),
+                126,
+            ),
+            (
+                &orphan,
+                format!(
+                    "interpreter `/nonexistent/interp` not found for `{}`",
+                    orphan.display()
+                ),
+                127,
+            ),
+        ] {
+            let e = error(path);
+            assert_eq!(e.to_string(), text);
+            assert_eq!(e.shell_status(), status, "{text}");
+        }
         let dos = file("dos", "#!/bin/sh\r\nexit 0\r\n", 0o755);
         let text = error(&dos).to_string();
         assert!(

@@ -269,6 +269,16 @@ fn owned(raw: RawFd) -> OwnedFd {
     unsafe { OwnedFd::from_raw_fd(raw) }
 }
 
+/// `name` in `dir`, opened as a path only, never through a link, with its
+/// `fstat`: what every step of a walk looks at (`shown` names it in
+/// errors).
+fn look_at(dir: &OwnedFd, name: &OsStr, shown: &Path) -> Result<Opened, TrustError> {
+    let fd = open_at(dir, name, OFlag::O_PATH | OFlag::O_NOFOLLOW, Mode::empty())
+        .map_err(|e| TrustError::io(shown, e))?;
+    let stat = fstat(fd.as_raw_fd()).map_err(|e| TrustError::io(shown, e))?;
+    Ok((fd, stat))
+}
+
 fn open_at(dir: &OwnedFd, name: &OsStr, flags: OFlag, mode: Mode) -> Result<OwnedFd, Errno> {
     openat(Some(dir.as_raw_fd()), name, flags | OFlag::O_CLOEXEC, mode).map(owned)
 }
@@ -442,17 +452,11 @@ fn resolve_last(
             });
         }
         let link_path = parent.path.join(&last);
-        let link = match open_at(
-            &parent.fd,
-            &last,
-            OFlag::O_PATH | OFlag::O_NOFOLLOW,
-            Mode::empty(),
-        ) {
-            Ok(fd) => fd,
-            Err(Errno::ENOENT) => return Ok((last, None)),
-            Err(e) => return Err(TrustError::io(&link_path, e)),
+        let (link, stat) = match look_at(&parent.fd, &last, &link_path) {
+            Ok(opened) => opened,
+            Err(e) if e.is_not_found() => return Ok((last, None)),
+            Err(e) => return Err(e),
         };
-        let stat = fstat(link.as_raw_fd()).map_err(|e| TrustError::io(&link_path, e))?;
         if !is(&stat, SFlag::S_IFLNK) {
             return Ok((last, Some((link, stat))));
         }
@@ -547,14 +551,7 @@ fn step(
         .last()
         .ok_or_else(|| TrustError::io(walked, Errno::ENOENT))?;
     let here = parent.path.join(name);
-    let fd = open_at(
-        &parent.fd,
-        name,
-        OFlag::O_PATH | OFlag::O_NOFOLLOW,
-        Mode::empty(),
-    )
-    .map_err(|e| TrustError::io(&here, e))?;
-    let stat = fstat(fd.as_raw_fd()).map_err(|e| TrustError::io(&here, e))?;
+    let (fd, stat) = look_at(&parent.fd, name, &here)?;
     if parent.sticky_open && !policy.trusts(stat.st_uid) {
         return Err(TrustError::Owner {
             component: here,
@@ -701,14 +698,7 @@ pub(crate) fn open_trusted_in(
 ) -> Result<Trusted, TrustError> {
     let given = dir.given.join(name);
     let resolved = dir.resolved.join(name);
-    let fd = open_at(
-        &dir.fd,
-        name,
-        OFlag::O_PATH | OFlag::O_NOFOLLOW,
-        Mode::empty(),
-    )
-    .map_err(|e| TrustError::io(&resolved, e))?;
-    let stat = fstat(fd.as_raw_fd()).map_err(|e| TrustError::io(&resolved, e))?;
+    let (fd, stat) = look_at(&dir.fd, name, &resolved)?;
     if is(&stat, SFlag::S_IFLNK) {
         return open_trusted(&given, policy);
     }

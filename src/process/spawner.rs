@@ -485,6 +485,20 @@ pub(crate) fn spawn(exec: &Exec, stdin: Io, stdout: Io, stderr: Io) -> io::Resul
     })
 }
 
+/// SigBlk and SigIgn from a process's `/proc/PID/status` text (for the
+/// tests here and in `super`).
+#[cfg(test)]
+pub(super) fn signal_masks(status: &str) -> (u64, u64) {
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            .unwrap_or_else(|| panic!("no {name} in {status}"))
+    };
+    (field("SigBlk:"), field("SigIgn:"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -588,13 +602,7 @@ mod tests {
         .unwrap();
         let text = read_all(child.stdout.take());
         assert!(child.wait().unwrap().success());
-        let field = |name: &str| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(name))
-                .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
-                .unwrap()
-        };
-        (field("SigBlk:"), field("SigIgn:"))
+        signal_masks(&text)
     }
 
     #[test]
