@@ -30,10 +30,11 @@
 //!   Signalling is safe from PID reuse: we only signal before we reap.
 //! - It starts fast: our own `vfork`-like clone (`spawner`) does only the
 //!   above between clone and exec (glibc's `posix_spawn` also walks all 64
-//!   signals), which counts five times on the way to a shutdown. When the
-//!   child needs more (the config's umask, a descriptor to keep) or we run
-//!   with signals blocked or ignored, std forks and a `pre_exec` hook does
-//!   it all.
+//!   signals), which counts five times on the way to a shutdown; also when
+//!   apcupsd starts us with signals blocked, as it does. Only when a
+//!   descriptor must stay open across exec (a binary hook run from its
+//!   checked descriptor) or the program must be searched on a relative PATH
+//!   entry does std fork, and a `pre_exec` hook does it all.
 //!
 //! What a child's exit means (a veto, an error) is the caller's business: a
 //! non-zero exit is an [`Outcome`], not an `Err`. `Err` means the child could
