@@ -269,12 +269,18 @@ pub fn handle(request: &Request) -> i32 {
             if let Some(mail) = &mail {
                 mail.queue_with_status(status_text.as_deref(), &mut log);
             }
-            // The journal's UPS status, when the mail did not ask for it:
-            // asked meanwhile, on a thread of its own (never for an event
-            // that stops the machine).
+            // The journal's UPS status, when the mail did not ask for it
+            // (never for an event that stops the machine): asked meanwhile
+            // on a thread of its own when the run waits for hooks or a
+            // default action, else afterwards on this one (a thread that
+            // overlaps nothing only costs its start).
             let probe = match (&invocation.event, &settings.journal_dir, &status_text) {
                 (EventName::Known(event), Some(_), None) if !event.stops_machine() => {
-                    Some(notify::event_mail::StatusProbe::start(&settings.scriptdir))
+                    Some(if plan.waits() {
+                        notify::event_mail::StatusProbe::start(&settings.scriptdir)
+                    } else {
+                        None
+                    })
                 }
                 _ => None,
             };
@@ -284,7 +290,7 @@ pub fn handle(request: &Request) -> i32 {
             live.finish();
             let status_text = match probe {
                 Some(Some(probe)) => probe.finish(&mut log),
-                // No thread: ask now, as before.
+                // No thread: ask now.
                 Some(None) => notify::event_mail::nis_status(&settings.scriptdir, &mut log),
                 None => status_text,
             };

@@ -172,6 +172,14 @@ pub struct Plan {
     pub exit_status: i32,
 }
 
+impl Plan {
+    /// Whether running it waits for anything: a hook, or a step of the
+    /// default action (each starts a command or sleeps).
+    pub fn waits(&self) -> bool {
+        !self.hooks.is_empty() || !self.default_action.is_empty()
+    }
+}
+
 /// Build the plan. `found` are the hooks for the event name (empty for an
 /// invalid name).
 pub(crate) fn plan(invocation: &Invocation, settings: &Settings, found: Found) -> Plan {
@@ -275,6 +283,22 @@ mod tests {
             rest: args.iter().skip(1).map(OsString::from).collect(),
             program_name: "apccontrol".into(),
         }
+    }
+
+    #[test]
+    fn a_plan_waits_when_it_runs_a_hook_or_a_default_action() {
+        let s = settings();
+        let bare = plan(&invocation(&["powerout", "ups"]), &s, Found::default());
+        assert!(!bare.waits());
+        assert!(plan(&invocation(&["onbattery", "ups"]), &s, Found::default()).waits());
+        let hooked = Found {
+            hooks: vec![Hook {
+                path: "/etc/apcupsd/powerout".into(),
+                kind: HookKind::Legacy,
+            }],
+            skipped: Vec::new(),
+        };
+        assert!(plan(&invocation(&["powerout", "ups"]), &s, hooked).waits());
     }
 
     #[test]
