@@ -397,6 +397,24 @@ impl ScriptConfig {
             Source::Declarations(_) => spec,
         };
         let path = self.path.clone();
+        // The shell sources the checked descriptor, so its messages name
+        // `/proc/self/fd/N`: name the config instead, as the stock script's
+        // shell does (`apccontrol: 2: /etc/apcupsd/config: Syntax error`).
+        let sourced = match &source {
+            Source::File(file) => Some(format!("{}:", file.source_path().display())),
+            Source::Declarations(_) => None,
+        };
+        let shown = format!("{}:", path.display());
+        let lines = |bytes: &[u8]| -> Vec<String> {
+            let lines = process::lines(bytes);
+            match &sourced {
+                Some(sourced) => lines
+                    .into_iter()
+                    .map(|line| line.replace(sourced.as_str(), &shown))
+                    .collect(),
+                None => lines,
+            }
+        };
         let deadline = crate::deadline::after(CONFIG_DEADLINE);
         let mut session = match Session::start(&spec) {
             Ok(session) => session,
@@ -414,21 +432,19 @@ impl ScriptConfig {
         match reply {
             Reply::Record(said) => match parse_records(&session.report()) {
                 Some(records) if records.complete => {
-                    self.diagnostics =
-                        process::lines(said.strip_suffix(END_MARKER).unwrap_or(&said));
+                    self.diagnostics = lines(said.strip_suffix(END_MARKER).unwrap_or(&said));
                     self.apply(records);
                     self.source = ConfigSource::Evaluated;
                     Some(ConfigShell::new(session))
                 }
                 _ => {
-                    self.diagnostics =
-                        process::lines(said.strip_suffix(END_MARKER).unwrap_or(&said));
+                    self.diagnostics = lines(said.strip_suffix(END_MARKER).unwrap_or(&said));
                     self.source = ConfigSource::Failed(ConfigFailure::UnreadableReport { path });
                     Some(ConfigShell::new(session))
                 }
             },
             Reply::TimedOut => {
-                self.diagnostics = process::lines(&session.take_stderr());
+                self.diagnostics = lines(&session.take_stderr());
                 let _ = session.finish(Instant::now());
                 self.source = ConfigSource::Failed(ConfigFailure::TimedOut {
                     path,
@@ -437,10 +453,10 @@ impl ScriptConfig {
                 None
             }
             Reply::Ended(said) => {
-                self.diagnostics = process::lines(&said);
+                self.diagnostics = lines(&said);
                 let (outcome, stderr) =
                     session.finish(crate::deadline::after(Duration::from_secs(1)));
-                self.diagnostics.extend(process::lines(&stderr));
+                self.diagnostics.extend(lines(&stderr));
                 self.source = ConfigSource::Failed(match outcome {
                     Outcome::Exited(0) => ConfigFailure::Unfinished { path },
                     outcome => ConfigFailure::Evaluation {
@@ -648,6 +664,37 @@ mod tests {
                 other => panic!("{text}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn the_shells_messages_name_the_config_as_the_stock_scripts_do() {
+        // dash, sourcing the file by name, says
+        // `/etc/apcupsd/apccontrol: 2: /etc/apcupsd/config: Syntax error: ...`.
+        let sd = scriptdir("WALL=/bin/true\nif then fi (\n");
+        let (config, _) = ScriptConfig::evaluate(sd.path(), Judge::AsCaller, &call(&[]), &[], true);
+        let named = format!(": 2: {}: ", sd.path().join("config").display());
+        assert_eq!(config.diagnostics.len(), 1, "{:?}", config.diagnostics);
+        let line = &config.diagnostics[0];
+        assert!(line.starts_with("/etc/apcupsd/apccontrol"), "{line}");
+        assert!(
+            line.contains(&named) && !line.contains("/proc/self/fd/"),
+            "{line}"
+        );
+        match &config.source {
+            ConfigSource::Failed(why) => assert!(why.to_string().contains(line.as_str()), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        // A message about a descriptor that is not the config's is left alone.
+        let sd = scriptdir("cat /proc/self/fd/999 || echo gone >&2\n");
+        let (config, _) = ScriptConfig::evaluate(sd.path(), Judge::AsCaller, &call(&[]), &[], true);
+        assert!(
+            config
+                .diagnostics
+                .iter()
+                .any(|l| l.contains("/proc/self/fd/999")),
+            "{:?}",
+            config.diagnostics
+        );
     }
 
     #[test]
