@@ -7,10 +7,10 @@
 //! duration too long to represent saturates to `FAR_FUTURE` from now, which
 //! for every caller means "no practical limit".
 //!
-//! The time left until a deadline is [`left`], so every wait the crate
+//! The time left until a deadline is `left`, so every wait the crate
 //! bounds by a deadline counts down the same way.
 //!
-//! Pure apart from [`after`] and [`left`], which read the monotonic clock.
+//! Pure apart from [`after`] and `left`, which read the monotonic clock.
 
 use std::time::{Duration, Instant};
 

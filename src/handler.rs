@@ -1,9 +1,9 @@
 //! One apccontrol run, end to end: find SCRIPTDIR, read the config, find the
-//! hooks, build the [`Plan`], run the hooks under one deadline, honour a veto,
+//! hooks, build the `Plan`, run the hooks under one deadline, honour a veto,
 //! run the default action, log every step, and return the exit status.
 //!
 //! This is what the `apccontrol` binary calls. The decisions are in
-//! [`crate::plan`]; the side effects behind [`Effects`]; this module only
+//! `crate::plan`; the side effects behind `Effects`; this module only
 //! sequences them and says what happened.
 
 use std::collections::BTreeMap;

@@ -1044,7 +1044,7 @@ impl Judge {
         self == Judge::AsRoot
     }
 
-    /// Who may own what is run or sourced ([`crate::trust`]): root alone for
+    /// Who may own what is run or sourced (`crate::trust`): root alone for
     /// apcupsd's run; root or the caller for an ordinary user's.
     pub fn policy(self) -> Policy {
         match self {

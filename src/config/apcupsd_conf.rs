@@ -356,7 +356,7 @@ pub const MAX_CONF_BYTES: u64 = 1 << 20;
 
 /// Read and parse the file at `path`; errors name the path. The file, and
 /// every directory and link on the way to it, must be root's (or the
-/// caller's) and writable by nobody else ([`crate::trust`]): laptop-upsd
+/// caller's) and writable by nobody else (`crate::trust`): laptop-upsd
 /// runs as root what it names.
 pub fn load(path: &Path) -> Result<Parsed, ConfError> {
     let untrusted = |source: crate::trust::TrustError| {

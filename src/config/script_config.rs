@@ -3,7 +3,7 @@
 //! variables.
 //!
 //! The file is admitted first (it must exist and be trusted, see
-//! [`crate::trust`]). A file of literal assignments only (`NAME=value`,
+//! `crate::trust`). A file of literal assignments only (`NAME=value`,
 //! `export NAME=value`, comments) is read in-process, as dash would read it
 //! ([`super::literal`]): no process is started. Anything else is shell, so
 //! the only faithful way to read it is to let `/bin/sh` source it as the
@@ -14,7 +14,7 @@
 //! every variable we know, the umask and working directory, the exported
 //! environment, and how WALL, SHUTDOWN and APCUPSD are split and found.
 //! What the stock script's children would inherit, hooks and commands
-//! inherit here ([`process::Context`]). When the config makes one of those
+//! inherit here (`process::Context`). When the config makes one of those
 //! commands a shell function (or another builtin than `:`), the shell stays
 //! ([`ConfigShell`]) and runs that step later, in a subshell, as the stock
 //! script would call it: the config's side effects still run only once. A
@@ -67,7 +67,7 @@ pub enum ConfigSource {
     Failed(ConfigFailure),
 }
 
-/// `SCRIPTDIR/config` was not evaluated because [`crate::trust`] refused
+/// `SCRIPTDIR/config` was not evaluated because `crate::trust` refused
 /// it (an owner or a mode that lets someone else change what root runs).
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("not evaluating {}: {reason}", path.display())]
@@ -137,7 +137,7 @@ pub enum ConfigFailure {
     },
 }
 
-/// The same refusal when it says the same (a [`trust::TrustError`] may hold
+/// The same refusal when it says the same (a `trust::TrustError` may hold
 /// an `io::Error`, which has no `==`): what the differential tests compare.
 impl PartialEq for ConfigRefused {
     fn eq(&self, other: &ConfigRefused) -> bool {

@@ -4,7 +4,7 @@
 //! Problems (exit 1) and notes (said, not failing):
 //! - the config: parse errors, unknown directives with a did-you-mean;
 //! - `SCRIPTDIR/apccontrol`: present, executable, and trusted as the
-//!   daemon checks it before running it ([`crate::trust`]: every directory
+//!   daemon checks it before running it (`crate::trust`: every directory
 //!   and link on the way owned by root, or the user running the check, and
 //!   not writable by group or others), the component at fault named;
 //! - what NOLOGON will do (a note; `always` blocks non-root SSH logins on

@@ -113,7 +113,7 @@ impl StatusSource for Published {
     }
 
     /// Local time, its offset looked up once a minute (see
-    /// [`crate::local_time`]): a request a second does not stat
+    /// `crate::local_time`): a request a second does not stat
     /// `/etc/localtime` each time.
     fn now(&self) -> DateTime<FixedOffset> {
         crate::local_time::now()

@@ -3,7 +3,7 @@
 //!
 //! One thread serves every client: a `poll(2)` loop over the listening
 //! socket and each connection, non-blocking, each connection a small state
-//! machine ([`super::connection`]). No thread per connection: an idle
+//! machine (`super::connection`). No thread per connection: an idle
 //! server sleeps without a timeout, and 64 clients at once cost 64 sockets,
 //! not 64 thread starts. Requests are `status` and `events` (a 6-byte
 //! packet each, several per connection); anything else gets `Invalid

@@ -204,7 +204,7 @@ pub fn parse_battery(files: &SupplyFiles) -> Battery {
 /// Reads `<root>/sys/class/power_supply`.
 ///
 /// Between readings it keeps the directory and each supply's `uevent` file
-/// open ([`OpenTree`]): a reading lists the directory again and reads each
+/// open (`OpenTree`): a reading lists the directory again and reads each
 /// listed supply's file again from its start, as sysfs regenerates it on
 /// every read, so a reading opens no file. What is kept is checked first:
 /// the directory must still be the one at its path (one `stat`), else the
