@@ -391,6 +391,78 @@ fn an_events_file_on_a_full_device_still_shuts_down() {
         .expect_stderr("not a regular file");
 }
 
+/// A tiny tmpfs mounted on a temporary directory for one test, unmounted
+/// when dropped. Root only: the suite runs as root under scripts/guarded,
+/// in a private mount namespace, so the mount is the suite's alone.
+struct TinyTmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl TinyTmpfs {
+    fn mount(size: &str) -> TinyTmpfs {
+        let dir = tempfile::tempdir().unwrap();
+        let status = crate::support::command("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=755"),
+                "tmpfs",
+            ])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(status.success(), "mount tmpfs on {}", dir.path().display());
+        TinyTmpfs { dir }
+    }
+
+    /// Fill what is left of it, so the next write fails with ENOSPC.
+    fn fill(&self) {
+        let mut filler = fs::File::create(self.dir.path().join("filler")).unwrap();
+        let block = [b'x'; 512];
+        while std::io::Write::write_all(&mut filler, &block).is_ok() {}
+    }
+}
+
+impl Drop for TinyTmpfs {
+    fn drop(&mut self) {
+        let _ = crate::support::command("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+#[test]
+fn an_events_file_on_a_full_file_system_still_shuts_down() {
+    if !crate::support::as_root() {
+        eprintln!("skipped: mounting a tmpfs needs root (scripts/test-all runs as root)");
+        return;
+    }
+    let full = TinyTmpfs::mount("16k");
+    let events = full.dir.path().join("events");
+    // Exactly one page (tmpfs allocates by the page, so the next line
+    // needs a new one), and over EVENTSFILEMAX (1 KiB): a trim is due.
+    let old: String = (0..256).map(|n| format!("old event {n:05}\n")).collect();
+    assert_eq!(old.len(), 4096);
+    fs::write(&events, &old).unwrap();
+    full.fill();
+    let mut laptop = Laptop::new(&format!(
+        "BATTERYDROP 50\nBATTERYLEVEL 5\nEVENTSFILE {}\nEVENTSFILEMAX 1",
+        events.display()
+    ));
+    laptop.sysfs(true, 60);
+    laptop.start_and_wait();
+    laptop.sysfs(false, 60);
+    laptop.wait_for("onbattery", Duration::from_secs(5));
+    laptop.sysfs(false, 29);
+    laptop.wait_for("doshutdown", Duration::from_secs(12));
+    laptop
+        .expect_running()
+        .expect_stderr(&format!("cannot write events file {}", events.display()))
+        .expect_stderr("No space left on device");
+}
+
 #[test]
 fn a_corrupt_state_file_at_start_is_ignored_with_a_log_line() {
     let (mut laptop, nis) = Laptop::with_nis("TIMEOUT 3");
