@@ -31,10 +31,11 @@
 //! - It starts fast: our own `vfork`-like clone (`spawner`) does only the
 //!   above between clone and exec (glibc's `posix_spawn` also walks all 64
 //!   signals), which counts five times on the way to a shutdown; also when
-//!   apcupsd starts us with signals blocked, as it does. Only when a
-//!   descriptor must stay open across exec (a binary hook run from its
-//!   checked descriptor) or the program must be searched on a relative PATH
-//!   entry does std fork, and a `pre_exec` hook does it all.
+//!   apcupsd starts us with signals blocked, as it does, and for a child
+//!   that must keep a descriptor (a binary hook run from its checked
+//!   descriptor, the shell that sources the config). Only when the program
+//!   must be searched on a relative PATH entry does std fork, and a
+//!   `pre_exec` hook does it all.
 //!
 //! What a child's exit means (a veto, an error) is the caller's business: a
 //! non-zero exit is an [`Outcome`], not an `Err`. `Err` means the child could
@@ -223,14 +224,13 @@ impl Spec {
     /// Two ways, same result. The fast one is our own `vfork`-like clone
     /// that execs at once ([`spawner`]: no copy of our page tables, and
     /// none of `posix_spawn`'s walk over all 64 signals). It empties the
-    /// child's signal mask, resets the signals a hook must receive and sets
-    /// the config's umask itself, so it is taken also when apcupsd starts us
-    /// with signals blocked (as it does) or ignored; it is not taken when a
-    /// descriptor must be kept open across exec (a binary hook run from its
-    /// checked descriptor) or a program without `/` is not found on
-    /// absolute PATH entries (we search the child's PATH as `execvp`
-    /// would). Then std forks and a `pre_exec` hook does it all in the
-    /// child ([`Spec::fork_exec`]).
+    /// child's signal mask, resets the signals a hook must receive, sets
+    /// the config's umask and keeps the descriptors asked for itself, so it
+    /// is taken also when apcupsd starts us with signals blocked (as it
+    /// does) or ignored. It is not taken only when a program without `/` is
+    /// not found on absolute PATH entries (we search the child's PATH as
+    /// `execvp` would): then std forks and a `pre_exec` hook does it all in
+    /// the child ([`Spec::fork_exec`]), `execvp` included.
     fn spawn_with(&self, stdin: Io, stdout: Io, stderr: Io) -> Result<Child, SpawnError> {
         let Some(found) = self.without_hook() else {
             return self.fork_exec(stdin, stdout, stderr);
@@ -266,7 +266,9 @@ impl Spec {
         // execvp gives the name as it was asked for.
         let arg0 = self.arg0.as_deref().unwrap_or(&self.program);
         let argv = std::iter::once(arg0).chain(self.args.iter().map(OsString::as_os_str));
-        let exec = spawner::Exec::new(program, argv, self.env.as_deref(), dir)?.umask(self.umask);
+        let exec = spawner::Exec::new(program, argv, self.env.as_deref(), dir)?
+            .umask(self.umask)
+            .keep(&self.keep_fds);
         spawner::spawn(&exec, stdin, stdout, stderr)
     }
 
@@ -290,9 +292,6 @@ impl Spec {
     /// `Some` when the child can be started without a `pre_exec` hook, with
     /// the program found on its PATH when it has no `/`.
     fn without_hook(&self) -> Option<Option<PathBuf>> {
-        if !self.keep_fds.is_empty() {
-            return None;
-        }
         if self.program.as_bytes().contains(&b'/') {
             Some(None)
         } else {
@@ -1114,8 +1113,9 @@ mod tests {
         // blocked or not (the spawner empties the child's mask).
         let fast = Spec::new("sh").env_clear_and_set(vec![("PATH".into(), "/usr/bin:/bin".into())]);
         assert!(matches!(fast.without_hook(), Some(Some(_))));
-        // fork + pre_exec: a descriptor to keep.
-        let slow = Spec::new("/bin/sh").keep_fd(0);
+        // fork + pre_exec: a relative PATH entry first, left to execvp.
+        let slow =
+            Spec::new("sh").env_clear_and_set(vec![("PATH".into(), "bin:/usr/bin:/bin".into())]);
         assert!(slow.without_hook().is_none());
         for spec in [fast, slow] {
             let (blk, ign) = child_signals(spec);
@@ -1149,6 +1149,29 @@ mod tests {
         let missing = Spec::new("no-such-program-here").env_clear_and_set(env("/usr/bin:/bin"));
         assert!(missing.without_hook().is_none());
         assert_eq!(run(&missing, None).unwrap_err().shell_status(), 127);
+    }
+
+    #[test]
+    fn a_kept_descriptor_survives_exec_on_the_fast_path() {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("hook");
+        std::fs::write(&script, "#!/bin/sh\necho kept\n").unwrap();
+        std::fs::set_permissions(&script, PermissionsExt::from_mode(0o755)).unwrap();
+        // Ours are close-on-exec; run the script from its descriptor, as a
+        // checked hook is: its shell reads it through /dev/fd/N after exec.
+        let file = File::open(&script).unwrap();
+        let fd = file.as_raw_fd();
+        let from_fd = || Spec::new(format!("/proc/self/fd/{fd}"));
+        let kept = from_fd().keep_fd(fd);
+        assert!(kept.without_hook().is_some(), "not the fast path");
+        let done = run(&kept, None).unwrap();
+        assert_eq!(done.outcome, Outcome::Exited(0), "{done:?}");
+        assert_eq!(done.stdout, b"kept\n");
+        // Not kept: the shell cannot read it.
+        let done = run(&from_fd(), None).unwrap();
+        assert_ne!(done.outcome, Outcome::Exited(0), "{done:?}");
     }
 
     #[test]

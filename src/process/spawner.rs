@@ -20,6 +20,10 @@
 //!   fails, and the caller decides (`super::Spec::spawn_with` retries where
 //!   we are when a shell-like working directory has vanished);
 //! - the umask asked for, if any (the one `SCRIPTDIR/config` left);
+//! - the descriptors asked to be kept (a checked file the child runs or
+//!   sources as `/proc/self/fd/N`), their close-on-exec flag cleared; they
+//!   are 3 or above, as every descriptor of ours is (0, 1 and 2 are always
+//!   open);
 //! - an **empty signal mask**, and [`DEFAULTED`] at their default action.
 //!
 //! Why resetting that fixed set is enough. At `execve` the kernel resets
@@ -166,6 +170,7 @@ pub(crate) struct Exec {
     envp: Vec<CString>,
     dir: Option<CString>,
     umask: Option<libc::mode_t>,
+    keep: Vec<RawFd>,
 }
 
 impl Exec {
@@ -204,7 +209,14 @@ impl Exec {
             envp,
             dir: dir.map(c_string).transpose()?,
             umask: None,
+            keep: Vec::new(),
         })
+    }
+
+    /// Let the child inherit these descriptors.
+    pub(crate) fn keep(mut self, fds: &[RawFd]) -> Exec {
+        self.keep = fds.to_vec();
+        self
     }
 
     /// Start the child with this umask (`None`: ours).
@@ -249,6 +261,9 @@ struct ChildArgs {
     dir: *const libc::c_char,
     /// `None`: ours.
     umask: Option<libc::mode_t>,
+    /// The descriptors to keep open across exec, and how many.
+    keep: *const RawFd,
+    keep_len: usize,
     /// The descriptors for 0, 1 and 2; all 3 or above (see [`spawn`]).
     stdio: [RawFd; 3],
     default_action: libc::sigaction,
@@ -281,6 +296,11 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
         // and dup2 gives each target a descriptor without close-on-exec.
         for (target, source) in (0..).zip(args.stdio) {
             if libc::dup2(source, target) < 0 {
+                fail(args);
+            }
+        }
+        for index in 0..args.keep_len {
+            if libc::fcntl(*args.keep.add(index), libc::F_SETFD, 0) < 0 {
                 fail(args);
             }
         }
@@ -435,6 +455,8 @@ pub(crate) fn spawn(exec: &Exec, stdin: Io, stdout: Io, stderr: Io) -> io::Resul
         envp: envp.as_ptr(),
         dir: exec.dir.as_ref().map_or(std::ptr::null(), |d| d.as_ptr()),
         umask: exec.umask,
+        keep: exec.keep.as_ptr(),
+        keep_len: exec.keep.len(),
         stdio,
         default_action,
         empty_mask: *SigSet::empty().as_ref(),
