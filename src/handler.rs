@@ -274,24 +274,25 @@ pub fn handle(request: &Request) -> i32 {
             // on a thread of its own when the run waits for hooks or a
             // default action, else afterwards on this one (a thread that
             // overlaps nothing only costs its start).
-            let probe = match (&invocation.event, &settings.journal_dir, &status_text) {
-                (EventName::Known(event), Some(_), None) if !event.stops_machine() => {
-                    Some(if plan.waits() {
-                        notify::event_mail::StatusProbe::start(&settings.scriptdir)
-                    } else {
-                        None
-                    })
-                }
-                _ => None,
+            let wants_status = matches!(
+                (&invocation.event, &settings.journal_dir, &status_text),
+                (EventName::Known(event), Some(_), None) if !event.stops_machine()
+            );
+            let probe = if wants_status && plan.waits() {
+                notify::event_mail::StatusProbe::start(&settings.scriptdir)
+            } else {
+                None
             };
             let mut live = Live::new(context, shell);
             let mut trace = Trace::default();
             let status = execute_traced(&plan, &settings, &env, &mut live, &mut log, &mut trace);
             live.finish();
             let status_text = match probe {
-                Some(Some(probe)) => probe.finish(&mut log),
-                // No thread: ask now.
-                Some(None) => notify::event_mail::nis_status(&settings.scriptdir, &mut log),
+                Some(probe) => probe.finish(&mut log),
+                // No thread (nothing to overlap, or none could start): ask now.
+                None if wants_status => {
+                    notify::event_mail::nis_status(&settings.scriptdir, &mut log)
+                }
                 None => status_text,
             };
             // After the default action: the shutdown, if any, is under way.

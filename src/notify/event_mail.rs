@@ -176,19 +176,6 @@ pub(crate) fn nis_address(scriptdir: &Path) -> Option<(String, u16)> {
     Some((host, conf.nis_port))
 }
 
-/// The UPS status text for a mail body and the journal, read within [`NIS_DEADLINE`], and
-/// only from a NIS server that root runs: port 3551 is unprivileged, and a
-/// squatter's text must not reach root's mail ([`nis::listener`]). The body
-/// then says the status is unavailable.
-///
-/// On this machine, one connection does it all: it says whether anything
-/// listens (refused in microseconds, where asking for the owner costs a
-/// netlink dump), and once the listener's owner is trusted, the status is
-/// asked on it, not on a second connection.
-pub(crate) fn nis_status(scriptdir: &Path, log: &mut Log) -> Option<String> {
-    nis_status_from(scriptdir, log)
-}
-
 /// [`nis_status`], asked on a thread of its own while the hooks and the
 /// default action run, so the wait for the journal's UPS status overlaps
 /// theirs (in `scripts/bench`, with nothing listening, `onbattery` took
@@ -209,7 +196,7 @@ impl StatusProbe {
             .name("nis-status".to_string())
             .spawn(move || {
                 let mut log = Log::held();
-                (nis_status_from(&scriptdir, &mut log), log)
+                (nis_status(&scriptdir, &mut log), log)
             })
             .ok()
             .map(|thread| StatusProbe { thread })
@@ -231,7 +218,16 @@ impl StatusProbe {
     }
 }
 
-fn nis_status_from(scriptdir: &Path, log: &mut Log) -> Option<String> {
+/// The UPS status text for a mail body and the journal, read within [`NIS_DEADLINE`], and
+/// only from a NIS server that root runs: port 3551 is unprivileged, and a
+/// squatter's text must not reach root's mail ([`nis::listener`]). The body
+/// then says the status is unavailable.
+///
+/// On this machine, one connection does it all: it says whether anything
+/// listens (refused in microseconds, where asking for the owner costs a
+/// netlink dump), and once the listener's owner is trusted, the status is
+/// asked on it, not on a second connection.
+pub(crate) fn nis_status(scriptdir: &Path, log: &mut Log) -> Option<String> {
     let (host, port) = nis_address(scriptdir)?;
     let local_ip = host
         .parse::<std::net::IpAddr>()
