@@ -375,9 +375,11 @@ fn power_supply_files_that_vanish_or_hold_garbage_never_stop_the_daemon() {
         .expect_running();
 }
 
-#[test]
-fn an_events_file_on_a_full_device_still_shuts_down() {
-    let mut laptop = Laptop::new("BATTERYDROP 50\nBATTERYLEVEL 5\nEVENTSFILE /dev/full");
+/// A laptop-upsd with `extra_conf` through an outage down to its shutdown:
+/// mains at 60 %, the adapter unplugged (onbattery), then 29 %, under half
+/// of the charge at the outage start (BATTERYDROP 50: doshutdown).
+fn outage_to_shutdown(extra_conf: &str) -> Laptop {
+    let mut laptop = Laptop::new(&format!("BATTERYDROP 50\nBATTERYLEVEL 5\n{extra_conf}"));
     laptop.sysfs(true, 60);
     laptop.start_and_wait();
     laptop.sysfs(false, 60);
@@ -385,6 +387,11 @@ fn an_events_file_on_a_full_device_still_shuts_down() {
     laptop.sysfs(false, 29);
     laptop.wait_for("doshutdown", Duration::from_secs(12));
     laptop
+}
+
+#[test]
+fn an_events_file_on_a_full_device_still_shuts_down() {
+    outage_to_shutdown("EVENTSFILE /dev/full")
         .expect_running()
         // Refused before any write: a device is not an events file (crate::trust).
         .expect_stderr("cannot write events file /dev/full")
@@ -447,17 +454,7 @@ fn an_events_file_on_a_full_file_system_still_shuts_down() {
     assert_eq!(old.len(), 4096);
     fs::write(&events, &old).unwrap();
     full.fill();
-    let mut laptop = Laptop::new(&format!(
-        "BATTERYDROP 50\nBATTERYLEVEL 5\nEVENTSFILE {}\nEVENTSFILEMAX 1",
-        events.display()
-    ));
-    laptop.sysfs(true, 60);
-    laptop.start_and_wait();
-    laptop.sysfs(false, 60);
-    laptop.wait_for("onbattery", Duration::from_secs(5));
-    laptop.sysfs(false, 29);
-    laptop.wait_for("doshutdown", Duration::from_secs(12));
-    laptop
+    outage_to_shutdown(&format!("EVENTSFILE {}\nEVENTSFILEMAX 1", events.display()))
         .expect_running()
         .expect_stderr(&format!("cannot write events file {}", events.display()))
         .expect_stderr("No space left on device");
