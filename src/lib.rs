@@ -28,6 +28,8 @@
 //!   text, client and server.
 //! - [`power`]: laptop-upsd's pure core: power supply readings, apcupsd's
 //!   thresholds, and the monitor that turns them into events.
+//! - `testing` (unit tests only): writing a program a test then runs,
+//!   without "Text file busy"; tests/ includes the same file.
 //! - [`daemon`]: laptop-upsd's thin shell around [`power`]: the main loop,
 //!   its effects, the NIS server thread, and the binary's other modes.
 
@@ -54,6 +56,8 @@ pub mod notify;
 pub(crate) mod plan;
 pub mod power;
 pub(crate) mod process;
+#[cfg(test)]
+pub mod testing;
 pub(crate) mod trust;
 
 pub use event::{DefaultAction, Event};

@@ -1035,9 +1035,7 @@ mod tests {
     fn a_missing_interpreter_is_named_with_its_carriage_return() {
         let dir = tempfile::tempdir().unwrap();
         let hook = dir.path().join("onbattery");
-        std::fs::write(&hook, "#!/bin/sh\r\nexit 0\r\n").unwrap();
-        std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .unwrap();
+        crate::testing::write_executable(&hook, "#!/bin/sh\r\nexit 0\r\n", 0o755);
         let err = run(&Spec::new(&hook), None).unwrap_err();
         assert_eq!(err.shell_status(), 127);
         let text = err.to_string();
@@ -1154,11 +1152,9 @@ mod tests {
     #[test]
     fn a_kept_descriptor_survives_exec_on_the_fast_path() {
         use std::os::fd::AsRawFd;
-        use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let script = dir.path().join("hook");
-        std::fs::write(&script, "#!/bin/sh\necho kept\n").unwrap();
-        std::fs::set_permissions(&script, PermissionsExt::from_mode(0o755)).unwrap();
+        crate::testing::write_executable(&script, "#!/bin/sh\necho kept\n", 0o755);
         // Ours are close-on-exec; run the script from its descriptor, as a
         // checked hook is: its shell reads it through /dev/fd/N after exec.
         let file = File::open(&script).unwrap();
@@ -1186,12 +1182,10 @@ mod tests {
 
     #[test]
     fn exec_errors_on_the_fast_path_read_as_before() {
-        use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let file = |name: &str, text: &str, mode: u32| {
             let path = dir.path().join(name);
-            std::fs::write(&path, text).unwrap();
-            std::fs::set_permissions(&path, PermissionsExt::from_mode(mode)).unwrap();
+            crate::testing::write_executable(&path, text, mode);
             path
         };
         let error = |path: &Path| {

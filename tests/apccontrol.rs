@@ -95,16 +95,7 @@ fn a_path_as_event_name_is_refused_before_any_hook_lookup() {
     let scene = Scene::new();
     // A script outside SCRIPTDIR that the stock script would happily run.
     let evil = scene.dir.path().join("evil");
-    std::fs::write(&evil, "#!/bin/sh\ntouch \"$0.ran\"\n").unwrap();
-    std::os::unix::fs::PermissionsExt::set_mode(
-        &mut std::fs::metadata(&evil).unwrap().permissions(),
-        0o755,
-    );
-    crate::support::command("chmod")
-        .arg("755")
-        .arg(&evil)
-        .status()
-        .unwrap();
+    crate::support::write_executable(&evil, "#!/bin/sh\ntouch \"$0.ran\"\n", 0o755);
     let run = scene.run(&["../evil", "u"]);
     run.expect_status(1)
         .expect(
@@ -115,6 +106,12 @@ fn a_path_as_event_name_is_refused_before_any_hook_lookup() {
             run.stdout.starts_with(b"Usage:"),
             "stdout does not start with the usage",
         );
+    // The witness works: the stock script does run it.
+    let stock = scene.run_stock(&["../evil", "u"]);
+    stock.expect(
+        scene.dir.path().join("evil.ran").exists(),
+        "the stock script did not run the script outside SCRIPTDIR",
+    );
 }
 
 #[test]

@@ -85,12 +85,8 @@ fn open_scene() -> Scene {
 
 /// A script that touches `witness` when it runs.
 fn witness_script(path: &Path, witness: &Path) {
-    fs::write(
-        path,
-        format!("#!/bin/sh\ntouch {}\nexit 0\n", witness.display()),
-    )
-    .unwrap();
-    chmod(path, 0o755);
+    let text = format!("#!/bin/sh\ntouch {}\nexit 0\n", witness.display());
+    crate::support::write_executable(path, &text, 0o755);
 }
 
 /// A directory `nobody` owns, holding a root-owned hook the admin put there,

@@ -4,12 +4,12 @@
 //! a network slave, whose SCRIPTDIR holds only a stub apccontrol that logs.
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::daemon::Laptop;
+use crate::support::write_executable;
 use crate::support::NisAddress;
 
 const APCUPSD: &str = "/sbin/apcupsd";
@@ -37,12 +37,7 @@ impl Slave {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().display();
         let stub = format!("#!/bin/sh\necho \"$1 $2 $3 $4\" >> {d}/calls\n");
-        fs::write(dir.path().join("apccontrol"), stub).unwrap();
-        fs::set_permissions(
-            dir.path().join("apccontrol"),
-            fs::Permissions::from_mode(0o755),
-        )
-        .unwrap();
+        write_executable(&dir.path().join("apccontrol"), &stub, 0o755);
         let conf = dir.path().join("apcupsd.conf");
         let master = master.host();
         let nis = NisAddress::fresh();

@@ -12,11 +12,11 @@
 
 use std::cell::Cell;
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::write_executable;
 use crate::support::{NisAddress, Scene};
 
 pub fn laptop_upsd_bin() -> PathBuf {
@@ -46,8 +46,7 @@ impl Laptop {
             "#!/bin/sh\n[ -f {d}/powerfail ] && pf=powerfail || pf=-\necho \"$1 $2 $3 $4 $pf\" >> {d}/calls\n",
             d = dir.path().display()
         );
-        fs::write(sd.join("apccontrol"), stub).unwrap();
-        fs::set_permissions(sd.join("apccontrol"), fs::Permissions::from_mode(0o755)).unwrap();
+        write_executable(&sd.join("apccontrol"), &stub, 0o755);
         let d = dir.path().display();
         let conf = dir.path().join("apcupsd.conf");
         fs::write(

@@ -80,7 +80,12 @@ fn ours_matches_the_stock_debian_script_on_every_event() {
         .collect();
     let differences: Vec<String> = handles
         .into_iter()
-        .flat_map(|h| h.join().unwrap())
+        // A worker's panic is raised again here with its own message, so
+        // the test's failure shows it (not just "Any { .. }").
+        .flat_map(|h| {
+            h.join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
         .collect();
     assert!(
         differences.is_empty(),

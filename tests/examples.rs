@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use crate::support::copy_executable;
 use crate::support::{Call, Run, Scene};
 
 /// Every example hook (README.md is not one).
@@ -84,9 +85,7 @@ fn install(scene: &Scene, name: &str) {
         fs::set_permissions(&hd, fs::Permissions::from_mode(0o755)).unwrap();
     }
     let dest = hd.join(name);
-    fs::copy(examples_dir().join(name), &dest)
-        .unwrap_or_else(|e| panic!("copying example {name}: {e}"));
-    fs::set_permissions(&dest, fs::Permissions::from_mode(0o755)).unwrap();
+    copy_executable(&examples_dir().join(name), &dest, 0o755);
 }
 
 /// A scene with one example installed, `hostname` answering `testhost`, a

@@ -16,6 +16,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use crate::support::write_executable;
 use crate::support::{now_nanos, Run, Scene};
 
 /// A scene (whose SHUTDOWN fallbacks are stubs, as in every scene).
@@ -173,8 +174,7 @@ fn a_dangling_symlink_hook_is_skipped_with_a_reason() {
 fn a_hook_with_a_missing_interpreter_is_reported_and_the_shutdown_runs() {
     let s = scene();
     let path = s.sd.join("doshutdown");
-    fs::write(&path, "#!/nonexistent/interpreter\nexit 99\n").unwrap();
-    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    write_executable(&path, "#!/nonexistent/interpreter\nexit 99\n", 0o755);
     let run = s.run(&["doshutdown", "ups", "1", "1"]);
     run.expect_status(0);
     run.expect_call_names(&["wall", "shutdown"]);

@@ -14,6 +14,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::notify::{ReservedPort, Smtpd};
+use crate::support::write_executable;
 use crate::support::{
     apccontrol_bin, as_root, check_is_clean_but_for_ownership, command, Call, Run, Scene,
 };
@@ -359,8 +360,7 @@ fn a_background_job_a_hook_leaves_lives_on() {
 fn a_crlf_hook_fails_as_in_the_stock_script_and_the_log_names_the_interpreter() {
     let scene = Scene::new();
     let hook = scene.sd.join("doshutdown");
-    fs::write(&hook, "#!/bin/sh\r\nexit 99\r\n").unwrap();
-    fs::set_permissions(&hook, fs::Permissions::from_mode(0o755)).unwrap();
+    write_executable(&hook, "#!/bin/sh\r\nexit 99\r\n", 0o755);
     let (_, ours) = same(&scene, &["doshutdown", "u", "1", "1"]);
     // No veto: the shutdown runs.
     ours.expect_calls("shutdown", 1);
@@ -390,16 +390,14 @@ fn check_finds_the_new_kinds_of_trouble_and_says_what_root_will_do() {
     scene.hook("onbatery", "exit 0", 0o755);
     scene.hook("loadlimit", "[ -f /etc/keep-up ] && exit 99\nexit 0", 0o755);
     let crlf = scene.sd.join("commok");
-    fs::write(&crlf, "#!/bin/sh\r\nexit 0\r\n").unwrap();
-    fs::set_permissions(&crlf, fs::Permissions::from_mode(0o755)).unwrap();
+    write_executable(&crlf, "#!/bin/sh\r\nexit 0\r\n", 0o755);
     let stock_style = scene.sd.join("offbattery");
-    fs::write(
+    write_executable(
         &stock_style,
         "#!/bin/sh\nHOSTNAME=`hostname`\nMSG=\"$HOSTNAME UPS $1 Power has returned\"\n\
          ( echo \"$MSG\" ) | $APCUPSD_MAIL -s \"$MSG\" $SYSADMIN\nexit 0\n",
-    )
-    .unwrap();
-    fs::set_permissions(&stock_style, fs::Permissions::from_mode(0o755)).unwrap();
+        0o755,
+    );
     let (status, text) = check(&scene);
     assert_eq!(status, 1, "{text}");
     for needle in [

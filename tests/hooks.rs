@@ -6,6 +6,7 @@ use std::os::unix::fs::{symlink, PermissionsExt};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use crate::support::write_executable;
 use crate::support::{apccontrol_bin, now_nanos, Scene};
 
 /// apccontrol's grace between SIGTERM and SIGKILL.
@@ -108,12 +109,11 @@ fn hook_output_is_logged_line_by_line_and_bounded() {
 fn a_hook_without_a_shebang_runs_with_sh_as_in_the_stock_script() {
     let scene = Scene::new();
     let marker = scene.dir.path().join("ran");
-    fs::write(
-        scene.sd.join("commok"),
-        format!("touch {}\n", marker.display()),
-    )
-    .unwrap();
-    fs::set_permissions(scene.sd.join("commok"), fs::Permissions::from_mode(0o755)).unwrap();
+    write_executable(
+        &scene.sd.join("commok"),
+        &format!("touch {}\n", marker.display()),
+        0o755,
+    );
     let run = scene.run(&["commok", "u"]);
     run.expect(marker.exists(), "the hook without a shebang did not run");
 }
@@ -249,8 +249,11 @@ fn check_reports_each_seeded_problem() {
     let scene = Scene::new().config("HOOK_TIMOUT=30\nSHUTDOWN=/nonexistent/shutdown");
     scene.hook("onbattery", "exit 0", 0o644);
     scene.hook("doshutdown", "logger 'not today'\nexit 99", 0o755);
-    fs::write(scene.sd.join("commok"), "#!/nonexistent/python3\nprint()\n").unwrap();
-    fs::set_permissions(scene.sd.join("commok"), fs::Permissions::from_mode(0o755)).unwrap();
+    write_executable(
+        &scene.sd.join("commok"),
+        "#!/nonexistent/python3\nprint()\n",
+        0o755,
+    );
     scene.dir_hook("notify.swp", "exit 0", 0o755);
     scene.dir_hook("group-writable", "exit 0", 0o775);
     let out = crate::support::command(apccontrol_bin())

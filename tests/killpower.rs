@@ -4,12 +4,12 @@
 //! run on a copy whose paths point into the temp dir.
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::daemon::laptop_upsd_bin;
+use crate::support::write_executable;
 use crate::support::Scene;
 
 /// A temp root with `sys/class/rtc/rtc0/wakealarm`, a PWRFAILDIR and a config.
@@ -231,11 +231,6 @@ fn apccontrol_killpower_runs_laptop_upsd_through_apcupsd_setting() {
     assert_armed(&rtc, before, after, 120, &out);
 }
 
-fn write_exec(path: &Path, text: &str) {
-    fs::write(path, text).unwrap();
-    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
-}
-
 /// The system-shutdown hook, on a copy whose paths point into `rtc`'s dir:
 /// `laptop-upsd` is a wrapper adding `--root`.
 struct Hook {
@@ -249,13 +244,14 @@ impl Hook {
         let text = fs::read_to_string(&shipped).unwrap();
         let base = rtc.dir.path();
         let wrapper = base.join("laptop-upsd");
-        write_exec(
+        write_executable(
             &wrapper,
             &format!(
                 "#!/bin/sh\nexec {} --root {} \"$@\"\n",
                 laptop_upsd_bin().display(),
                 rtc.root.display()
             ),
+            0o755,
         );
         let units = base.join("units");
         fs::create_dir_all(&units).unwrap();
@@ -281,7 +277,7 @@ impl Hook {
             assert!(!replaced.contains(path), "{path} left in the hook copy");
         }
         let path = base.join("laptop-upsd_shutdown");
-        write_exec(&path, &replaced);
+        write_executable(&path, &replaced, 0o755);
         Hook { path, units }
     }
 

@@ -737,9 +737,11 @@ fn a_real_apcupsd_slave_started_at_boot_applies_its_minutes() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display();
     let stub = dir.path().join("apccontrol");
-    std::fs::write(&stub, format!("#!/bin/sh\necho \"$1\" >> {d}/calls\n")).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&stub, std::fs::Permissions::from_mode(0o755)).unwrap();
+    crate::support::write_executable(
+        &stub,
+        &format!("#!/bin/sh\necho \"$1\" >> {d}/calls\n"),
+        0o755,
+    );
     let conf = dir.path().join("apcupsd.conf");
     let slave_conf = slave.conf();
     std::fs::write(

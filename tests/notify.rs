@@ -1291,15 +1291,14 @@ fn a_server_that_trickles_forever_still_costs_only_the_deadline() {
 
 /// A stand-in for /usr/sbin/sendmail: records its arguments and the message.
 fn sendmail_stub(s: &Scratch, body: &str) -> PathBuf {
-    use std::os::unix::fs::PermissionsExt;
     let dir = s.mail_dir();
     std::fs::create_dir_all(&dir).unwrap();
     let script = format!(
         "#!/bin/sh\nprintf '%s\\n' \"$@\" > '{dir}/args.'$$\ncat > '{dir}/mail.'$$\n{body}\n",
         dir = dir.display()
     );
-    let path = s.write("sendmail", &script);
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = s.path("sendmail");
+    crate::support::write_executable(&path, &script, 0o755);
     path
 }
 

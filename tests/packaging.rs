@@ -21,6 +21,7 @@ use std::sync::OnceLock;
 use apccontrol::config::script_config::VARIABLES;
 
 use crate::daemon::laptop_upsd_bin;
+use crate::support::write_executable;
 
 fn manifest_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -344,8 +345,7 @@ impl Root {
         .unwrap();
         fs::write(tree.join("DEBIAN/conffiles"), "/etc/apcupsd/apccontrol\n").unwrap();
         let stock = tree.join("etc/apcupsd/apccontrol");
-        fs::write(&stock, "#!/bin/sh\necho stock apccontrol\n").unwrap();
-        fs::set_permissions(&stock, fs::Permissions::from_mode(0o755)).unwrap();
+        write_executable(&stock, "#!/bin/sh\necho stock apccontrol\n", 0o755);
         let deb = self.dir.path().join("apcupsd.deb");
         run_ok(
             "dpkg-deb -b",

@@ -370,10 +370,9 @@ pub struct Scene {
     config_extra: Vec<String>,
 }
 
-fn write_exec(path: &Path, text: &str, mode: u32) {
-    fs::write(path, text).unwrap();
-    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
-}
+#[path = "../src/testing.rs"]
+mod testing;
+pub use testing::{copy_executable, write_executable};
 
 /// A stub that records its name, argv and (if `read_stdin`) stdin, then
 /// runs `extra` (shell code).
@@ -431,7 +430,7 @@ impl Scene {
             ("reboot", false),
             ("halt", false),
         ] {
-            write_exec(
+            write_executable(
                 &bin.join(name),
                 &stub_script(&calls, name, stdin, "exit 0"),
                 0o755,
@@ -490,7 +489,7 @@ impl Scene {
     /// Replace a stub's behaviour after it has recorded the call (shell code).
     pub fn stub(&self, name: &str, behaviour: &str) {
         let read_stdin = name == "wall";
-        write_exec(
+        write_executable(
             &self.bin.join(name),
             &stub_script(&self.calls, name, read_stdin, behaviour),
             0o755,
@@ -500,7 +499,7 @@ impl Scene {
     /// A stub that records its calls as `name`, at any path (e.g. a second
     /// directory a config puts on PATH), then runs `behaviour`.
     pub fn stub_at(&self, path: &Path, name: &str, read_stdin: bool, behaviour: &str) {
-        write_exec(
+        write_executable(
             path,
             &stub_script(&self.calls, name, read_stdin, behaviour),
             0o755,
@@ -510,7 +509,7 @@ impl Scene {
     /// A legacy hook `SCRIPTDIR/<event>` that records its call, then runs `body`.
     pub fn hook(&self, event: &str, body: &str, mode: u32) {
         let script = stub_script(&self.calls, &format!("hook:{event}"), false, body);
-        write_exec(&self.sd.join(event), &script, mode);
+        write_executable(&self.sd.join(event), &script, mode);
     }
 
     /// A file in `SCRIPTDIR/hooks.d/` that records its call, then runs `body`.
@@ -521,7 +520,7 @@ impl Scene {
             fs::set_permissions(&hd, fs::Permissions::from_mode(0o755)).unwrap();
         }
         let script = stub_script(&self.calls, &format!("hook:{name}"), false, body);
-        write_exec(&hd.join(name), &script, mode);
+        write_executable(&hd.join(name), &script, mode);
     }
 
     /// Create or remove the powerfail flag.
@@ -559,7 +558,7 @@ impl Scene {
             return path;
         }
         fs::create_dir_all(&dir).unwrap();
-        write_exec(&path, &text, 0o755);
+        write_executable(&path, &text, 0o755);
         path
     }
 

@@ -259,13 +259,11 @@ fn uses_apcupsd_mail(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
     use std::path::PathBuf;
 
     fn script(dir: &Path, name: &str, text: &str) -> PathBuf {
         let path = dir.join(name);
-        fs::write(&path, text).unwrap();
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+        crate::testing::write_executable(&path, text, 0o755);
         path
     }
 

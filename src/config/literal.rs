@@ -364,13 +364,7 @@ mod tests {
         let stubs = tempfile::tempdir().unwrap();
         for (name, mode) in [("mywall", 0o755), ("noexec", 0o644), ("xonly", 0o100)] {
             let path = stubs.path().join(name);
-            std::fs::write(&path, "#!/bin/sh\nexit 0\n").unwrap();
-            std::os::unix::fs::PermissionsExt::set_mode(
-                &mut std::fs::metadata(&path).unwrap().permissions(),
-                mode,
-            );
-            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(mode))
-                .unwrap();
+            crate::testing::write_executable(&path, "#!/bin/sh\nexit 0\n", mode);
         }
         std::fs::create_dir(stubs.path().join("adir")).unwrap();
         let stub_path = stubs.path().display().to_string();

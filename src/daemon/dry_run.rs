@@ -352,11 +352,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let script = dir.path().join("apccontrol");
         let witness = dir.path().join("ran");
-        fs::write(&script, format!("#!/bin/sh\ntouch {}\n", witness.display())).unwrap();
-        std::os::unix::fs::PermissionsExt::set_mode(
-            &mut fs::metadata(&script).unwrap().permissions(),
-            0o755,
-        );
+        let text = format!("#!/bin/sh\ntouch {}\n", witness.display());
+        crate::testing::write_executable(&script, &text, 0o755);
         let mut dry = DryRun::new();
         dry.start_apccontrol(&script, Event::Doshutdown, "ups")
             .unwrap();
@@ -366,5 +363,8 @@ mod tests {
             matches!(&notes[..], [Note::Apccontrol { dry_run: Err(why), .. }] if matches!(why, NoDryRun::NotOurBinary { .. })),
             "{notes:?}"
         );
+        // The witness works: the script, run for real, leaves it.
+        let status = std::process::Command::new(&script).status().unwrap();
+        assert!(status.success() && witness.exists(), "{status}");
     }
 }
