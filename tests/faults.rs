@@ -448,16 +448,27 @@ fn an_events_file_on_a_full_file_system_still_shuts_down() {
     }
     let full = TinyTmpfs::mount("16k");
     let events = full.dir.path().join("events");
-    // Exactly one page (tmpfs allocates by the page, so the next line
-    // needs a new one), and over EVENTSFILEMAX (1 KiB): a trim is due.
-    let old: String = (0..256).map(|n| format!("old event {n:05}\n")).collect();
-    assert_eq!(old.len(), 4096);
+    // 16 bytes short of one page (tmpfs allocates by the page): the first
+    // 16 bytes of the next line fit, the rest does not. Over EVENTSFILEMAX
+    // (1 KiB), so a trim would be due.
+    let old: String = (0..255).map(|n| format!("old event {n:05}\n")).collect();
+    assert_eq!(old.len(), 4096 - 16);
     fs::write(&events, &old).unwrap();
     full.fill();
-    outage_to_shutdown(&format!("EVENTSFILE {}\nEVENTSFILEMAX 1", events.display()))
+    let laptop = outage_to_shutdown(&format!("EVENTSFILE {}\nEVENTSFILEMAX 1", events.display()));
+    laptop
         .expect_running()
         .expect_stderr(&format!("cannot write events file {}", events.display()))
         .expect_stderr("No space left on device");
+    // Each cut line was taken back: the file holds whole lines only.
+    let now = fs::read_to_string(&events).unwrap();
+    laptop.expect(
+        now == old,
+        format!(
+            "the events file changed: {:?}",
+            now.strip_prefix(old.as_str())
+        ),
+    );
 }
 
 #[test]

@@ -5,6 +5,8 @@
 //!
 //! A full disk or a vanished directory never stops the daemon: every write
 //! returns an error for the caller to log, and the next line tries again.
+//! A line cut short by a full disk is taken back, so the file holds whole
+//! lines only.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -60,9 +62,19 @@ impl EventsFile {
     /// Append one line, then trim if due. The file is opened through
     /// [`crate::trust::append`]: never through a link or a second hard link,
     /// and only if it is ours.
+    ///
+    /// A line the disk had no room for is taken back whole: a write cut
+    /// short (ENOSPC in the middle of the line) is truncated away, so the
+    /// next line, once there is room, does not continue a broken one.
     pub(crate) fn append(&self, line: &str) -> io::Result<()> {
         let mut file = trust::append(&self.path, 0o644).map_err(io::Error::other)?;
-        file.write_all(line.as_bytes())?;
+        let before = file.metadata()?.len();
+        if let Err(e) = file.write_all(line.as_bytes()) {
+            // Shrinking needs no room; if even that fails, the write's
+            // error is the one worth reporting.
+            let _ = file.set_len(before);
+            return Err(e);
+        }
         self.trim(&mut file)
     }
 
