@@ -100,6 +100,29 @@ fn ups_names_that_look_like_options_are_names() {
     }
 }
 
+/// A person who types an option after the event (`apccontrol doshutdown
+/// --dry-run`) gets an error, not a shutdown for a UPS called "--dry-run":
+/// apcupsd always passes all of UPSNAME CONNECTED POWERED, as above.
+#[test]
+fn an_option_typed_after_the_event_runs_nothing() {
+    let scene = Scene::new();
+    scene.hook("doshutdown", "exit 0", 0o755);
+    for (args, option) in [
+        (&["doshutdown", "--dry-run"][..], "--dry-run"),
+        (&["doshutdown", "-n"], "-n"),
+        (&["doshutdown", "myups", "--test"], "--test"),
+        (&["doshutdown", "--check"], "--check"),
+    ] {
+        scene
+            .run(args)
+            .expect_status(2)
+            .expect_call_names(&[])
+            .expect_stderr(&format!("`{option}` comes after EVENT"))
+            .expect_stderr("nothing was run")
+            .expect_stderr(&format!("apccontrol {option} doshutdown"));
+    }
+}
+
 #[test]
 fn a_ups_name_that_is_not_utf8_goes_through_byte_for_byte() {
     let scene = Scene::new();

@@ -122,6 +122,41 @@ fn split_arguments(args: Vec<OsString>) -> (Vec<OsString>, Vec<OsString>) {
     (options, args.collect())
 }
 
+/// An option of ours that a person typed after EVENT, if any.
+///
+/// `apccontrol doshutdown --dry-run` must not shut the machine down for a
+/// UPS called "--dry-run". apcupsd always passes UPSNAME, CONNECTED and
+/// POWERED (its system-shutdown hook passes the event alone), so with fewer
+/// arguments than those, one of our option names after EVENT is a mistake,
+/// refused before anything runs. With all four it is a UPS name, as
+/// apcupsd passed it. Clap's parser is built only when an argument after
+/// EVENT starts with `-`.
+fn misplaced_option(positional: &[OsString]) -> Option<&OsString> {
+    let after_event = positional.get(1..).unwrap_or_default();
+    if positional.len() >= 4
+        || !after_event
+            .iter()
+            .any(|a| a.as_encoded_bytes().starts_with(b"-"))
+    {
+        return None;
+    }
+    let command = Cli::command();
+    let is_ours = |arg: &&OsString| match arg.to_str() {
+        Some(long) if long.starts_with("--") => {
+            let name = long[2..].split('=').next().unwrap_or_default();
+            ["help", "version"].contains(&name)
+                || command.get_arguments().any(|a| a.get_long() == Some(name))
+        }
+        Some(short) if short.len() == 2 && short.starts_with('-') => {
+            let letter = short.chars().nth(1);
+            [Some('h'), Some('V')].contains(&letter)
+                || command.get_arguments().any(|a| a.get_short() == letter)
+        }
+        _ => false,
+    };
+    after_event.iter().find(is_ours)
+}
+
 /// The entry point, without std's runtime start-up.
 ///
 /// apcupsd starts apccontrol for every event, and every start counts
@@ -184,6 +219,19 @@ fn run() -> i32 {
     } else {
         Cli::parse_from(std::iter::once(argv0.clone()).chain(options))
     };
+    if let Some(option) = misplaced_option(&positional) {
+        Cli::command()
+            .error(
+                clap::error::ErrorKind::ArgumentConflict,
+                format!(
+                    "`{option}` comes after EVENT, where apcupsd passes the UPS name; \
+                     nothing was run. Options go before EVENT: apccontrol {option} {event}",
+                    option = option.to_string_lossy(),
+                    event = positional[0].to_string_lossy()
+                ),
+            )
+            .exit();
+    }
     let mut positional = positional.into_iter();
     let event = positional.next();
     let mut rest: Vec<OsString> = positional.collect();
@@ -305,5 +353,34 @@ mod tests {
         assert!(p.is_empty());
         let (_, p) = split(&["-", "x"]);
         assert_eq!(p, ["-", "x"]);
+    }
+
+    #[test]
+    fn an_option_after_the_event_is_refused_unless_apcupsd_shaped() {
+        let misplaced = |args: &[&str]| {
+            let args: Vec<OsString> = args.iter().map(OsString::from).collect();
+            misplaced_option(&args).map(|a| a.to_string_lossy().into_owned())
+        };
+        for (args, expected) in [
+            (&["doshutdown", "--dry-run"][..], Some("--dry-run")),
+            (&["doshutdown", "-n"], Some("-n")),
+            (&["doshutdown", "myups", "--test"], Some("--test")),
+            (&["onbattery", "--help"], Some("--help")),
+            (&["onbattery", "-h"], Some("-h")),
+            (&["onbattery", "--scriptdir=/tmp"], Some("--scriptdir=/tmp")),
+            (&["onbattery", "ups", "1", "-V"], None),
+            // As apcupsd calls: all four, a UPS may be called anything.
+            (&["doshutdown", "--dry-run", "1", "1"], None),
+            (&["doshutdown", "-n", "0", "1"], None),
+            // Not an option of ours, or no option at all.
+            (&["doshutdown", "-ups"], None),
+            (&["doshutdown", "--dryrun"], None),
+            (&["doshutdown", "-"], None),
+            (&["doshutdown", "myups"], None),
+            (&["killpower"], None),
+            (&[], None),
+        ] {
+            assert_eq!(misplaced(args).as_deref(), expected, "{args:?}");
+        }
     }
 }
