@@ -565,6 +565,9 @@ fn status_exchange(addr: std::net::SocketAddr) -> Result<Duration, String> {
         match s.read(&mut buf) {
             Ok(0) => return Err(format!("closed after {} bytes", got.len())),
             Ok(n) => got.extend_from_slice(&buf[..n]),
+            // EINTR with SO_RCVTIMEO comes with no handler when this process
+            // is stopped and continued or frozen and thawed (signal(7)).
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(format!("read: {e} after {} bytes", got.len())),
         }
     }

@@ -120,6 +120,10 @@ fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
         match stream.read(&mut buf) {
             Ok(0) => return true,
             Ok(_) => continue,
+            // A read with SO_RCVTIMEO fails with EINTR, even with no signal
+            // handler, when this process is stopped and continued or frozen
+            // and thawed (signal(7)); it is not an answer.
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => {
                 return matches!(
                     e.kind(),
