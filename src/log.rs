@@ -301,12 +301,25 @@ fn cut(message: &str) -> String {
 
 /// LOGFILE could not be opened for appending: syslog still gets every line.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot open log file {}: {reason}", path.display())]
 pub struct LogFileError {
     /// LOGFILE.
     pub path: PathBuf,
     /// What is wrong with it, and the fix.
     pub reason: crate::trust::TrustError,
+}
+
+/// `cannot open log file PATH: why`, naming the path once when the reason
+/// is about the file itself (`... apccontrol.log: Read-only file system`).
+impl std::fmt::Display for LogFileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cannot open log file {}: ", self.path.display())?;
+        match &self.reason {
+            crate::trust::TrustError::Io { path, source } if *path == self.path => {
+                write!(f, "{source}")
+            }
+            reason => write!(f, "{reason}"),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -423,6 +423,17 @@ impl TinyTmpfs {
         TinyTmpfs { dir }
     }
 
+    /// Make it read-only, as the file systems are when systemd runs its
+    /// system-shutdown hooks: every write fails with EROFS.
+    fn remount_read_only(&self) {
+        let status = crate::support::command("mount")
+            .args(["-o", "remount,ro"])
+            .arg(self.dir.path())
+            .status()
+            .unwrap();
+        assert!(status.success(), "remount ro {}", self.dir.path().display());
+    }
+
     /// Fill what is left of it, so the next write fails with ENOSPC.
     fn fill(&self) {
         let mut filler = fs::File::create(self.dir.path().join("filler")).unwrap();
@@ -469,6 +480,52 @@ fn an_events_file_on_a_full_file_system_still_shuts_down() {
             now.strip_prefix(old.as_str())
         ),
     );
+}
+
+/// Debian's system-shutdown hook runs `apccontrol killpower` after the file
+/// systems were made read-only (facts §1.5). Everything apccontrol writes
+/// (LOGFILE, the outage journal, the mail outbox) then fails with EROFS,
+/// and the UPS must still be told to cut the power, at once.
+#[test]
+fn killpower_on_a_read_only_file_system_still_kills_the_power() {
+    if !crate::support::as_root() {
+        eprintln!("skipped: mounting a tmpfs needs root (scripts/test-all runs as root)");
+        return;
+    }
+    let disk = TinyTmpfs::mount("64k");
+    let root = disk.dir.path();
+    fs::create_dir(root.join("journal")).unwrap();
+    fs::create_dir(root.join("outbox")).unwrap();
+    fs::set_permissions(root.join("outbox"), fs::Permissions::from_mode(0o700)).unwrap();
+    fs::write(root.join("apccontrol.log"), "an earlier line\n").unwrap();
+    disk.remount_read_only();
+    let nobody_listens = crate::notify::ReservedPort::new();
+    let scene = Scene::new().config(&format!(
+        "LOGFILE={r}/apccontrol.log\nJOURNAL_DIR={r}/journal\nOUTBOX_DIR={r}/outbox\n\
+         MAIL_TO=admin@example.org\nSMTP_HOST=127.0.0.1\nSMTP_PORT={port}\nSMTP_TLS=none\n\
+         MAIL_EVENTS=killpower",
+        r = root.display(),
+        port = nobody_listens.port
+    ));
+    let run = scene.run(&["killpower"]);
+    run.expect_status(0)
+        .expect_call_names(&["wall", "apcupsd", "wall"])
+        .expect_eq(&run.calls[1].argv, &["--killpower"], "apcupsd's argv")
+        .expect_within(Duration::from_secs(5))
+        // Each failed write is said once, naming the file and EROFS.
+        .expect_stderr(&format!(
+            "cannot open log file {}/apccontrol.log: Read-only file system",
+            root.display()
+        ))
+        .expect_stderr(&format!(
+            "cannot queue the mail for `killpower`: cannot write {}/outbox/",
+            root.display()
+        ))
+        .expect_stderr(&format!(
+            "`killpower` is not recorded: cannot write the journal {}/journal/journal.jsonl: \
+             Read-only file system",
+            root.display()
+        ));
 }
 
 #[test]

@@ -79,7 +79,7 @@ pub(crate) enum JournalError {
     },
     /// The path is not root's to write (see [`crate::trust`]).
     #[error("refusing the journal: {0}")]
-    Untrusted(#[from] trust::TrustError),
+    Untrusted(trust::TrustError),
     /// The file system is full.
     #[error("the journal {} is on a full file system: this record is lost (the event itself went on); free some space", path.display())]
     Full {
@@ -247,6 +247,16 @@ impl Journal {
         self.dir.join(PREVIOUS)
     }
 
+    /// An error from opening through [`crate::trust`]: a refusal when the
+    /// path is not root's, but a write error when the system said no (a
+    /// read-only file system at shutdown, a full one).
+    fn open_error(&self, error: trust::TrustError) -> JournalError {
+        match error {
+            trust::TrustError::Io { source, .. } => self.write_error(source),
+            refused => JournalError::Untrusted(refused),
+        }
+    }
+
     fn write_error(&self, source: io::Error) -> JournalError {
         if is_full(&source) {
             JournalError::Full { path: self.path() }
@@ -284,14 +294,14 @@ impl Journal {
         let line = bounded_line(record);
         self.ensure_dir()?;
         let path = self.path();
-        let mut file = trust::append_readable(&path, MODE)?;
+        let mut file = trust::append_readable(&path, MODE).map_err(|e| self.open_error(e))?;
         let mut size = file.metadata().map_err(|e| self.write_error(e))?.len();
         let mut rotated = false;
         if record.opens_outage() && size >= ROTATE_AT {
             // A rename keeps the inode: a writer that opened the old file a
             // moment ago still lands in journal.1.jsonl, which is read too.
             fs::rename(&path, self.previous_path()).map_err(|e| self.write_error(e))?;
-            file = trust::append_readable(&path, MODE)?;
+            file = trust::append_readable(&path, MODE).map_err(|e| self.open_error(e))?;
             size = file.metadata().map_err(|e| self.write_error(e))?.len();
             rotated = true;
         }
@@ -329,7 +339,13 @@ impl Journal {
     pub(crate) fn lock(&self, deadline: Instant) -> Result<Flock<File>, JournalError> {
         self.ensure_dir()?;
         let path = self.dir.join(LOCK);
-        let mut file = trust::create_flag(&path, MODE)?;
+        let mut file = trust::create_flag(&path, MODE).map_err(|e| match e {
+            trust::TrustError::Io { source, .. } => JournalError::Lock {
+                path: path.clone(),
+                reason: source.to_string(),
+            },
+            refused => JournalError::Untrusted(refused),
+        })?;
         loop {
             match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
                 Ok(lock) => return Ok(lock),
