@@ -968,6 +968,27 @@ fn check_passes_only_when_all_is_well_and_names_what_is_not() {
 }
 
 #[test]
+fn check_lists_every_wrong_value_at_once_and_goes_on_checking() {
+    let (laptop, _nis) = well_set_up();
+    let mut conf = fs::read_to_string(&laptop.conf).unwrap();
+    conf.push_str("BATTERYLEVEL -5\nMINUTES abc\nNISPORT 99999\n");
+    fs::write(&laptop.conf, conf).unwrap();
+    fs::remove_file(laptop.root.join("sys/class/rtc/rtc0/wakealarm")).unwrap();
+    let (code, text) = check(&laptop);
+    assert_eq!(code, 1, "{text}");
+    for needle in [
+        "BATTERYLEVEL must be a whole percentage from 0 to 100, not `-5`",
+        "MINUTES must be a whole number of minutes",
+        "NISPORT must be a TCP port number (1-65535), not `99999`",
+        // The checks after the config still ran.
+        "no RTC wake alarm",
+        "4 problems found",
+    ] {
+        assert!(text.contains(needle), "`{needle}` missing:\n{text}");
+    }
+}
+
+#[test]
 fn the_daemon_logs_the_preflight_problems_at_start() {
     let mut laptop = Laptop::new("WAKEDEALY 60\nSCRIPTDIR /nonexistent/sd");
     laptop.start();

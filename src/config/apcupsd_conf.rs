@@ -359,6 +359,17 @@ pub const MAX_CONF_BYTES: u64 = 1 << 20;
 /// caller's) and writable by nobody else (`crate::trust`): laptop-upsd
 /// runs as root what it names.
 pub fn load(path: &Path) -> Result<Parsed, ConfError> {
+    let (parsed, errors) = load_each(path)?;
+    match errors.into_iter().next() {
+        Some(first) => Err(first),
+        None => Ok(parsed),
+    }
+}
+
+/// [`load`], going on past wrong values as [`parse_each`] does: `Err` when
+/// the file cannot be read at all, else the settings and every wrong
+/// line's error (naming the path).
+pub fn load_each(path: &Path) -> Result<(Parsed, Vec<ConfError>), ConfError> {
     let untrusted = |source: crate::trust::TrustError| {
         if source.is_not_found() {
             ConfError::Read {
@@ -381,10 +392,15 @@ pub fn load(path: &Path) -> Result<Parsed, ConfError> {
             source,
         })?;
     let text = String::from_utf8_lossy(&text);
-    parse(&text).map_err(|e| ConfError::InFile {
-        path: path.to_path_buf(),
-        source: Box::new(e),
-    })
+    let (parsed, errors) = parse_each(&text);
+    let errors = errors
+        .into_iter()
+        .map(|e| ConfError::InFile {
+            path: path.to_path_buf(),
+            source: Box::new(e),
+        })
+        .collect();
+    Ok((parsed, errors))
 }
 
 /// [`load`], or apcupsd's defaults when nothing is at `path`: how the modes
@@ -402,10 +418,36 @@ pub fn load_or_default(path: &Path) -> Result<Parsed, ConfError> {
     }
 }
 
-/// Parse apcupsd.conf text.
+/// Parse apcupsd.conf text: the first wrong value is the error, as apcupsd
+/// stops at it.
 pub fn parse(text: &str) -> Result<Parsed, ConfError> {
+    let (parsed, errors) = parse_each(text);
+    match errors.into_iter().next() {
+        Some(first) => Err(first),
+        None => Ok(parsed),
+    }
+}
+
+/// Parse apcupsd.conf text and keep going past wrong values, for
+/// `laptop-upsd --check` to list them all at once: the settings (a wrong
+/// line leaves what was there before it) and every line's error, in order.
+pub fn parse_each(text: &str) -> (Parsed, Vec<ConfError>) {
     let mut conf = ApcupsdConf::default();
     let mut warnings = Vec::new();
+    let mut errors = Vec::new();
+    // Notepad and other Windows editors may save UTF-8 with a byte-order
+    // mark; it would glue itself to the first line's word.
+    let text = match text.strip_prefix('\u{feff}') {
+        Some(rest) => {
+            warnings.push(ConfWarning {
+                line: 0,
+                message: "starts with a UTF-8 byte-order mark (a Windows editor's); read past it"
+                    .into(),
+            });
+            rest
+        }
+        None => text,
+    };
     let first = text.lines().next().unwrap_or("");
     if first.trim_end() != HEADER {
         warnings.push(ConfWarning {
@@ -430,74 +472,86 @@ pub fn parse(text: &str) -> Result<Parsed, ConfError> {
             key: &key,
             value,
         };
-        match key.as_str() {
-            "UPSNAME" => conf.ups_name = (!value.is_empty()).then(|| value.to_string()),
-            "SCRIPTDIR" => conf.script_dir = d.path()?,
-            "PWRFAILDIR" => conf.pwrfail_dir = d.path()?,
-            "NOLOGINDIR" => conf.nologin_dir = d.path()?,
-            "NOLOGON" => {
-                conf.nologon = NoLogon::parse(d.required(NOLOGON_EXPECTED)?)
-                    .ok_or_else(|| d.bad(NOLOGON_EXPECTED))?;
-            }
-            "ONBATTERYDELAY" => conf.on_battery_delay = d.seconds()?,
-            "BATTERYLEVEL" => conf.battery_level = d.percent()?,
-            "MINUTES" => {
-                conf.minutes = d.within(
-                    0..=MAX_MINUTES,
-                    "a whole number of minutes from 0 to 525600 (365 days)",
-                )?;
-            }
-            "TIMEOUT" => conf.timeout = d.seconds()?,
-            "ANNOY" => conf.annoy = d.seconds()?,
-            "ANNOYDELAY" => conf.annoy_delay = d.seconds()?,
-            "POLLTIME" => {
-                conf.poll_time = d.within(
-                    1..=MAX_POLLTIME,
-                    "a whole number of seconds between polls, from 1 to 86400",
-                )?;
-            }
-            "EVENTSFILE" => {
-                conf.events_file = (!value.is_empty()).then(|| PathBuf::from(value));
-            }
-            "EVENTSFILEMAX" => {
-                conf.events_file_max = d.within(
-                    0..=MAX_EVENTSFILEMAX,
-                    "a size in KiB from 0 (no limit) to 1048576 (1 GiB)",
-                )?;
-            }
-            "KILLDELAY" => conf.kill_delay = d.seconds()?,
-            "NETSERVER" => conf.net_server = d.on_off()?,
-            "NISIP" => {
-                const EXPECTED: &str = "an IPv4 address such as 127.0.0.1 or 0.0.0.0";
-                conf.nis_ip = d.required(EXPECTED)?.parse().map_err(|_| d.bad(EXPECTED))?;
-            }
-            "NISPORT" => {
-                const EXPECTED: &str = "a TCP port number (1-65535)";
-                conf.nis_port = match d.required(EXPECTED)?.parse::<u16>() {
-                    Ok(port) if port != 0 => port,
-                    _ => return Err(d.bad(EXPECTED)),
-                };
-            }
-            "BATTERYDROP" => conf.battery_drop = d.percent()?,
-            "REPLACEPCT" => conf.replace_pct = d.percent()?,
-            "STATEFILE" => conf.state_file = d.path()?,
-            "PIDFILE" => conf.pid_file = d.path()?,
-            "WAKEDELAY" => conf.wake_delay = d.seconds()?,
-            "JOURNALDIR" if value.is_empty() => conf.journal_dir = None,
-            "JOURNALDIR" => conf.journal_dir = Some(d.path()?),
-            other if IGNORED_KEYS.contains(&other) => {}
-            other => warnings.push(ConfWarning {
-                line,
-                message: match did_you_mean(other) {
-                    Some(known) => {
-                        format!("unknown directive `{other}` ignored; did you mean `{known}`?")
-                    }
-                    None => format!("unknown directive `{other}` ignored"),
-                },
-            }),
+        if let Err(e) = apply(&mut conf, &mut warnings, &d) {
+            errors.push(e);
         }
     }
-    Ok(Parsed { conf, warnings })
+    (Parsed { conf, warnings }, errors)
+}
+
+/// Set what one directive says in `conf`, or say why its value is wrong.
+fn apply(
+    conf: &mut ApcupsdConf,
+    warnings: &mut Vec<ConfWarning>,
+    d: &Directive<'_>,
+) -> Result<(), ConfError> {
+    match d.key {
+        "UPSNAME" => conf.ups_name = (!d.value.is_empty()).then(|| d.value.to_string()),
+        "SCRIPTDIR" => conf.script_dir = d.path()?,
+        "PWRFAILDIR" => conf.pwrfail_dir = d.path()?,
+        "NOLOGINDIR" => conf.nologin_dir = d.path()?,
+        "NOLOGON" => {
+            conf.nologon = NoLogon::parse(d.required(NOLOGON_EXPECTED)?)
+                .ok_or_else(|| d.bad(NOLOGON_EXPECTED))?;
+        }
+        "ONBATTERYDELAY" => conf.on_battery_delay = d.seconds()?,
+        "BATTERYLEVEL" => conf.battery_level = d.percent()?,
+        "MINUTES" => {
+            conf.minutes = d.within(
+                0..=MAX_MINUTES,
+                "a whole number of minutes from 0 to 525600 (365 days)",
+            )?;
+        }
+        "TIMEOUT" => conf.timeout = d.seconds()?,
+        "ANNOY" => conf.annoy = d.seconds()?,
+        "ANNOYDELAY" => conf.annoy_delay = d.seconds()?,
+        "POLLTIME" => {
+            conf.poll_time = d.within(
+                1..=MAX_POLLTIME,
+                "a whole number of seconds between polls, from 1 to 86400",
+            )?;
+        }
+        "EVENTSFILE" => {
+            conf.events_file = (!d.value.is_empty()).then(|| PathBuf::from(d.value));
+        }
+        "EVENTSFILEMAX" => {
+            conf.events_file_max = d.within(
+                0..=MAX_EVENTSFILEMAX,
+                "a size in KiB from 0 (no limit) to 1048576 (1 GiB)",
+            )?;
+        }
+        "KILLDELAY" => conf.kill_delay = d.seconds()?,
+        "NETSERVER" => conf.net_server = d.on_off()?,
+        "NISIP" => {
+            const EXPECTED: &str = "an IPv4 address such as 127.0.0.1 or 0.0.0.0";
+            conf.nis_ip = d.required(EXPECTED)?.parse().map_err(|_| d.bad(EXPECTED))?;
+        }
+        "NISPORT" => {
+            const EXPECTED: &str = "a TCP port number (1-65535)";
+            conf.nis_port = match d.required(EXPECTED)?.parse::<u16>() {
+                Ok(port) if port != 0 => port,
+                _ => return Err(d.bad(EXPECTED)),
+            };
+        }
+        "BATTERYDROP" => conf.battery_drop = d.percent()?,
+        "REPLACEPCT" => conf.replace_pct = d.percent()?,
+        "STATEFILE" => conf.state_file = d.path()?,
+        "PIDFILE" => conf.pid_file = d.path()?,
+        "WAKEDELAY" => conf.wake_delay = d.seconds()?,
+        "JOURNALDIR" if d.value.is_empty() => conf.journal_dir = None,
+        "JOURNALDIR" => conf.journal_dir = Some(d.path()?),
+        other if IGNORED_KEYS.contains(&other) => {}
+        other => warnings.push(ConfWarning {
+            line: d.line,
+            message: match did_you_mean(other) {
+                Some(known) => {
+                    format!("unknown directive `{other}` ignored; did you mean `{known}`?")
+                }
+                None => format!("unknown directive `{other}` ignored"),
+            },
+        }),
+    }
+    Ok(())
 }
 
 /// The longest duration any directive may give, in seconds (365 days): long
@@ -850,6 +904,44 @@ DATATIME 0
         assert!(p.warnings.is_empty());
         assert_eq!(p.conf.minutes, 4);
         assert_eq!(p.conf.timeout, 10);
+    }
+
+    #[test]
+    fn every_wrong_line_is_an_error_and_the_others_still_apply() {
+        let text = format!(
+            "{HEADER}\nBATTERYLEVEL 20\nBATTERYLEVEL -5\nMINUTES abc\nTIMEOUT 30\nNISPORT\nPOLLTIME 0\n"
+        );
+        let (parsed, errors) = parse_each(&text);
+        let lines: Vec<usize> = errors
+            .iter()
+            .map(|e| match e {
+                ConfError::BadValue { line, .. } | ConfError::MissingValue { line, .. } => *line,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(lines, [3, 4, 6, 7]);
+        // A wrong line leaves what was there before it.
+        assert_eq!(parsed.conf.battery_level, 20);
+        assert_eq!(parsed.conf.minutes, ApcupsdConf::default().minutes);
+        assert_eq!(parsed.conf.timeout, 30);
+        // parse stops at the first, as apcupsd does.
+        assert!(matches!(
+            parse(&text),
+            Err(ConfError::BadValue { line: 3, .. })
+        ));
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_read_past_and_said() {
+        let p = ok(&format!("\u{feff}{HEADER}\r\nUPSNAME bom\r\n"));
+        assert_eq!(p.conf.ups_name.as_deref(), Some("bom"));
+        assert_eq!(p.warnings.len(), 1, "{:?}", p.warnings);
+        assert_eq!(p.warnings[0].line, 0);
+        assert!(p.warnings[0].message.contains("byte-order mark"));
+        // Also when the first line is a directive: no `\u{feff}UPSNAME`.
+        let p = parse("\u{feff}UPSNAME bom\n").unwrap();
+        assert_eq!(p.conf.ups_name.as_deref(), Some("bom"));
+        assert!(p.warnings.iter().all(|w| !w.message.contains("unknown")));
     }
 
     #[test]

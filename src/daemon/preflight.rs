@@ -82,8 +82,13 @@ impl Report {
 /// daemon does not; it binds it for real).
 pub fn run(config: &Path, root: &Path, check_port: bool) -> Report {
     let mut report = Report::default();
-    let conf = match apcupsd_conf::load(config) {
-        Ok(parsed) => {
+    // Every wrong line at once, and the other checks after them with what
+    // the rest of the file says: one round of fixes, not one per line.
+    let conf = match apcupsd_conf::load_each(config) {
+        Ok((parsed, errors)) => {
+            for e in &errors {
+                report.problem(format!("{e}; laptop-upsd would not start"));
+            }
             for warning in &parsed.warnings {
                 let text = format!("{}: {warning}", config.display());
                 if warning.line == 0 {
