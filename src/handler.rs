@@ -80,8 +80,9 @@ pub fn scriptdir_for(argv0: &OsStr, explicit: Option<&Path>) -> PathBuf {
             let parent = if parent.as_os_str().is_empty() {
                 PathBuf::from("/")
             } else if parent.is_relative() {
+                // `./apccontrol`: the directory itself, not `DIR/.`.
                 std::env::current_dir()
-                    .map(|cwd| cwd.join(&parent))
+                    .map(|cwd| cwd.join(&parent).components().collect())
                     .unwrap_or_else(|_| parent.clone())
             } else {
                 parent.to_path_buf()
@@ -940,6 +941,8 @@ mod tests {
         );
         let rel = sd("./apccontrol");
         assert!(rel.is_absolute(), "{rel:?}");
+        // The directory itself, not `DIR/.` (tests run in the package root).
+        assert_eq!(rel, std::env::current_dir().unwrap());
     }
 
     #[test]

@@ -49,6 +49,15 @@ pub(super) fn check_config(config: &ScriptConfig, findings: &mut Findings) {
                 .to_string(),
         );
     }
+    if found.bom {
+        findings.problem(
+            path.clone(),
+            "starts with a UTF-8 byte-order mark (as Windows editors save): the shell takes it \
+             for part of the first line's first word (fix with `sed -i '1s/^\\xEF\\xBB\\xBF//' FILE`)",
+            "the first line runs as a command that is not found, and what it sets has no effect"
+                .to_string(),
+        );
+    }
     if found.crlf {
         findings.problem(
             path.clone(),

@@ -37,6 +37,9 @@ pub struct Declarations {
     pub exits: bool,
     /// The text has carriage returns at line ends (DOS line endings).
     pub crlf: bool,
+    /// The text starts with a UTF-8 byte-order mark, which the shell reads
+    /// as part of the first word (so `\u{feff}WALL=x` is a command).
+    pub bom: bool,
 }
 
 /// A token of shell text.
@@ -368,6 +371,7 @@ pub fn declarations(text: &[u8]) -> Declarations {
     let tokens = tokenize(text);
     let mut found = Declarations {
         crlf: text.windows(2).any(|w| w == b"\r\n"),
+        bom: text.starts_with(b"\xef\xbb\xbf"),
         ..Declarations::default()
     };
     let word = |t: &Token| -> Option<&[u8]> {
@@ -1069,6 +1073,10 @@ mod tests {
         assert!(!declarations(b"[ -f x ] || exit 1\n").exits);
         assert!(!declarations(b"f() { exit 1; }\n").exits);
         assert!(declarations(b"A=1\r\nB=2\r\n").crlf);
+        let bom = declarations(b"\xef\xbb\xbfWALL=/bin/true\nB=2\n");
+        assert!(bom.bom);
+        assert_eq!(bom.assigned, ["B"], "the first line assigns nothing");
+        assert!(!declarations(b"WALL=/bin/true # \xef\xbb\xbf\n").bom);
     }
 
     #[test]
