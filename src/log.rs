@@ -102,6 +102,9 @@ pub struct Log {
     ident: String,
     syslog: Option<Logger<LoggerBackend, Rfc3164>>,
     file: Option<File>,
+    /// LOGFILE ends inside a line (one a full disk cut short): the next
+    /// line starts with a newline of its own.
+    file_mid_line: bool,
     stderr_from: Option<Level>,
     mark: String,
     /// [`Log::held`]: lines kept here, for [`Log::replay_into`].
@@ -128,10 +131,7 @@ impl Log {
         Log {
             ident: ident.to_string(),
             syslog: connect_syslog(formatter),
-            file: None,
-            stderr_from: None,
-            mark: String::new(),
-            held: None,
+            ..Log::silent(ident)
         }
     }
 
@@ -141,6 +141,7 @@ impl Log {
             ident: ident.to_string(),
             syslog: None,
             file: None,
+            file_mid_line: false,
             stderr_from: None,
             mark: String::new(),
             held: None,
@@ -185,8 +186,20 @@ impl Log {
     pub fn append_to(&mut self, path: &Path) -> Result<(), LogFileError> {
         // Root appends here: never through a planted link, never into a
         // file that is not ours (crate::trust).
-        match crate::trust::append(path, 0o644) {
+        // Readable too, to see whether it ends inside a line; a file the
+        // caller may only write (not root's case) is appended to blind.
+        let (opened, readable) = match crate::trust::append_readable(path, 0o644) {
+            Err(crate::trust::TrustError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::PermissionDenied =>
+            {
+                (crate::trust::append(path, 0o644), false)
+            }
+            opened => (opened, true),
+        };
+        match opened {
             Ok(file) => {
+                let size = file.metadata().map_or(0, |m| m.len());
+                self.file_mid_line = readable && !crate::trust::at_line_start(&file, size);
                 self.file = Some(file);
                 Ok(())
             }
@@ -219,18 +232,23 @@ impl Log {
                 self.syslog = None;
             }
         }
+        // One write(2) per line: apcupsd's overlapping runs append to the
+        // same LOGFILE (O_APPEND), and a line written in pieces would
+        // interleave with theirs.
         if let Some(file) = self.file.as_mut() {
             let stamp = chrono::Local::now().format("%Y-%m-%d %H:%M:%S %z");
-            let _ = writeln!(
-                file,
-                "{stamp} {}[{}]: {}: {message}",
+            let line = format!(
+                "{}{stamp} {}[{}]: {}: {message}\n",
+                if self.file_mid_line { "\n" } else { "" },
                 self.ident,
                 std::process::id(),
                 level.label()
             );
+            self.file_mid_line = file.write_all(line.as_bytes()).is_err();
         }
         if self.stderr_from.is_some_and(|from| level <= from) {
-            let _ = writeln!(std::io::stderr(), "{}: {message}", self.ident);
+            let line = format!("{}: {message}\n", self.ident);
+            let _ = std::io::stderr().write_all(line.as_bytes());
         }
     }
 
@@ -350,6 +368,62 @@ mod tests {
             format.line(&now, Severity::LOG_INFO, 7),
             "<30>Nov  9 07:05:03 laptop-upsd[4242]: 7"
         );
+    }
+
+    /// apcupsd starts apccontrol runs that overlap (facts §3.3), all
+    /// appending to one LOGFILE: each line must reach it whole.
+    #[test]
+    fn lines_from_writers_at_once_never_interleave() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("apccontrol.log");
+        let writers: Vec<_> = (0..6)
+            .map(|w| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    let mut log = Log::silent("apccontrol");
+                    log.append_to(&path).unwrap();
+                    for n in 0..300 {
+                        log.info(&format!("writer {w} line {n} {}", "x".repeat(40)));
+                    }
+                })
+            })
+            .collect();
+        for writer in writers {
+            writer.join().unwrap();
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 6 * 300);
+        for line in lines {
+            let whole = line.len() > 26
+                && line.as_bytes()[4] == b'-'
+                && line.contains(": info: writer ")
+                && line.ends_with(&"x".repeat(40))
+                && line.matches("apccontrol[").count() == 1;
+            assert!(whole, "a line was mixed with another: {line:?}");
+        }
+    }
+
+    #[test]
+    fn a_line_a_full_disk_cut_short_is_not_continued() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("apccontrol.log");
+        std::fs::write(
+            &path,
+            "2026-11-29 03:04:05 +0100 apccontrol[7]: info: cut sh",
+        )
+        .unwrap();
+        let mut log = Log::silent("apccontrol");
+        log.append_to(&path).unwrap();
+        log.info("first");
+        log.info("second");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert!(lines[0].ends_with("cut sh"), "{text}");
+        assert!(lines[1].ends_with(": info: first"), "{text}");
+        assert!(lines[2].ends_with(": info: second"), "{text}");
+        assert!(text.ends_with('\n'));
     }
 
     #[test]

@@ -750,6 +750,20 @@ pub(crate) fn append_readable(path: &Path, mode: u32) -> Result<File, TrustError
     open_for_write(path, OFlag::O_RDWR | OFlag::O_APPEND | OFlag::O_CREAT, mode)
 }
 
+/// Whether the next line appended to `file` (from [`append_readable`],
+/// `size` bytes long) starts a line of its own: it is empty or ends in a
+/// newline. A line a full disk cut short does not. When the last byte
+/// cannot be read, `false`: a newline first costs one empty line at most.
+pub(crate) fn at_line_start(file: &File, size: u64) -> bool {
+    use std::os::unix::fs::FileExt;
+    if size == 0 {
+        return true;
+    }
+    let mut last = [0u8; 1];
+    file.read_exact_at(&mut last, size - 1)
+        .is_ok_and(|()| last[0] == b'\n')
+}
+
 /// Create `path` if it is missing (a flag file such as powerfail), through
 /// no link, and return it open for writing (not truncated).
 pub(crate) fn create_flag(path: &Path, mode: u32) -> Result<File, TrustError> {

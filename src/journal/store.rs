@@ -314,7 +314,7 @@ impl Journal {
             return Ok(Appended::Dropped { bound });
         }
         let mut bytes = Vec::with_capacity(line.len() + 1);
-        if size > 0 && !ends_with_newline(&file, size) {
+        if !trust::at_line_start(&file, size) {
             bytes.push(b'\n');
         }
         bytes.extend_from_slice(line.as_bytes());
@@ -370,14 +370,6 @@ impl Journal {
 
 /// Whether the file's last byte is a newline, read through the descriptor
 /// we write (opened for reading too, [`trust::append_readable`]).
-fn ends_with_newline(file: &File, size: u64) -> bool {
-    use std::os::unix::fs::FileExt;
-    let mut last = [0u8; 1];
-    file.read_exact_at(&mut last, size - 1)
-        // If it cannot be read, a newline first costs one empty line at most.
-        .is_ok_and(|()| last[0] == b'\n')
-}
-
 fn parse_into(path: &Path, bytes: &[u8], start: u64, contents: &mut Contents) {
     let mut text = bytes;
     if start > 0 {
