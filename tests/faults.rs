@@ -406,7 +406,12 @@ struct TinyTmpfs {
 }
 
 impl TinyTmpfs {
-    fn mount(size: &str) -> TinyTmpfs {
+    /// `None`, said on stderr, when not root: the test is then skipped.
+    fn mount(size: &str) -> Option<TinyTmpfs> {
+        if !crate::support::as_root() {
+            eprintln!("skipped: mounting a tmpfs needs root (scripts/test-all runs as root)");
+            return None;
+        }
         let dir = tempfile::tempdir().unwrap();
         let status = crate::support::command("mount")
             .args([
@@ -420,7 +425,7 @@ impl TinyTmpfs {
             .status()
             .unwrap();
         assert!(status.success(), "mount tmpfs on {}", dir.path().display());
-        TinyTmpfs { dir }
+        Some(TinyTmpfs { dir })
     }
 
     /// Make it read-only, as the file systems are when systemd runs its
@@ -453,11 +458,9 @@ impl Drop for TinyTmpfs {
 
 #[test]
 fn an_events_file_on_a_full_file_system_still_shuts_down() {
-    if !crate::support::as_root() {
-        eprintln!("skipped: mounting a tmpfs needs root (scripts/test-all runs as root)");
+    let Some(full) = TinyTmpfs::mount("16k") else {
         return;
-    }
-    let full = TinyTmpfs::mount("16k");
+    };
     let events = full.dir.path().join("events");
     // 16 bytes short of one page (tmpfs allocates by the page): the first
     // 16 bytes of the next line fit, the rest does not. Over EVENTSFILEMAX
@@ -488,11 +491,9 @@ fn an_events_file_on_a_full_file_system_still_shuts_down() {
 /// and the UPS must still be told to cut the power, at once.
 #[test]
 fn killpower_on_a_read_only_file_system_still_kills_the_power() {
-    if !crate::support::as_root() {
-        eprintln!("skipped: mounting a tmpfs needs root (scripts/test-all runs as root)");
+    let Some(disk) = TinyTmpfs::mount("64k") else {
         return;
-    }
-    let disk = TinyTmpfs::mount("64k");
+    };
     let root = disk.dir.path();
     fs::create_dir(root.join("journal")).unwrap();
     fs::create_dir(root.join("outbox")).unwrap();
