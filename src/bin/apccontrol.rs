@@ -6,7 +6,8 @@
 //! recognised before EVENT, and from EVENT on every argument is taken
 //! verbatim, as bytes; extras are ignored as the stock script ignores them.
 //! We split argv ourselves and give clap only the options part (none at
-//! all when there are no options, as when apcupsd calls).
+//! all when there are no options, as when apcupsd calls). One exception
+//! guards people, not apcupsd: see [`misplaced_option`].
 
 // The entry point is `main` below, a C one (see there); unit tests keep
 // the harness's.
@@ -31,7 +32,9 @@ apccontrol [--scriptdir DIR] --report [--last|--all] [--svg FILE]",
     after_help = "EVENT is one of: annoyme battattach battdetach changeme commfailure commok \
 doreboot doshutdown emergency endselftest failing killpower loadlimit mainsback offbattery \
 onbattery powerout remotedown runlimit startselftest timeout. Options go before EVENT: from \
-EVENT on, every argument is taken as apcupsd passed it (a UPS may be called -n).\n\n\
+EVENT on, every argument is taken as apcupsd passed it (a UPS may be called -n), except that \
+one of these options after EVENT, with fewer than the four arguments apcupsd always passes, \
+is refused and nothing runs.\n\n\
 SCRIPTDIR is --scriptdir, else the directory apccontrol was started from (apcupsd runs \
 SCRIPTDIR/apccontrol), else /etc/apcupsd. Settings are read from SCRIPTDIR/config, sourced \
 as the stock script sources it. See apccontrol(8)."
