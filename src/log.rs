@@ -392,7 +392,12 @@ mod tests {
             writer.join().unwrap();
         }
         let text = std::fs::read_to_string(&path).unwrap();
-        let lines: Vec<&str> = text.lines().collect();
+        // A writer that opens the file while another's line is half copied
+        // in sees it end inside a line and starts with a newline: at most
+        // one empty line per writer, never a broken one.
+        let empty = text.lines().filter(|l| l.is_empty()).count();
+        assert!(empty <= 6, "{empty} empty lines");
+        let lines: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
         assert_eq!(lines.len(), 6 * 300);
         for line in lines {
             let whole = line.len() > 26
