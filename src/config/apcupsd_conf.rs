@@ -360,10 +360,7 @@ pub const MAX_CONF_BYTES: u64 = 1 << 20;
 /// runs as root what it names.
 pub fn load(path: &Path) -> Result<Parsed, ConfError> {
     let (parsed, errors) = load_each(path)?;
-    match errors.into_iter().next() {
-        Some(first) => Err(first),
-        None => Ok(parsed),
-    }
+    first_error_or(parsed, errors)
 }
 
 /// [`load`], going on past wrong values as [`parse_each`] does: `Err` when
@@ -422,6 +419,12 @@ pub fn load_or_default(path: &Path) -> Result<Parsed, ConfError> {
 /// stops at it.
 pub fn parse(text: &str) -> Result<Parsed, ConfError> {
     let (parsed, errors) = parse_each(text);
+    first_error_or(parsed, errors)
+}
+
+/// The first wrong value as the error, as apcupsd stops at it; else the
+/// settings.
+fn first_error_or(parsed: Parsed, errors: Vec<ConfError>) -> Result<Parsed, ConfError> {
     match errors.into_iter().next() {
         Some(first) => Err(first),
         None => Ok(parsed),
